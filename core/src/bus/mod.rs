@@ -1,0 +1,230 @@
+//! The bus services meet on: one trait, two implementations.
+//!
+//! - [`EmbeddedBus`]: in-process, bounded, with backpressure and consumer groups.
+//! - [`KafkaBus`]: rdkafka, idempotent producer, consumer groups with offsets stored
+//!   only after a message is processed and durable.
+//!
+//! Both carry bytes; [`EventSubscription`] decodes them into [`Envelope`]s and sends what
+//! does not decode to the dead-letter topic, so one bad message never stops a consumer.
+
+mod embedded;
+mod kafka;
+
+pub use embedded::EmbeddedBus;
+pub use kafka::KafkaBus;
+
+use crate::config::{BusConfig, BusKind};
+use crate::event::{DeadLetter, Envelope, Event};
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+
+pub type SharedBus = Arc<dyn Bus>;
+
+/// The topics of windsock. Names on the wire are `<topic_prefix><suffix>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    Observations,
+    Logs,
+    Forecasts,
+    Alerts,
+    DeadLetters,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 5] = [
+        Topic::Observations,
+        Topic::Logs,
+        Topic::Forecasts,
+        Topic::Alerts,
+        Topic::DeadLetters,
+    ];
+
+    pub fn suffix(&self) -> &'static str {
+        match self {
+            Topic::Observations => "observations",
+            Topic::Logs => "logs",
+            Topic::Forecasts => "forecasts",
+            Topic::Alerts => "alerts",
+            Topic::DeadLetters => "dead-letters",
+        }
+    }
+
+    pub fn name(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.suffix())
+    }
+
+    pub fn from_name(prefix: &str, name: &str) -> Option<Topic> {
+        let suffix = name.strip_prefix(prefix)?;
+        Topic::ALL.into_iter().find(|t| t.suffix() == suffix)
+    }
+
+    /// The topic an event is published on.
+    pub fn of(event: &Event) -> Topic {
+        match event {
+            Event::Observation(_) => Topic::Observations,
+            Event::Log(_) => Topic::Logs,
+            Event::Forecast(_) => Topic::Forecasts,
+            Event::Alert(_) => Topic::Alerts,
+            Event::DeadLetter(_) => Topic::DeadLetters,
+        }
+    }
+}
+
+/// One message as a consumer receives it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub topic: Topic,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the bus is closed")]
+    Closed,
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes one message. Returns once the bus has it durably (Kafka: acknowledged by
+    /// all in-sync replicas) or, on the embedded bus, once it is queued; waits while the
+    /// embedded bus is full (backpressure), never drops.
+    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError>;
+
+    /// Joins consumer group `group` (the configured group prefix is added) on `topics`.
+    /// Members of one group share the partitions; each group receives every message.
+    async fn subscribe(
+        &self,
+        topics: &[Topic],
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Reads `topic` from its earliest retained message to its end as of this call,
+    /// outside any group (nothing is committed); `next` returns `None` at the end.
+    async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// `embedded` or `kafka`.
+    fn kind(&self) -> &'static str;
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next message; `None` once the bus is closed (or a replay reached its end).
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError>;
+
+    /// Marks a message processed and durable: its offset may now be committed. Call it only
+    /// after whatever the message produced is safe (indexed and committed, persisted...).
+    fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// Commits what was acked now (it is also committed periodically and on rebalance).
+    async fn commit(&mut self) -> Result<(), BusError>;
+
+    /// Messages published but not yet acked by this group, over this member's partitions.
+    fn lag(&self) -> Option<i64>;
+}
+
+/// Connects to the configured bus.
+pub async fn connect(config: &BusConfig) -> Result<SharedBus, BusError> {
+    Ok(match config.kind {
+        BusKind::Embedded => Arc::new(EmbeddedBus::new(config)),
+        BusKind::Kafka => Arc::new(KafkaBus::connect(config).await?),
+    })
+}
+
+/// Publishes an event on its topic, keyed so a region's events stay ordered.
+pub async fn publish_event(bus: &dyn Bus, event: Event) -> Result<(), BusError> {
+    let topic = Topic::of(&event);
+    let key = event.key();
+    let envelope = Envelope::new(event);
+    bus.publish(topic, &key, Bytes::from(envelope.to_json())).await
+}
+
+/// A subscription that yields decoded events and dead-letters what does not decode.
+pub struct EventSubscription {
+    inner: Box<dyn Subscription>,
+    bus: SharedBus,
+    group: String,
+}
+
+impl EventSubscription {
+    pub async fn new(bus: SharedBus, topics: &[Topic], group: &str) -> Result<Self, BusError> {
+        let inner = bus.subscribe(topics, group).await?;
+        Ok(Self {
+            inner,
+            bus,
+            group: group.to_string(),
+        })
+    }
+
+    /// The next event that decodes; a message that does not is published to the dead-letter
+    /// topic with the reason, counted, acked, and skipped.
+    pub async fn next(&mut self) -> Result<Option<(Delivery, Envelope)>, BusError> {
+        loop {
+            let Some(delivery) = self.inner.next().await? else {
+                return Ok(None);
+            };
+            match Envelope::from_json(&delivery.payload) {
+                Ok(envelope) => return Ok(Some((delivery, envelope))),
+                Err(err) => {
+                    self.dead_letter(&delivery, err.to_string()).await?;
+                    self.inner.ack(&delivery)?;
+                }
+            }
+        }
+    }
+
+    /// Sends a message this consumer cannot use to the dead-letter topic.
+    pub async fn dead_letter(&self, delivery: &Delivery, reason: String) -> Result<(), BusError> {
+        tracing::warn!(
+            target: "windsock_core::bus",
+            topic = delivery.topic.suffix(),
+            partition = delivery.partition,
+            offset = delivery.offset,
+            group = %self.group,
+            %reason,
+            "message sent to the dead-letter topic"
+        );
+        metrics::counter!("windsock_dead_letters_total", "group" => self.group.clone()).increment(1);
+        let letter = DeadLetter {
+            at: chrono::Utc::now(),
+            topic: delivery.topic.suffix().to_string(),
+            partition: delivery.partition,
+            offset: delivery.offset,
+            key: delivery.key.clone(),
+            reason,
+            payload: String::from_utf8_lossy(&delivery.payload).chars().take(64 * 1024).collect(),
+            group: self.group.clone(),
+        };
+        publish_event(self.bus.as_ref(), Event::DeadLetter(letter)).await
+    }
+
+    pub fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.inner.ack(delivery)
+    }
+
+    pub async fn commit(&mut self) -> Result<(), BusError> {
+        self.inner.commit().await
+    }
+
+    pub fn lag(&self) -> Option<i64> {
+        self.inner.lag()
+    }
+}
+
+/// A stable partition for a key, the same in every process.
+pub(crate) fn partition_for(key: &str, partitions: u32) -> i32 {
+    // FNV-1a: tiny, stable across builds and platforms (std's hasher is not guaranteed to be).
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in key.as_bytes() {
+        hash ^= *byte as u64;
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    (hash % partitions.max(1) as u64) as i32
+}

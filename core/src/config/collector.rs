@@ -1,0 +1,192 @@
+use super::Problems;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Deterministic, realistic weather with fault injection: works offline.
+    Simulated,
+    /// OpenWeatherMap One Call 3.0, falling back to Current Weather 2.5.
+    Openweathermap,
+    /// Open-Meteo's free forecast API (no key).
+    OpenMeteo,
+    /// Replays a CSV of real observations.
+    Replay,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    pub source: SourceKind,
+    /// Cron with seconds (`sec min hour day month weekday`). Unset: every 10 seconds for
+    /// the simulated and replay sources, every 15 minutes for the real APIs.
+    pub schedule: Option<String>,
+    /// Regions fetched at once within a round.
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries after the first attempt (jittered exponential backoff; 429 waits Retry-After).
+    pub retries: u32,
+    /// On start, how far back to backfill missed intervals where the source serves the past.
+    #[serde(with = "humantime_serde")]
+    pub backfill: Duration,
+    pub openweathermap: OpenWeatherMapConfig,
+    pub open_meteo: OpenMeteoConfig,
+    pub simulated: SimulatedConfig,
+    pub replay: ReplayConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            source: SourceKind::Simulated,
+            schedule: None,
+            concurrency: 8,
+            timeout: Duration::from_secs(10),
+            retries: 3,
+            backfill: Duration::from_secs(3600),
+            openweathermap: OpenWeatherMapConfig::default(),
+            open_meteo: OpenMeteoConfig::default(),
+            simulated: SimulatedConfig::default(),
+            replay: ReplayConfig::default(),
+        }
+    }
+}
+
+impl CollectorConfig {
+    /// The schedule in force: the configured one, or the source's default.
+    pub fn schedule(&self) -> String {
+        self.schedule.clone().unwrap_or_else(|| match self.source {
+            SourceKind::Simulated | SourceKind::Replay => "*/10 * * * * *".into(),
+            SourceKind::Openweathermap | SourceKind::OpenMeteo => "0 */15 * * * *".into(),
+        })
+    }
+
+    pub(super) fn validate(&self, problems: &mut Problems) {
+        let schedule = self.schedule();
+        let fields = schedule.split_whitespace().count();
+        if !(6..=7).contains(&fields) {
+            problems.push(
+                "collector.schedule",
+                format!("`{schedule}` is not a cron with seconds (6 fields: sec min hour day month weekday)"),
+            );
+        }
+        if self.concurrency == 0 {
+            problems.push("collector.concurrency", "must be at least 1");
+        }
+        if self.timeout.is_zero() {
+            problems.push("collector.timeout", "must be more than 0s");
+        }
+        if self.source == SourceKind::Openweathermap
+            && self.openweathermap.api_key.as_ref().is_none_or(Secret::is_empty)
+        {
+            problems.push(
+                "collector.openweathermap.api_key",
+                "the openweathermap source needs an API key: set OPENWEATHERMAP_API_KEY",
+            );
+        }
+        if self.source == SourceKind::Replay && self.replay.path.is_none() {
+            problems.push("collector.replay.path", "the replay source needs a CSV file");
+        }
+        for (key, url) in [
+            ("collector.openweathermap.base_url", &self.openweathermap.base_url),
+            ("collector.open_meteo.base_url", &self.open_meteo.base_url),
+        ] {
+            if url::Url::parse(url).is_err() {
+                problems.push(key, format!("`{url}` is not a URL"));
+            }
+        }
+        if self.replay.speed <= 0.0 {
+            problems.push("collector.replay.speed", "must be more than 0");
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenWeatherMapConfig {
+    pub base_url: String,
+    /// Set it with `OPENWEATHERMAP_API_KEY`; never logged.
+    pub api_key: Option<Secret>,
+}
+
+impl Default for OpenWeatherMapConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openweathermap.org".into(),
+            api_key: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenMeteoConfig {
+    pub base_url: String,
+}
+
+impl Default for OpenMeteoConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.open-meteo.com".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Same seed, same weather.
+    pub seed: u64,
+    /// Faults to inject, for demos and tests of alerting.
+    pub faults: Vec<FaultConfig>,
+}
+
+impl Default for SimulatedConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            faults: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultConfig {
+    /// The region reports nothing from `after` (since start) for `duration`.
+    Silent {
+        region: String,
+        #[serde(with = "humantime_serde")]
+        after: Duration,
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+    },
+    /// The region reports `temperature_c` from `after` for `duration`.
+    OutOfRange {
+        region: String,
+        temperature_c: f64,
+        #[serde(with = "humantime_serde")]
+        after: Duration,
+        #[serde(with = "humantime_serde")]
+        duration: Duration,
+    },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// A CSV with `timestamp,temperature_c` (RFC 3339 timestamps) and optional more columns.
+    pub path: Option<std::path::PathBuf>,
+    /// Recorded seconds replayed per wall-clock second.
+    pub speed: f64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self { path: None, speed: 1.0 }
+    }
+}

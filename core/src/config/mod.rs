@@ -1,0 +1,254 @@
+//! windsock's configuration: one TOML file with environment overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file (`--config`, default
+//! `windsock.toml`, optional), then `WINDSOCK_<SECTION>__<KEY>` environment variables
+//! (`WINDSOCK_HTTP__LISTEN=127.0.0.1:9000`), then the named secret variables
+//! (`OPENWEATHERMAP_API_KEY`, `WINDSOCK_SLACK_WEBHOOK_URL`, `WINDSOCK_API_TOKEN`).
+
+mod alerter;
+mod bus;
+mod collector;
+mod forecaster;
+mod indexer;
+mod regions;
+mod ui;
+
+pub use alerter::*;
+pub use bus::*;
+pub use collector::*;
+pub use forecaster::*;
+pub use indexer::*;
+pub use regions::*;
+pub use ui::*;
+
+use crate::secret::Secret;
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Environment variables that carry secrets, and the config key each one sets.
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("OPENWEATHERMAP_API_KEY", "collector.openweathermap.api_key"),
+    ("WINDSOCK_SLACK_WEBHOOK_URL", "alerter.slack.webhook_url"),
+    ("WINDSOCK_API_TOKEN", "http.api_token"),
+];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where every service keeps its state (index, forecaster history, alert state).
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub bus: BusConfig,
+    pub collector: CollectorConfig,
+    pub indexer: IndexerConfig,
+    pub forecaster: ForecasterConfig,
+    pub alerter: AlerterConfig,
+    pub ui: UiConfig,
+    pub regions: Vec<Region>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            bus: BusConfig::default(),
+            collector: CollectorConfig::default(),
+            indexer: IndexerConfig::default(),
+            forecaster: ForecasterConfig::default(),
+            alerter: AlerterConfig::default(),
+            ui: UiConfig::default(),
+            regions: senegal_regions(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The address the HTTP API, UI, `/healthz` and `/metrics` listen on.
+    pub listen: SocketAddr,
+    /// The URL people reach the UI at, used in links (such as those in Slack messages).
+    /// Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Required as `Authorization: Bearer <token>` on changing requests when set.
+    /// Set it with `WINDSOCK_API_TOKEN`.
+    pub api_token: Option<Secret>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            public_url: None,
+            api_token: None,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// The console log filter, in `RUST_LOG` syntax (`info`, `windsock_collector=debug`).
+    pub level: String,
+    /// Records at or above this level are also published as `LogEvent`s on the logs topic.
+    pub publish_level: String,
+    /// `text` or `json` on the console.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            publish_level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// One problem found in a configuration, with the key it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// Collects problems under a key prefix; each section's `validate` reports into one.
+#[derive(Default)]
+pub struct Problems(pub Vec<ConfigProblem>);
+
+impl Problems {
+    pub fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `path` if it exists (an explicitly named file
+    /// must exist), then the environment of this process.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (tests use this).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = match path {
+            Some(p) if !p.exists() => {
+                return Err(ConfigError {
+                    problems: vec![ConfigProblem {
+                        key: "--config".into(),
+                        message: format!("{} does not exist", p.display()),
+                    }],
+                })
+            }
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from("windsock.toml")).filter(|p| p.exists()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(env_overrides(&env));
+        for (var, key) in SECRET_ENV {
+            if let Some((_, value)) = env.iter().find(|(k, v)| k == var && !v.is_empty()) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
+        let config: Config = figment.extract().map_err(|err| ConfigError {
+            problems: err
+                .into_iter()
+                .map(|e| ConfigProblem {
+                    key: if e.path.is_empty() { "(root)".into() } else { e.path.join(".") },
+                    message: e.kind.to_string(),
+                })
+                .collect(),
+        })?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Every semantic problem of a configuration that parsed.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Problems::default();
+        if self.regions.is_empty() {
+            problems.push("regions", "at least one region is needed");
+        }
+        validate_regions(&self.regions, &mut problems);
+        for (key, filter) in [("log.level", &self.log.level), ("log.publish_level", &self.log.publish_level)] {
+            if tracing_subscriber::EnvFilter::builder().parse(filter).is_err() {
+                problems.push(key, format!("`{filter}` is not a log filter (try info, warn, debug)"));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push("log.format", "must be `text` or `json`");
+        }
+        self.bus.validate(&mut problems);
+        self.collector.validate(&mut problems);
+        self.indexer.validate(&mut problems);
+        self.forecaster.validate(&mut problems);
+        self.alerter.validate(&mut problems);
+        self.ui.validate(&mut problems);
+        problems.0
+    }
+
+    /// The configured region of that name, if any.
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+/// `WINDSOCK_<SECTION>__<KEY>` variables as a provider, minus the named secret ones (which
+/// have their own rule). Values parse as figment parses environment values: `8` is a number,
+/// `true` a bool, `[a, b]` an array, anything else a string.
+fn env_overrides(env: &[(String, String)]) -> Figment {
+    let mut figment = Figment::new();
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix("WINDSOCK_") else { continue };
+        if SECRET_ENV.iter().any(|(secret, _)| secret == var) || rest.is_empty() {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().split("__").collect::<Vec<_>>().join(".");
+        let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
+        figment = figment.merge(Serialized::default(&key, value));
+    }
+    figment
+}

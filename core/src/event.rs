@@ -1,0 +1,423 @@
+//! The events that flow on the bus.
+//!
+//! On the wire every event is one JSON object: an envelope (`schema_version`, `id`)
+//! flattened together with the event, whose `kind` tag says which variant it is:
+//!
+//! ```json
+//! {"schema_version":1,"id":"4f0c…","kind":"observation","region":"Dakar", …}
+//! ```
+//!
+//! Ids are deterministic (a hash of what makes the event unique), so the same
+//! observation fetched twice has the same id and every consumer can be idempotent.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Bumped when the wire format changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An event with its envelope, as published on the bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub schema_version: u32,
+    pub id: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Envelope {
+    /// Wraps an event, deriving its deterministic id.
+    pub fn new(event: Event) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            id: event.id(),
+            event,
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events always serialize")
+    }
+
+    /// Decodes an envelope, refusing schema versions this build does not know.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let envelope: Envelope = serde_json::from_slice(bytes)?;
+        if envelope.schema_version != SCHEMA_VERSION {
+            return Err(DecodeError::UnsupportedVersion(envelope.schema_version));
+        }
+        Ok(envelope)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a windsock event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
+    UnsupportedVersion(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Observation(Observation),
+    Log(LogEvent),
+    Forecast(Forecast),
+    Alert(AlertEvent),
+    DeadLetter(DeadLetter),
+}
+
+impl Event {
+    /// The name of the variant, as in the `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Observation(_) => "observation",
+            Event::Log(_) => "log",
+            Event::Forecast(_) => "forecast",
+            Event::Alert(_) => "alert",
+            Event::DeadLetter(_) => "dead_letter",
+        }
+    }
+
+    /// The instant the event is about: when it was observed, logged, generated or changed state.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        match self {
+            Event::Observation(o) => o.observed_at,
+            Event::Log(l) => l.timestamp,
+            Event::Forecast(f) => f.generated_at,
+            Event::Alert(a) => a.at,
+            Event::DeadLetter(d) => d.at,
+        }
+    }
+
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Event::Observation(o) => Some(&o.region),
+            Event::Log(l) => l.region.as_deref(),
+            Event::Forecast(f) => Some(&f.region),
+            Event::Alert(a) => a.region.as_deref(),
+            Event::DeadLetter(_) => None,
+        }
+    }
+
+    /// The bus key: a region's events share a key so they stay ordered.
+    pub fn key(&self) -> String {
+        match self {
+            Event::Log(l) => l.region.clone().unwrap_or_else(|| l.service.clone()),
+            Event::Alert(a) => a.region.clone().unwrap_or_else(|| a.rule.clone()),
+            Event::DeadLetter(d) => d.topic.clone(),
+            other => other.region().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The deterministic id: a hash of what makes this event unique.
+    pub fn id(&self) -> String {
+        let ts = |t: &DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default().to_string();
+        match self {
+            Event::Observation(o) => {
+                stable_id(&["observation", &o.region, &o.source, &ts(&o.observed_at)])
+            }
+            Event::Log(l) => {
+                let fields = serde_json::to_string(&l.fields).unwrap_or_default();
+                stable_id(&[
+                    "log",
+                    &l.service,
+                    &ts(&l.timestamp),
+                    &l.message,
+                    l.region.as_deref().unwrap_or(""),
+                    &fields,
+                ])
+            }
+            Event::Forecast(f) => {
+                stable_id(&["forecast", &f.region, &f.model, &ts(&f.generated_at)])
+            }
+            Event::Alert(a) => {
+                stable_id(&["alert", &a.fingerprint, a.state.as_str(), &ts(&a.at)])
+            }
+            Event::DeadLetter(d) => stable_id(&[
+                "dead_letter",
+                &d.topic,
+                &d.partition.to_string(),
+                &d.offset.to_string(),
+            ]),
+        }
+    }
+}
+
+/// A 128-bit hex digest of the parts, separated so `["ab","c"]` and `["a","bc"]` differ.
+pub fn stable_id(parts: &[&str]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// Current weather at one region, as one source reported it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub region: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub observed_at: DateTime<Utc>,
+    pub fetched_at: DateTime<Utc>,
+    /// The source's name: `openweathermap`, `open-meteo`, `simulated`, `replay`.
+    pub source: String,
+    pub temperature_c: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feels_like_c: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub humidity_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pressure_hpa: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dew_point_c: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_speed_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_deg: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_gust_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clouds_pct: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_m: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uvi: Option<f64>,
+    /// A short condition such as `Clear`, `Rain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Observation {
+    /// The numeric metrics by name, for rules and indexing that go by metric name.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        match name {
+            "temperature_c" => Some(self.temperature_c),
+            "feels_like_c" => self.feels_like_c,
+            "humidity_pct" => self.humidity_pct,
+            "pressure_hpa" => self.pressure_hpa,
+            "dew_point_c" => self.dew_point_c,
+            "wind_speed_ms" => self.wind_speed_ms,
+            "wind_deg" => self.wind_deg,
+            "wind_gust_ms" => self.wind_gust_ms,
+            "clouds_pct" => self.clouds_pct,
+            "visibility_m" => self.visibility_m,
+            "uvi" => self.uvi,
+            _ => None,
+        }
+    }
+
+    /// Every metric name [`Observation::metric`] knows.
+    pub const METRICS: &'static [&'static str] = &[
+        "temperature_c",
+        "feels_like_c",
+        "humidity_pct",
+        "pressure_hpa",
+        "dew_point_c",
+        "wind_speed_ms",
+        "wind_deg",
+        "wind_gust_ms",
+        "clouds_pct",
+        "visibility_m",
+        "uvi",
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+impl From<&tracing::Level> for Level {
+    fn from(level: &tracing::Level) -> Self {
+        match *level {
+            tracing::Level::TRACE => Level::Trace,
+            tracing::Level::DEBUG => Level::Debug,
+            tracing::Level::INFO => Level::Info,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::ERROR => Level::Error,
+        }
+    }
+}
+
+/// A log record of one of windsock's own services (or a fetch outcome), searchable beside the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub timestamp: DateTime<Utc>,
+    /// `collector`, `indexer`, `forecaster`, `alerter`, `ui` or `windsock`.
+    pub service: String,
+    pub level: Level,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The tracing target (module path) that emitted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+}
+
+/// One point of a forecast, with its prediction interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecastPoint {
+    pub timestamp: DateTime<Utc>,
+    pub temperature_c: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// A region's temperature forecast from one refit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub region: String,
+    /// The model in use: `mstl_ets`, `seasonal_naive`, `persistence`.
+    pub model: String,
+    pub generated_at: DateTime<Utc>,
+    /// The prediction interval's level, such as 0.95.
+    pub level: f64,
+    pub points: Vec<ForecastPoint>,
+    /// Mean absolute error of each model in the recent backtest, by model name.
+    #[serde(default)]
+    pub backtest_mae: Map<String, Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// A change of an alert's state, published so alerts are searchable beside the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Identifies one alert: the rule and region it is about.
+    pub fingerprint: String,
+    pub rule: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub state: AlertState,
+    /// `critical`, `warning` or `info`.
+    pub severity: String,
+    /// When this state change happened.
+    pub at: DateTime<Utc>,
+    /// When the alert started firing (or pending).
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold or expected range, in words: `> 40`, `[21.3, 27.9]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    pub message: String,
+}
+
+/// A message that could not be decoded, with the reason, so nothing is silently lost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub at: DateTime<Utc>,
+    /// The topic the message was read from.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub reason: String,
+    /// The payload as text (invalid UTF-8 replaced).
+    pub payload: String,
+    /// Which consumer group refused it.
+    pub group: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn observation() -> Observation {
+        Observation {
+            region: "Dakar".into(),
+            lat: 14.7167,
+            lon: -17.4677,
+            observed_at: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+            fetched_at: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 3).unwrap(),
+            source: "simulated".into(),
+            temperature_c: 27.5,
+            humidity_pct: Some(60.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_same_observation_fetched_twice_has_the_same_id() {
+        let first = Event::Observation(observation());
+        let mut again = observation();
+        again.fetched_at = again.fetched_at + chrono::Duration::seconds(30);
+        assert_eq!(first.id(), Event::Observation(again).id());
+        let mut later = observation();
+        later.observed_at = later.observed_at + chrono::Duration::minutes(15);
+        assert_ne!(first.id(), Event::Observation(later).id());
+    }
+
+    #[test]
+    fn envelope_round_trips_with_a_flat_kind_tag() {
+        let envelope = Envelope::new(Event::Observation(observation()));
+        let json: Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        assert_eq!(json["kind"], "observation");
+        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["region"], "Dakar");
+        assert!(json.get("feels_like_c").is_none(), "absent optionals are omitted");
+        let back = Envelope::from_json(&envelope.to_json()).unwrap();
+        assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn unknown_versions_and_garbage_are_refused_with_a_reason() {
+        let mut json: Value =
+            serde_json::from_slice(&Envelope::new(Event::Observation(observation())).to_json())
+                .unwrap();
+        json["schema_version"] = 99.into();
+        let err = Envelope::from_json(json.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("schema_version 99"), "{err}");
+        let err = Envelope::from_json(b"{not json").unwrap_err();
+        assert!(err.to_string().starts_with("not a windsock event"), "{err}");
+    }
+
+    #[test]
+    fn stable_id_separates_parts() {
+        assert_ne!(stable_id(&["ab", "c"]), stable_id(&["a", "bc"]));
+        assert_eq!(stable_id(&["a"]).len(), 32);
+    }
+}
