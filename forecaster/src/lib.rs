@@ -1,1 +1,216 @@
-//! placeholder
+//! windsock's forecaster: per-region hourly temperature forecasts.
+//!
+//! - History: observations from the bus, resampled hourly ([`series`]), kept per region in
+//!   `<data_dir>/forecaster/` ([`store`]); rebuilt by replaying the observations topic when
+//!   that directory is empty.
+//! - Models ([`models`]): MSTL(24) + AutoETS trend, with persistence and seasonal naive
+//!   always beside it. Each refit records every model's forecast; once actuals arrive those
+//!   are the models' rolling-origin backtest ([`calibration`]), which picks the model with
+//!   the lowest recent MAE and calibrates its intervals (split-conformal).
+//! - Refits on a cron schedule and after the history loads, off the async runtime, a bounded
+//!   number at once; each publishes a `Forecast` event ([`engine`], [`service`]).
+//! - HTTP ([`api`]): `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`
+//!   (the contract of the FastAPI/Prophet service it replaces) and `/api/openapi.json`.
+
+pub mod api;
+pub mod calibration;
+pub mod engine;
+pub mod models;
+pub mod openapi;
+pub mod predict;
+pub mod series;
+pub mod service;
+pub mod store;
+
+use service::{Shared, COUNTERS};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use windsock_core::bus::{BusError, Delivery, EventSubscription, SharedBus, Topic};
+use windsock_core::clock::SharedClock;
+use windsock_core::Config;
+
+/// The consumer group the forecaster reads observations as.
+pub const GROUP: &str = "forecaster";
+
+/// Deliveries persisted and acked together at most this often...
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// ...or as soon as this many are waiting.
+const FLUSH_BATCH: usize = 2_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForecasterError {
+    #[error("forecaster state: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("refit schedule `{schedule}`: {reason}")]
+    Schedule { schedule: String, reason: String },
+}
+
+pub struct Forecaster {
+    shared: Arc<Shared>,
+    bus: SharedBus,
+    subscription: EventSubscription,
+}
+
+impl Forecaster {
+    /// Opens the state in `<data_dir>/forecaster/` and subscribes to observations.
+    pub async fn new(config: Arc<Config>, bus: SharedBus) -> Result<Self, ForecasterError> {
+        Self::with_clock(config, bus, windsock_core::clock::system()).await
+    }
+
+    /// As [`Forecaster::new`], with the clock that stamps `generated_at`.
+    pub async fn with_clock(
+        config: Arc<Config>,
+        bus: SharedBus,
+        clock: SharedClock,
+    ) -> Result<Self, ForecasterError> {
+        let shared = Arc::new(Shared::open(config, clock)?);
+        let subscription = EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;
+        Ok(Self {
+            shared,
+            bus,
+            subscription,
+        })
+    }
+
+    /// `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`, `/api/openapi.json`.
+    pub fn routes(&self) -> axum::Router {
+        api::router(self.shared.clone())
+    }
+
+    /// Loads history (replaying the bus if the state is empty), refits, then ingests
+    /// observations and refits on the schedule until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ForecasterError> {
+        let Forecaster {
+            shared,
+            bus,
+            mut subscription,
+        } = self;
+        if shared.store_is_empty() {
+            let added = service::replay_observations(&shared, &bus).await?;
+            tracing::info!(observations = added, "forecaster history rebuilt from the bus");
+            shared.persist().await?;
+        }
+        let (ticks, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut scheduler = schedule_refits(&shared.config.forecaster.schedule, ticks).await?;
+        let mut refitting = Some(spawn_refit(&shared, &bus, None));
+
+        let mut pending: Vec<Delivery> = Vec::new();
+        let mut flush_at: Option<Instant> = None;
+        let result = loop {
+            let flush_deadline = flush_at.unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                _ = tokio::time::sleep_until(flush_deadline), if flush_at.is_some() => {
+                    flush_at = None;
+                    if let Err(err) = flush(&shared, &mut subscription, &mut pending).await {
+                        break Err(err);
+                    }
+                    if refitting.as_ref().is_none_or(|t| t.is_finished()) {
+                        let missing = shared.regions_without_forecast();
+                        if !missing.is_empty() {
+                            refitting = Some(spawn_refit(&shared, &bus, Some(missing)));
+                        }
+                    }
+                }
+                Some(()) = tick_rx.recv() => {
+                    if refitting.as_ref().is_none_or(|t| t.is_finished()) {
+                        refitting = Some(spawn_refit(&shared, &bus, None));
+                    } else {
+                        COUNTERS.dropped(1, "refit_still_running");
+                        tracing::warn!("scheduled refit skipped: the previous one is still running");
+                    }
+                }
+                next = subscription.next() => match next {
+                    Ok(Some((delivery, envelope))) => {
+                        service::ingest_event(&shared, &delivery, &envelope.event);
+                        pending.push(delivery);
+                        flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+                        if pending.len() >= FLUSH_BATCH {
+                            flush_at = None;
+                            if let Err(err) = flush(&shared, &mut subscription, &mut pending).await {
+                                break Err(err);
+                            }
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(err) => {
+                        COUNTERS.error("consume");
+                        tracing::warn!(error = %err, "reading observations failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        };
+        let flushed = flush(&shared, &mut subscription, &mut pending).await;
+        if let Some(task) = refitting {
+            let _ = task.await;
+        }
+        let _ = scheduler.shutdown().await;
+        result.and(flushed)
+    }
+}
+
+/// Persists what was ingested, then acks it.
+async fn flush(
+    shared: &Shared,
+    subscription: &mut EventSubscription,
+    pending: &mut Vec<Delivery>,
+) -> Result<(), ForecasterError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    shared.persist().await?;
+    for delivery in pending.drain(..) {
+        subscription.ack(&delivery)?;
+    }
+    subscription.commit().await?;
+    if let Some(lag) = subscription.lag() {
+        COUNTERS.gauge("windsock_bus_lag", lag as f64);
+    }
+    Ok(())
+}
+
+fn spawn_refit(
+    shared: &Arc<Shared>,
+    bus: &SharedBus,
+    regions: Option<Vec<String>>,
+) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    let bus = bus.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let refitted = shared.refit(&bus, regions).await;
+        tracing::info!(
+            regions = refitted,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "forecasts refitted"
+        );
+    })
+}
+
+/// Sends a tick on `ticks` at each time of the cron `schedule` (ticks coalesce).
+async fn schedule_refits(
+    schedule: &str,
+    ticks: tokio::sync::mpsc::Sender<()>,
+) -> Result<JobScheduler, ForecasterError> {
+    let error = |reason: String| ForecasterError::Schedule {
+        schedule: schedule.to_string(),
+        reason,
+    };
+    let scheduler = JobScheduler::new().await.map_err(|e| error(e.to_string()))?;
+    let job = Job::new_async(schedule, move |_, _| {
+        let ticks = ticks.clone();
+        Box::pin(async move {
+            let _ = ticks.try_send(());
+        })
+    })
+    .map_err(|e| error(e.to_string()))?;
+    scheduler.add(job).await.map_err(|e| error(e.to_string()))?;
+    scheduler.start().await.map_err(|e| error(e.to_string()))?;
+    Ok(scheduler)
+}

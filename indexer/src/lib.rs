@@ -1,1 +1,110 @@
-//! placeholder
+//! windsock's indexer: every event on the bus searchable in tantivy, with a search API shaped
+//! after Kibana Discover (hits, a date histogram, facet counts, surrounding documents).
+//!
+//! - [`schema`]: fields, and how an event becomes a document;
+//! - [`store`]: the index on disk, commits carrying bus offsets, upserts by id, retention;
+//! - [`ingest`]: the consuming loop (commit, then ack);
+//! - [`query`], [`search`], [`timespec`]: the search language, execution, and times;
+//! - [`api`]: the HTTP routes; [`cli`]: `windsock search`.
+//!
+//! Exactly-once results: each commit records the last offset of every partition it contains;
+//! on start the indexer skips deliveries at or below them (Kafka may redeliver what was
+//! indexed but not yet acked), and an event indexed twice replaces itself (delete the id
+//! term, add, in one commit), so neither a crash nor a redelivery duplicates anything.
+
+pub mod api;
+pub mod cli;
+pub mod describe;
+mod ingest;
+pub mod query;
+pub mod schema;
+pub mod search;
+pub mod store;
+pub mod synthetic;
+pub mod timespec;
+
+pub use api::SearchService;
+pub use cli::{CliError, SearchArgs};
+pub use store::{CommitPayload, EventIndex};
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use windsock_core::bus::{BusError, EventSubscription, SharedBus, Topic};
+use windsock_core::clock::{self, SharedClock};
+use windsock_core::config::Config;
+
+/// The consumer group of the indexer.
+pub const GROUP: &str = "indexer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+}
+
+pub struct Indexer {
+    index: EventIndex,
+    service: SearchService,
+    ingest: ingest::Ingest,
+}
+
+impl Indexer {
+    /// Opens the index under `<data_dir>/index` and subscribes to every topic.
+    pub async fn new(config: Arc<Config>, bus: SharedBus) -> Result<Self, IndexerError> {
+        Self::with_clock(config, bus, clock::system()).await
+    }
+
+    /// As [`Indexer::new`], with the clock that relative times and retention go by.
+    pub async fn with_clock(config: Arc<Config>, bus: SharedBus, clock: SharedClock) -> Result<Self, IndexerError> {
+        let index = EventIndex::open(&config.data_dir.join("index"))?;
+        let mut sink = index.writer(config.indexer.writer_memory_mb)?;
+        let committed = index.committed()?;
+        // Only Kafka's offsets survive a restart; the embedded bus numbers from 0 each time.
+        let skip = if bus.kind() == "kafka" && committed.bus == "kafka" {
+            committed
+        } else {
+            CommitPayload::default()
+        };
+        sink.resume_from(skip.clone());
+        let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
+        let settings = &config.indexer;
+        let ingest = ingest::Ingest {
+            subscription,
+            sink,
+            skip,
+            bus_kind: bus.kind(),
+            commit_docs: settings.commit_docs,
+            commit_interval: settings.commit_interval,
+            retention: settings.retention,
+            retention_every: (settings.retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            clock: clock.clone(),
+        };
+        let service = SearchService::new(index.clone(), config.clone(), clock);
+        Ok(Self { index, service, ingest })
+    }
+
+    /// How often old events are swept (default: a tenth of the retention, at most a minute).
+    pub fn retention_every(mut self, every: Duration) -> Self {
+        self.ingest.retention_every = every;
+        self
+    }
+
+    /// The index this indexer writes (for tests and tools that read it in-process).
+    pub fn index(&self) -> &EventIndex {
+        &self.index
+    }
+
+    /// `/api/search`, `/api/events/{id}`, `/api/events/{id}/context`, `/api/regions`.
+    pub fn routes(&self) -> axum::Router {
+        api::routes(self.service.clone())
+    }
+
+    /// Indexes until `shutdown`, then commits what it has, acks it, and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IndexerError> {
+        tracing::info!(documents = self.index.len(), "indexer started");
+        self.ingest.run(shutdown).await
+    }
+}

@@ -130,8 +130,11 @@ impl EmbeddedBus {
 impl TopicLog {
     /// Drops messages every active group has acked, and wakes producers if any were dropped.
     fn release(&self, state: &mut TopicState, partition: usize) {
-        let active: Vec<&GroupState> =
-            state.groups.values().filter(|g| !g.members.is_empty()).collect();
+        let active: Vec<&GroupState> = state
+            .groups
+            .values()
+            .filter(|g| !g.members.is_empty())
+            .collect();
         let log = &mut state.partitions[partition];
         let Some(low) = active.iter().map(|g| g.committed[partition]).min() else {
             return;
@@ -201,13 +204,16 @@ impl Bus for EmbeddedBus {
                 let mut state = log.state.lock();
                 let partitions = state.partitions.len();
                 let earliest: Vec<i64> = state.partitions.iter().map(|p| p.base).collect();
-                let g = state.groups.entry(group.clone()).or_insert_with(|| GroupState {
-                    members: BTreeSet::new(),
-                    generation: 0,
-                    // A new group starts at the earliest retained message, like Kafka's
-                    // `auto.offset.reset=earliest`.
-                    committed: earliest,
-                });
+                let g = state
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| GroupState {
+                        members: BTreeSet::new(),
+                        generation: 0,
+                        // A new group starts at the earliest retained message, like Kafka's
+                        // `auto.offset.reset=earliest`.
+                        committed: earliest,
+                    });
                 debug_assert_eq!(g.committed.len(), partitions);
                 g.members.insert(member);
                 g.generation += 1;
@@ -359,7 +365,10 @@ impl Subscription for EmbeddedSubscription {
         };
         let mut state = mt.log.state.lock();
         let partition = delivery.partition as usize;
-        let g = state.groups.get_mut(&self.group).expect("a member's group exists");
+        let g = state
+            .groups
+            .get_mut(&self.group)
+            .expect("a member's group exists");
         // Only the partition's current owner moves the group forward; after a rebalance the
         // new owner re-delivers from the committed offset, so nothing acked late is lost.
         if g.owner_of(delivery.partition) == Some(self.member)

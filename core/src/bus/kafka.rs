@@ -1,32 +1,465 @@
-//! The Kafka bus (rdkafka). Owned by the bus helper; being written.
+//! The Kafka bus (rdkafka on a bundled librdkafka).
+//!
+//! - One idempotent producer (`acks=all`) per bus; a message is keyed by its region, so a
+//!   region's events land on one partition, in order. `publish` returns once the broker acked.
+//! - One consumer per subscription, in group `<group_prefix><group>`. Offsets are *stored*
+//!   only on [`Subscription::ack`] (`enable.auto.offset.store=false`) and committed
+//!   periodically, on [`Subscription::commit`], on partition revoke and on close, so the group
+//!   never moves past a message that was not processed.
+//! - A replay is a group-less consumer assigned every partition from the beginning up to
+//!   the high watermarks taken when it starts.
 
-use super::{Bus, BusError, Subscription, Topic};
+use super::{Bus, BusError, Delivery, Subscription, Topic};
 use crate::config::BusConfig;
 use async_trait::async_trait;
 use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::ClientContext;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a produced message may wait for the broker (through retries and outages)
+/// before `publish` reports it failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Timeout of metadata and watermark requests.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Numbers replays, whose group ids must not collide.
+static REPLAYS: AtomicU64 = AtomicU64::new(0);
 
 pub struct KafkaBus {
-    _config: BusConfig,
+    config: BusConfig,
+    producer: FutureProducer,
 }
 
 impl KafkaBus {
+    /// Connects to the configured brokers and creates windsock's topics where missing.
     pub async fn connect(config: &BusConfig) -> Result<Self, BusError> {
-        Ok(Self { _config: config.clone() })
+        let producer: FutureProducer = client_config(config)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "delivery.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            // The Java client's partitioner: a key maps to the same partition from any client.
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(kafka)?;
+        let bus = Self {
+            config: config.clone(),
+            producer,
+        };
+        bus.create_topics().await?;
+        Ok(bus)
+    }
+
+    async fn create_topics(&self) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> =
+            client_config(&self.config).create().map_err(kafka)?;
+        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
+        let new_topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    self.config.partitions as i32,
+                    TopicReplication::Fixed(self.config.replication_factor as i32),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(kafka)?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Kafka(format!("creating topic {name}: {code}")))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn topic_name(&self, topic: Topic) -> String {
+        topic.name(&self.config.topic_prefix)
+    }
+
+    /// Hands one message to librdkafka, waiting while its queue is full; the returned future
+    /// resolves when the broker acknowledged it. Enqueue order is partition order.
+    async fn enqueue(
+        &self,
+        name: &str,
+        key: &str,
+        payload: &[u8],
+        in_flight: &mut VecDeque<DeliveryFuture>,
+    ) -> Result<DeliveryFuture, BusError> {
+        loop {
+            let record = FutureRecord::to(name).key(key).payload(payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Make room by waiting for the oldest message we have in flight, or for
+                    // librdkafka to drain messages other callers queued.
+                    match in_flight.pop_front() {
+                        Some(oldest) => delivered(oldest).await?,
+                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+                Err((err, _)) => return Err(kafka(err)),
+            }
+        }
+    }
+}
+
+/// Waits for a message's acknowledgement.
+async fn delivered(delivery: DeliveryFuture) -> Result<(), BusError> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((err, _))) => Err(kafka(err)),
+        Err(_) => Err(BusError::Closed),
     }
 }
 
 #[async_trait]
 impl Bus for KafkaBus {
-    async fn publish(&self, _topic: Topic, _key: &str, _payload: Bytes) -> Result<(), BusError> {
-        Err(BusError::Kafka("not yet implemented".into()))
+    async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError> {
+        let name = self.topic_name(topic);
+        let delivery = self
+            .enqueue(&name, key, &payload, &mut VecDeque::new())
+            .await?;
+        delivered(delivery).await
     }
-    async fn subscribe(&self, _topics: &[Topic], _group: &str) -> Result<Box<dyn Subscription>, BusError> {
-        Err(BusError::Kafka("not yet implemented".into()))
+
+    async fn publish_batch(
+        &self,
+        topic: Topic,
+        messages: Vec<(String, Bytes)>,
+    ) -> Result<(), BusError> {
+        let name = self.topic_name(topic);
+        let mut in_flight = VecDeque::with_capacity(messages.len());
+        for (key, payload) in &messages {
+            let delivery = self.enqueue(&name, key, payload, &mut in_flight).await?;
+            in_flight.push_back(delivery);
+        }
+        for delivery in in_flight {
+            delivered(delivery).await?;
+        }
+        Ok(())
     }
-    async fn replay(&self, _topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
-        Err(BusError::Kafka("not yet implemented".into()))
+
+    async fn subscribe(
+        &self,
+        topics: &[Topic],
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        let context = GroupContext::default();
+        let lag = context.lag.clone();
+        let consumer: StreamConsumer<GroupContext> = client_config(&self.config)
+            .set("group.id", format!("{}{group}", self.config.group_prefix))
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(context)
+            .map_err(kafka)?;
+        let names: Vec<String> = topics.iter().map(|t| self.topic_name(*t)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(kafka)?;
+        Ok(Box::new(GroupSubscription {
+            consumer: Arc::new(consumer),
+            topic_prefix: self.config.topic_prefix.clone(),
+            lag,
+        }))
     }
+
+    async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
+        let name = self.topic_name(topic);
+        // librdkafka needs a group to assign partitions; this one never joins nor commits.
+        let group = format!(
+            "{}replay-{}-{}",
+            self.config.group_prefix,
+            std::process::id(),
+            REPLAYS.fetch_add(1, Ordering::Relaxed)
+        );
+        let consumer: StreamConsumer = client_config(&self.config)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()
+            .map_err(kafka)?;
+        // Metadata and watermarks are blocking requests: keep them off the async workers.
+        let (consumer, ends) = tokio::task::spawn_blocking(move || {
+            let ends = high_watermarks(&consumer, &name)?;
+            let mut assignment = TopicPartitionList::new();
+            for partition in ends.keys() {
+                assignment
+                    .add_partition_offset(&name, *partition, Offset::Beginning)
+                    .map_err(kafka)?;
+            }
+            consumer.assign(&assignment).map_err(kafka)?;
+            Ok::<_, BusError>((consumer, ends))
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("replay setup panicked: {e}")))??;
+        let pending = ends
+            .into_iter()
+            .filter(|(_, (low, high))| high > low)
+            .collect();
+        Ok(Box::new(ReplaySubscription {
+            consumer,
+            topic,
+            pending,
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "kafka"
+    }
+}
+
+impl Drop for KafkaBus {
+    fn drop(&mut self) {
+        // Whatever was accepted gets a last chance to reach the broker; bounded so a dead
+        // broker cannot hang shutdown.
+        let _ = self.producer.flush(Duration::from_secs(5));
+    }
+}
+
+/// Settings every client shares: the brokers, and quick reconnects after an outage.
+fn client_config(config: &BusConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("client.id", "windsock")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("retry.backoff.ms", "100")
+        .set("retry.backoff.max.ms", "1000")
+        .set("log_level", "3");
+    client
+}
+
+fn kafka(err: KafkaError) -> BusError {
+    BusError::Kafka(err.to_string())
+}
+
+/// (low, high) watermarks of every partition of `topic`.
+fn high_watermarks<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+) -> Result<HashMap<i32, (i64, i64)>, BusError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(BusError::Kafka(format!("topic {topic} has no partitions")));
+    }
+    partitions
+        .into_iter()
+        .map(|p| {
+            let marks = consumer
+                .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
+                .map_err(kafka)?;
+            Ok((p, marks))
+        })
+        .collect()
+}
+
+/// Commits stored offsets before partitions are taken away, and keeps the consumer's lag
+/// from librdkafka's statistics (no extra requests).
+#[derive(Default)]
+struct GroupContext {
+    lag: Arc<AtomicI64>,
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired)
+            .map(|p| {
+                if p.consumer_lag_stored >= 0 {
+                    p.consumer_lag_stored
+                } else {
+                    p.consumer_lag.max(0)
+                }
+            })
+            .sum();
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            match consumer.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(err) => tracing::warn!(
+                    target: "windsock_core::bus",
+                    %err,
+                    partitions = partitions.count(),
+                    "could not commit offsets before a rebalance; unacked messages will be redelivered"
+                ),
+            }
+        }
+    }
+}
+
+struct GroupSubscription {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    topic_prefix: String,
+    lag: Arc<AtomicI64>,
+}
+
+#[async_trait]
+impl Subscription for GroupSubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        loop {
+            match self.consumer.recv().await {
+                Ok(message) => {
+                    let Some(topic) = Topic::from_name(&self.topic_prefix, message.topic()) else {
+                        continue;
+                    };
+                    return Ok(Some(to_delivery(topic, &message)));
+                }
+                Err(KafkaError::MessageConsumptionFatal(code)) => {
+                    return Err(BusError::Kafka(format!("fatal consumer error: {code}")))
+                }
+                // Transport errors and the like: librdkafka reconnects and resumes by itself.
+                Err(err) => {
+                    tracing::debug!(target: "windsock_core::bus", %err, "consumer error; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let name = delivery.topic.name(&self.topic_prefix);
+        // librdkafka stores `offset + 1`: the next message to read.
+        match self
+            .consumer
+            .store_offset(&name, delivery.partition, delivery.offset)
+        {
+            Ok(()) => Ok(()),
+            // The partition moved to another member in a rebalance: it redelivers from the
+            // last committed offset, so this message is not lost.
+            Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => Ok(()),
+            Err(err) => Err(kafka(err)),
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), BusError> {
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
+            .await
+            .map_err(|e| BusError::Other(format!("commit panicked: {e}")))?
+            .or_else(|err| match err {
+                KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset) => Ok(()),
+                err => Err(kafka(err)),
+            })
+    }
+
+    fn lag(&self) -> Option<i64> {
+        Some(self.lag.load(Ordering::Relaxed))
+    }
+}
+
+fn to_delivery(topic: Topic, message: &impl Message) -> Delivery {
+    Delivery {
+        topic,
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        payload: Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+    }
+}
+
+/// Reads every partition of one topic from the beginning to the high watermark it had when
+/// the replay started.
+struct ReplaySubscription {
+    consumer: StreamConsumer,
+    topic: Topic,
+    /// Partitions not read to their end yet: partition -> (low, high) watermark.
+    pending: HashMap<i32, (i64, i64)>,
+}
+
+#[async_trait]
+impl Subscription for ReplaySubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        while !self.pending.is_empty() {
+            let message = match tokio::time::timeout(REQUEST_TIMEOUT, self.consumer.recv()).await
+            {
+                Ok(Ok(message)) => message,
+                Ok(Err(KafkaError::MessageConsumptionFatal(code))) => {
+                    return Err(BusError::Kafka(format!("fatal consumer error: {code}")))
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(target: "windsock_core::bus", %err, "replay error; retrying");
+                    continue;
+                }
+                Err(_) => {
+                    return Err(BusError::Kafka(format!(
+                        "replay of {} stalled: no message within {REQUEST_TIMEOUT:?} with partitions {:?} unfinished",
+                        self.topic.suffix(),
+                        self.pending.keys().collect::<Vec<_>>()
+                    )))
+                }
+            };
+            let partition = message.partition();
+            let Some((_, high)) = self.pending.get(&partition).copied() else {
+                continue; // this partition is done: what came after the replay started
+            };
+            if message.offset() + 1 >= high {
+                self.pending.remove(&partition);
+            }
+            if message.offset() < high {
+                return Ok(Some(to_delivery(self.topic, &message)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn ack(&mut self, _delivery: &Delivery) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), BusError> {
+        Ok(())
+    }
+
+    fn lag(&self) -> Option<i64> {
+        None
     }
 }

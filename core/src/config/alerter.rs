@@ -1,14 +1,30 @@
 use super::Problems;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::time::Duration;
 
+/// `[alerter]`: when alerts fire, how they avoid noise, and where they are sent.
+///
+/// Rules are a list of `[[alerter.rules]]` tables, each with a `kind`; a file that names any
+/// rule replaces the default list as a whole.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlerterConfig {
-    /// How often rules are evaluated.
+    /// How often rules are evaluated (observations also trigger an evaluation at once).
     #[serde(with = "humantime_serde")]
     pub evaluation_interval: Duration,
+    /// A firing alert resolves only once its condition has been clear this long, so a
+    /// flapping value gives one firing and one resolved message, not one per round.
+    #[serde(with = "humantime_serde")]
+    pub min_hold: Duration,
+    /// How often a still-firing alert is sent again as a reminder (0s: never).
+    #[serde(with = "humantime_serde")]
+    pub repeat_interval: Duration,
+    /// How long alert history (state changes, deliveries) is kept.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
+    pub rules: Vec<RuleConfig>,
     pub slack: SlackConfig,
     /// Where other services reach the alert API in distributed mode.
     pub url: Option<String>,
@@ -18,9 +34,320 @@ impl Default for AlerterConfig {
     fn default() -> Self {
         Self {
             evaluation_interval: Duration::from_secs(1),
+            min_hold: Duration::from_secs(60),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            history_retention: Duration::from_secs(35 * 24 * 3600),
+            rules: default_rules(),
             slack: SlackConfig::default(),
             url: None,
         }
+    }
+}
+
+/// The rules `windsock up` runs with when the configuration names none.
+pub fn default_rules() -> Vec<RuleConfig> {
+    vec![
+        RuleConfig::LateData {
+            name: "late_data".into(),
+            severity: Severity::Warning,
+            late_after: None,
+            grace: Duration::from_secs(30),
+            pipeline_down: true,
+        },
+        RuleConfig::Threshold {
+            name: "extreme_heat".into(),
+            severity: Severity::Critical,
+            metric: "temperature_c".into(),
+            region: None,
+            above: Some(45.0),
+            below: None,
+            pending_for: Duration::from_secs(600),
+            hysteresis: 1.0,
+        },
+        RuleConfig::Threshold {
+            name: "strong_wind".into(),
+            severity: Severity::Warning,
+            metric: "wind_speed_ms".into(),
+            region: None,
+            above: Some(17.0),
+            below: None,
+            pending_for: Duration::from_secs(300),
+            hysteresis: 2.0,
+        },
+        RuleConfig::ForecastDeviation {
+            name: "forecast_deviation".into(),
+            severity: Severity::Warning,
+            region: None,
+            consecutive: 3,
+            level: None,
+        },
+        RuleConfig::Outlier {
+            name: "regional_outlier".into(),
+            severity: Severity::Warning,
+            metric: "temperature_c".into(),
+            scope: OutlierScope::Regions,
+            method: OutlierMethod::Mad,
+            sensitivity: 0.5,
+            min_history: 5,
+            window: 48,
+            consecutive: 2,
+        },
+    ]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+/// Who an outlier is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierScope {
+    /// The other regions' readings of the same round.
+    Regions,
+    /// The region's own recent readings.
+    History,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutlierMethod {
+    /// Median absolute deviation (augurs `MADDetector`).
+    Mad,
+    /// Density clustering (augurs `DbscanDetector`).
+    Dbscan,
+}
+
+/// One `[[alerter.rules]]` entry. Names are unique: an alert is one (rule, region).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleConfig {
+    /// A region sent nothing for `late_after`; with `pipeline_down`, a separate alert when no
+    /// region at all reports, which holds back the per-region ones.
+    LateData {
+        name: String,
+        #[serde(default = "warning")]
+        severity: Severity,
+        /// Default: twice the collector's interval plus `grace`.
+        #[serde(default, with = "humantime_serde")]
+        late_after: Option<Duration>,
+        #[serde(default = "default_grace", with = "humantime_serde")]
+        grace: Duration,
+        #[serde(default = "yes")]
+        pipeline_down: bool,
+    },
+    /// A metric (an `Observation` field such as `temperature_c`) above or below a value.
+    Threshold {
+        name: String,
+        #[serde(default = "warning")]
+        severity: Severity,
+        metric: String,
+        /// Only this region (default: every region).
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default)]
+        above: Option<f64>,
+        #[serde(default)]
+        below: Option<f64>,
+        /// How long the condition must hold before the alert fires (pending until then).
+        #[serde(rename = "for", default, with = "humantime_serde")]
+        pending_for: Duration,
+        /// How far back past the threshold the value must go before the alert can resolve.
+        #[serde(default)]
+        hysteresis: f64,
+    },
+    /// The temperature falls outside the latest forecast's prediction interval
+    /// `consecutive` times in a row.
+    ForecastDeviation {
+        name: String,
+        #[serde(default = "warning")]
+        severity: Severity,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default = "default_consecutive")]
+        consecutive: u32,
+        /// The interval's level (such as 0.99); default: the forecast's own level. Another
+        /// level widens or narrows the forecast's interval assuming normal errors.
+        #[serde(default)]
+        level: Option<f64>,
+    },
+    /// A region's reading is an outlier among the regions of its round, or against its own
+    /// recent history, `consecutive` times in a row.
+    Outlier {
+        name: String,
+        #[serde(default = "warning")]
+        severity: Severity,
+        #[serde(default = "default_metric")]
+        metric: String,
+        scope: OutlierScope,
+        #[serde(default = "default_method")]
+        method: OutlierMethod,
+        /// In (0, 1): higher flags more.
+        #[serde(default = "default_sensitivity")]
+        sensitivity: f64,
+        /// Rounds (scope `regions`) or readings (scope `history`) needed before it can fire.
+        #[serde(default = "default_min_history")]
+        min_history: usize,
+        /// Readings of history kept per region (scope `history`).
+        #[serde(default = "default_window")]
+        window: usize,
+        #[serde(default = "default_outlier_consecutive")]
+        consecutive: u32,
+    },
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn yes() -> bool {
+    true
+}
+fn default_consecutive() -> u32 {
+    3
+}
+fn default_outlier_consecutive() -> u32 {
+    1
+}
+fn default_metric() -> String {
+    "temperature_c".into()
+}
+fn default_method() -> OutlierMethod {
+    OutlierMethod::Mad
+}
+fn default_sensitivity() -> f64 {
+    0.5
+}
+fn default_min_history() -> usize {
+    5
+}
+fn default_window() -> usize {
+    48
+}
+
+impl RuleConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            RuleConfig::LateData { name, .. }
+            | RuleConfig::Threshold { name, .. }
+            | RuleConfig::ForecastDeviation { name, .. }
+            | RuleConfig::Outlier { name, .. } => name,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            RuleConfig::LateData { severity, .. }
+            | RuleConfig::Threshold { severity, .. }
+            | RuleConfig::ForecastDeviation { severity, .. }
+            | RuleConfig::Outlier { severity, .. } => *severity,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuleConfig::LateData { .. } => "late_data",
+            RuleConfig::Threshold { .. } => "threshold",
+            RuleConfig::ForecastDeviation { .. } => "forecast_deviation",
+            RuleConfig::Outlier { .. } => "outlier",
+        }
+    }
+
+    fn validate(&self, key: &str, problems: &mut Problems) {
+        let at = |field: &str| format!("{key}.{field}");
+        if self.name().trim().is_empty() {
+            problems.push(at("name"), "must not be empty");
+        }
+        match self {
+            RuleConfig::LateData { late_after, .. } => {
+                if late_after.is_some_and(|d| d.is_zero()) {
+                    problems.push(at("late_after"), "must be more than 0s");
+                }
+            }
+            RuleConfig::Threshold {
+                metric,
+                above,
+                below,
+                hysteresis,
+                ..
+            } => {
+                check_metric(metric, &at("metric"), problems);
+                if above.is_none() && below.is_none() {
+                    problems.push(key, "a threshold rule needs `above` or `below` (or both)");
+                }
+                if let (Some(a), Some(b)) = (above, below) {
+                    if b >= a {
+                        problems.push(at("below"), format!("{b} must be less than `above` ({a})"));
+                    }
+                }
+                if !hysteresis.is_finite() || *hysteresis < 0.0 {
+                    problems.push(at("hysteresis"), "must be 0 or more");
+                }
+            }
+            RuleConfig::ForecastDeviation {
+                consecutive, level, ..
+            } => {
+                if *consecutive == 0 {
+                    problems.push(at("consecutive"), "must be at least 1");
+                }
+                if level.is_some_and(|l| !(l > 0.0 && l < 1.0)) {
+                    problems.push(at("level"), "must be between 0 and 1 (such as 0.95)");
+                }
+            }
+            RuleConfig::Outlier {
+                metric,
+                sensitivity,
+                min_history,
+                window,
+                consecutive,
+                scope,
+                ..
+            } => {
+                check_metric(metric, &at("metric"), problems);
+                if !(*sensitivity > 0.0 && *sensitivity < 1.0) {
+                    problems.push(at("sensitivity"), "must be between 0 and 1 (exclusive)");
+                }
+                if *consecutive == 0 {
+                    problems.push(at("consecutive"), "must be at least 1");
+                }
+                if *scope == OutlierScope::History && *min_history < 3 {
+                    problems.push(at("min_history"), "must be at least 3 readings");
+                }
+                if *scope == OutlierScope::History && window < min_history {
+                    problems.push(
+                        at("window"),
+                        format!("must be at least `min_history` ({min_history})"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_metric(metric: &str, key: &str, problems: &mut Problems) {
+    const METRICS: &[&str] = crate::event::Observation::METRICS;
+    if !METRICS.contains(&metric) {
+        problems.push(
+            key,
+            format!("`{metric}` is not a metric (one of {})", METRICS.join(", ")),
+        );
     }
 }
 
@@ -29,19 +356,190 @@ impl AlerterConfig {
         if self.evaluation_interval.is_zero() {
             problems.push("alerter.evaluation_interval", "must be more than 0s");
         }
-        if let Some(url) = &self.slack.webhook_url {
-            if url::Url::parse(url.expose()).is_err() {
-                // Never echo the value: it is a secret.
-                problems.push("alerter.slack.webhook_url", "is not a URL (value not shown: it is a secret)");
-            }
+        if self.history_retention < Duration::from_secs(30 * 24 * 3600) {
+            problems.push("alerter.history_retention", "must be at least 30 days");
         }
+        let mut names = HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("alerter.rules[{i}]");
+            if !names.insert(rule.name()) {
+                problems.push(
+                    format!("{key}.name"),
+                    format!("`{}` is used by another rule", rule.name()),
+                );
+            }
+            rule.validate(&key, problems);
+        }
+        if self
+            .rules
+            .iter()
+            .filter(|r| matches!(r, RuleConfig::LateData { .. }))
+            .count()
+            > 1
+        {
+            problems.push("alerter.rules", "at most one late_data rule");
+        }
+        self.slack.validate(problems);
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SlackConfig {
     /// Set it with `WINDSOCK_SLACK_WEBHOOK_URL`; never logged. Unset: alerts are kept and
     /// shown, not sent.
     pub webhook_url: Option<Secret>,
+    /// The least time between two messages (Slack allows about one per second per webhook).
+    #[serde(with = "humantime_serde")]
+    pub min_interval: Duration,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// First wait after a 5xx or a timeout; doubles (with jitter) up to `backoff_max`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_initial: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// A message still failing with retryable errors this long after it was decided is
+    /// given up on (counted and shown as failed).
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            min_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            give_up_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl SlackConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if let Some(url) = &self.webhook_url {
+            if !url.is_empty() && url::Url::parse(url.expose()).is_err() {
+                // Never echo the value: it is a secret.
+                problems.push(
+                    "alerter.slack.webhook_url",
+                    "is not a URL (value not shown: it is a secret)",
+                );
+            }
+        }
+        if self.timeout.is_zero() {
+            problems.push("alerter.slack.timeout", "must be more than 0s");
+        }
+        if self.backoff_initial.is_zero() {
+            problems.push("alerter.slack.backoff_initial", "must be more than 0s");
+        }
+        if self.backoff_max < self.backoff_initial {
+            problems.push(
+                "alerter.slack.backoff_max",
+                "must be at least `backoff_initial`",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn load(toml: &str) -> Result<Config, crate::config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("windsock.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load_with_env(Some(&path), Vec::new())
+    }
+
+    #[test]
+    fn defaults_validate_and_include_every_kind() {
+        let config = Config::default();
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        let kinds: HashSet<_> = config.alerter.rules.iter().map(|r| r.kind()).collect();
+        assert_eq!(kinds.len(), 4);
+    }
+
+    #[test]
+    fn rules_parse_from_toml() {
+        let config = load(
+            r#"
+            [alerter]
+            min_hold = "2m"
+            [[alerter.rules]]
+            kind = "threshold"
+            name = "hot"
+            metric = "temperature_c"
+            region = "Dakar"
+            above = 40
+            for = "5m"
+            [[alerter.rules]]
+            kind = "outlier"
+            name = "odd"
+            scope = "history"
+            method = "dbscan"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.alerter.rules.len(), 2);
+        assert_eq!(config.alerter.min_hold, Duration::from_secs(120));
+        match &config.alerter.rules[0] {
+            RuleConfig::Threshold {
+                pending_for,
+                region,
+                ..
+            } => {
+                assert_eq!(*pending_for, Duration::from_secs(300));
+                assert_eq!(region.as_deref(), Some("Dakar"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_dotted_key() {
+        let err = load(
+            r#"
+            [[alerter.rules]]
+            kind = "threshold"
+            name = "x"
+            metric = "temprature"
+            [[alerter.rules]]
+            kind = "forecast_deviation"
+            name = "x"
+            consecutive = 0
+            level = 2.0
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "alerter.rules[0].metric",
+            "alerter.rules[0]",
+            "alerter.rules[1].name",
+            "alerter.rules[1].consecutive",
+            "alerter.rules[1].level",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_webhook_url_is_reported_without_its_value() {
+        let config = Config::load_with_env(
+            None,
+            vec![(
+                "WINDSOCK_SLACK_WEBHOOK_URL".to_string(),
+                "not-a-url-s3cr3t".to_string(),
+            )],
+        );
+        let err = config.unwrap_err().to_string();
+        assert!(err.contains("alerter.slack.webhook_url"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
 }

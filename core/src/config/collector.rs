@@ -30,6 +30,15 @@ pub struct CollectorConfig {
     pub timeout: Duration,
     /// Retries after the first attempt (jittered exponential backoff; 429 waits Retry-After).
     pub retries: u32,
+    /// The first backoff delay; each retry doubles it (with jitter) up to `retry_max_delay`.
+    #[serde(with = "humantime_serde")]
+    pub retry_min_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    /// The longest HTTP 429 `Retry-After` waited within a round; a longer one gives the
+    /// region up for this round (the next round tries again).
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
     /// On start, how far back to backfill missed intervals where the source serves the past.
     #[serde(with = "humantime_serde")]
     pub backfill: Duration,
@@ -47,6 +56,9 @@ impl Default for CollectorConfig {
             concurrency: 8,
             timeout: Duration::from_secs(10),
             retries: 3,
+            retry_min_delay: Duration::from_millis(500),
+            retry_max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
             backfill: Duration::from_secs(3600),
             openweathermap: OpenWeatherMapConfig::default(),
             open_meteo: OpenMeteoConfig::default(),
@@ -80,8 +92,18 @@ impl CollectorConfig {
         if self.timeout.is_zero() {
             problems.push("collector.timeout", "must be more than 0s");
         }
+        if self.retry_min_delay > self.retry_max_delay {
+            problems.push(
+                "collector.retry_min_delay",
+                "must not be more than collector.retry_max_delay",
+            );
+        }
         if self.source == SourceKind::Openweathermap
-            && self.openweathermap.api_key.as_ref().is_none_or(Secret::is_empty)
+            && self
+                .openweathermap
+                .api_key
+                .as_ref()
+                .is_none_or(Secret::is_empty)
         {
             problems.push(
                 "collector.openweathermap.api_key",
@@ -89,10 +111,16 @@ impl CollectorConfig {
             );
         }
         if self.source == SourceKind::Replay && self.replay.path.is_none() {
-            problems.push("collector.replay.path", "the replay source needs a CSV file");
+            problems.push(
+                "collector.replay.path",
+                "the replay source needs a CSV file",
+            );
         }
         for (key, url) in [
-            ("collector.openweathermap.base_url", &self.openweathermap.base_url),
+            (
+                "collector.openweathermap.base_url",
+                &self.openweathermap.base_url,
+            ),
             ("collector.open_meteo.base_url", &self.open_meteo.base_url),
         ] {
             if url::Url::parse(url).is_err() {
@@ -183,10 +211,29 @@ pub struct ReplayConfig {
     pub path: Option<std::path::PathBuf>,
     /// Recorded seconds replayed per wall-clock second.
     pub speed: f64,
+    /// Which configured regions the recording is replayed onto.
+    pub onto: ReplayOnto,
+    /// The wall-clock instant the replay is at the recording's first row. Unset: when the
+    /// collector starts. Set it to resume one replay across restarts (backfill fills the gap).
+    pub anchor: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for ReplayConfig {
     fn default() -> Self {
-        Self { path: None, speed: 1.0 }
+        Self {
+            path: None,
+            speed: 1.0,
+            onto: ReplayOnto::Each,
+            anchor: None,
+        }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayOnto {
+    /// Every configured region reports the recording.
+    Each,
+    /// Only the first configured region does.
+    First,
 }

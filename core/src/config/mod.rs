@@ -193,7 +193,11 @@ impl Config {
             problems: err
                 .into_iter()
                 .map(|e| ConfigProblem {
-                    key: if e.path.is_empty() { "(root)".into() } else { e.path.join(".") },
+                    key: if e.path.is_empty() {
+                        "(root)".into()
+                    } else {
+                        e.path.join(".")
+                    },
                     message: e.kind.to_string(),
                 })
                 .collect(),
@@ -213,9 +217,18 @@ impl Config {
             problems.push("regions", "at least one region is needed");
         }
         validate_regions(&self.regions, &mut problems);
-        for (key, filter) in [("log.level", &self.log.level), ("log.publish_level", &self.log.publish_level)] {
-            if tracing_subscriber::EnvFilter::builder().parse(filter).is_err() {
-                problems.push(key, format!("`{filter}` is not a log filter (try info, warn, debug)"));
+        for (key, filter) in [
+            ("log.level", &self.log.level),
+            ("log.publish_level", &self.log.publish_level),
+        ] {
+            if tracing_subscriber::EnvFilter::builder()
+                .parse(filter)
+                .is_err()
+            {
+                problems.push(
+                    key,
+                    format!("`{filter}` is not a log filter (try info, warn, debug)"),
+                );
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -242,13 +255,157 @@ impl Config {
 fn env_overrides(env: &[(String, String)]) -> Figment {
     let mut figment = Figment::new();
     for (var, value) in env {
-        let Some(rest) = var.strip_prefix("WINDSOCK_") else { continue };
+        let Some(rest) = var.strip_prefix("WINDSOCK_") else {
+            continue;
+        };
         if SECRET_ENV.iter().any(|(secret, _)| secret == var) || rest.is_empty() {
             continue;
         }
-        let key = rest.to_ascii_lowercase().split("__").collect::<Vec<_>>().join(".");
+        let key = rest
+            .to_ascii_lowercase()
+            .split("__")
+            .collect::<Vec<_>>()
+            .join(".");
         let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
         figment = figment.merge(Serialized::default(&key, value));
     }
     figment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn no_file_at_all_gives_the_documented_defaults() {
+        let config = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.regions.len(), 14);
+        assert!(config.region("Dakar").is_some());
+        assert_eq!(config.bus.kind, BusKind::Embedded);
+        assert_eq!(config.collector.source, SourceKind::Simulated);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_by_one_rule() {
+        let f = file("[http]\nlisten = \"127.0.0.1:7000\"\n[collector]\nconcurrency = 2\n");
+        let config = Config::load_with_env(
+            Some(f.path()),
+            env(&[
+                ("WINDSOCK_HTTP__LISTEN", "127.0.0.1:9000"),
+                ("WINDSOCK_COLLECTOR__SOURCE", "open-meteo"),
+                ("WINDSOCK_BUS__KIND", "kafka"),
+                ("WINDSOCK_COLLECTOR__SCHEDULE", "*/5 * * * * *"),
+                ("WINDSOCK_DATA_DIR", "/tmp/ws"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(config.collector.source, SourceKind::OpenMeteo);
+        assert_eq!(
+            config.collector.concurrency, 2,
+            "file values stay where env is silent"
+        );
+        assert_eq!(config.bus.kind, BusKind::Kafka);
+        assert_eq!(config.collector.schedule(), "*/5 * * * * *");
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/ws"));
+    }
+
+    #[test]
+    fn secrets_come_from_their_named_variables_and_never_print() {
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                ("OPENWEATHERMAP_API_KEY", "owm-key-123"),
+                (
+                    "WINDSOCK_SLACK_WEBHOOK_URL",
+                    "https://hooks.slack.com/services/T/B/secret",
+                ),
+                ("WINDSOCK_API_TOKEN", "token-456"),
+                ("WINDSOCK_COLLECTOR__SOURCE", "openweathermap"),
+            ]),
+        )
+        .unwrap();
+        let key = config.collector.openweathermap.api_key.as_ref().unwrap();
+        assert_eq!(key.expose(), "owm-key-123");
+        assert_eq!(
+            config.http.api_token.as_ref().unwrap().expose(),
+            "token-456"
+        );
+        assert!(config.alerter.slack.webhook_url.is_some());
+        let printed = format!(
+            "{config:?} {}",
+            toml::to_string(&config).unwrap_or_default()
+        );
+        for secret in ["owm-key-123", "token-456", "hooks.slack.com/services"] {
+            assert!(!printed.contains(secret), "{secret} leaked");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let f = file(
+            r#"
+[collector]
+source = "openweathermap"
+concurrency = 0
+schedule = "every minute"
+
+[[regions]]
+name = "Dakar"
+lat = 95.0
+lon = -17.4
+
+[[regions]]
+name = "Dakar"
+lat = 14.0
+lon = -200.0
+"#,
+        );
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "collector.concurrency",
+            "collector.schedule",
+            "collector.openweathermap.api_key",
+            "regions[0].lat",
+            "regions[1].name",
+            "regions[1].lon",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_their_key() {
+        let f = file("[http]\nlisen = \"127.0.0.1:1\"\n");
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = Config::load_with_env(None, env(&[("WINDSOCK_COLLECTOR__CONCURRENCY", "many")]))
+            .unwrap_err();
+        assert_eq!(err.problems[0].key, "collector.concurrency", "{err}");
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let err = Config::load_with_env(Some(Path::new("/nonexistent/windsock.toml")), env(&[]))
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
 }

@@ -1,0 +1,278 @@
+//! forecast_deviation: the temperature falls outside the latest forecast's prediction
+//! interval for `consecutive` observations in a row.
+//!
+//! It fires after N readings outside and clears only once a reading is back inside, so a
+//! single stray reading neither fires nor resolves anything.
+
+use super::{show, Finding, Rule, Verdict};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use windsock_core::config::{RuleConfig, Severity};
+use windsock_core::event::{Forecast, Observation};
+
+pub struct ForecastDeviationRule {
+    name: String,
+    severity: Severity,
+    region: Option<String>,
+    consecutive: u32,
+    level: Option<f64>,
+    memory: Memory,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Memory {
+    forecasts: BTreeMap<String, Forecast>,
+    checks: BTreeMap<String, Check>,
+}
+
+/// The latest comparison of a region's reading with its forecast.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Check {
+    observed_at: DateTime<Utc>,
+    value: f64,
+    lower: f64,
+    upper: f64,
+    /// Readings outside the interval in a row, up to this one.
+    outside_in_a_row: u32,
+}
+
+impl ForecastDeviationRule {
+    pub fn new(config: &RuleConfig) -> Self {
+        let RuleConfig::ForecastDeviation {
+            name,
+            severity,
+            region,
+            consecutive,
+            level,
+        } = config
+        else {
+            unreachable!("built from a forecast_deviation config")
+        };
+        Self {
+            name: name.clone(),
+            severity: *severity,
+            region: region.clone(),
+            consecutive: *consecutive,
+            level: *level,
+            memory: Memory::default(),
+        }
+    }
+
+    /// The forecast's interval at `at` (from the nearest point within half a step), widened
+    /// or narrowed to the rule's level.
+    fn interval(&self, forecast: &Forecast, at: DateTime<Utc>) -> Option<(f64, f64)> {
+        let points = &forecast.points;
+        let step = points
+            .windows(2)
+            .map(|w| (w[1].timestamp - w[0].timestamp).abs())
+            .min()
+            .unwrap_or(chrono::Duration::hours(1));
+        let nearest = points.iter().min_by_key(|p| (p.timestamp - at).abs())?;
+        if (nearest.timestamp - at).abs() > step / 2 {
+            return None;
+        }
+        let scale = match self.level {
+            Some(level) if (level - forecast.level).abs() > 1e-9 && forecast.level > 0.0 && forecast.level < 1.0 => {
+                z_score(level) / z_score(forecast.level)
+            }
+            _ => 1.0,
+        };
+        let mid = nearest.temperature_c;
+        Some((
+            mid - (mid - nearest.lower) * scale,
+            mid + (nearest.upper - mid) * scale,
+        ))
+    }
+}
+
+/// The two-sided normal quantile of a confidence level: 1.96 for 0.95.
+/// (Abramowitz & Stegun 26.2.23, good to 4.5e-4, plenty to rescale an interval.)
+pub fn z_score(level: f64) -> f64 {
+    let tail = ((1.0 - level) / 2.0).clamp(1e-12, 0.5);
+    let t = (-2.0 * tail.ln()).sqrt();
+    t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+}
+
+impl Rule for ForecastDeviationRule {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "forecast_deviation"
+    }
+
+    fn forecast(&mut self, forecast: &Forecast) {
+        if self.region.as_ref().is_some_and(|r| *r != forecast.region) {
+            return;
+        }
+        let newer = self
+            .memory
+            .forecasts
+            .get(&forecast.region)
+            .is_none_or(|f| f.generated_at <= forecast.generated_at);
+        if newer {
+            self.memory.forecasts.insert(forecast.region.clone(), forecast.clone());
+        }
+    }
+
+    fn observe(&mut self, _now: DateTime<Utc>, observation: &Observation) {
+        let region = &observation.region;
+        let Some(forecast) = self.memory.forecasts.get(region) else { return };
+        let Some((lower, upper)) = self.interval(forecast, observation.observed_at) else { return };
+        let previous = self.memory.checks.get(region);
+        if previous.is_some_and(|p| p.observed_at >= observation.observed_at) {
+            return; // a duplicate or an older reading: already counted
+        }
+        let value = observation.temperature_c;
+        let outside = value < lower || value > upper;
+        let outside_in_a_row = if outside { previous.map_or(0, |p| p.outside_in_a_row) + 1 } else { 0 };
+        self.memory.checks.insert(
+            region.clone(),
+            Check {
+                observed_at: observation.observed_at,
+                value,
+                lower,
+                upper,
+                outside_in_a_row,
+            },
+        );
+    }
+
+    fn evaluate(&self, _now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        for (region, check) in &self.memory.checks {
+            let verdict = if check.outside_in_a_row >= self.consecutive {
+                Verdict::Active
+            } else if check.outside_in_a_row == 0 {
+                Verdict::Clear
+            } else {
+                Verdict::Band
+            };
+            out.push(Finding {
+                rule: self.name.clone(),
+                region: Some(region.clone()),
+                severity: self.severity,
+                verdict,
+                value: Some(check.value),
+                expected: Some(format!("[{}, {}]", show(check.lower), show(check.upper))),
+                summary: format!(
+                    "Temperature in {region} is {} °C, outside the forecast interval [{}, {}] {} time(s) in a row",
+                    show(check.value),
+                    show(check.lower),
+                    show(check.upper),
+                    check.outside_in_a_row
+                ),
+                pending_for: Duration::ZERO,
+                inhibitor: None,
+            });
+        }
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(&self.memory).unwrap_or_default()
+    }
+
+    fn restore(&mut self, snapshot: serde_json::Value) {
+        if let Ok(memory) = serde_json::from_value(snapshot) {
+            self.memory = memory;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use windsock_core::event::ForecastPoint;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+    }
+
+    fn rule(level: Option<f64>) -> ForecastDeviationRule {
+        let mut rule = ForecastDeviationRule::new(&RuleConfig::ForecastDeviation {
+            name: "dev".into(),
+            severity: Severity::Warning,
+            region: None,
+            consecutive: 3,
+            level,
+        });
+        rule.forecast(&Forecast {
+            region: "Dakar".into(),
+            model: "mstl_ets".into(),
+            generated_at: t0(),
+            level: 0.95,
+            points: (0..24)
+                .map(|h| ForecastPoint {
+                    timestamp: t0() + chrono::Duration::hours(h),
+                    temperature_c: 25.0,
+                    lower: 23.0,
+                    upper: 27.0,
+                })
+                .collect(),
+            backtest_mae: Default::default(),
+        });
+        rule
+    }
+
+    fn feed(rule: &mut ForecastDeviationRule, values: &[f64]) -> Vec<Verdict> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                rule.observe(
+                    t0(),
+                    &Observation {
+                        region: "Dakar".into(),
+                        observed_at: t0() + chrono::Duration::minutes(10 * i as i64 + 1),
+                        temperature_c: *v,
+                        ..Default::default()
+                    },
+                );
+                let mut out = Vec::new();
+                rule.evaluate(t0(), &mut out);
+                out[0].verdict
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_after_n_outside_in_a_row_and_clears_when_back_inside() {
+        use Verdict::*;
+        let mut r = rule(None);
+        assert_eq!(
+            feed(&mut r, &[26.0, 29.0, 30.0, 25.0, 29.0, 29.5, 21.0, 25.0]),
+            [Clear, Band, Band, Clear, Band, Band, Active, Clear]
+        );
+    }
+
+    #[test]
+    fn a_wider_level_widens_the_interval() {
+        assert!((z_score(0.95) - 1.96).abs() < 0.01);
+        assert!((z_score(0.99) - 2.576).abs() < 0.01);
+        let mut r = rule(Some(0.99));
+        // 27.5 is outside the 95% interval but inside the 99% one (25 + 2 * 2.576/1.96 = 27.63).
+        assert_eq!(feed(&mut r, &[27.5, 27.5, 27.5]), [Verdict::Clear; 3]);
+        let mut r = rule(None);
+        assert_eq!(feed(&mut r, &[27.5, 27.5, 27.5])[2], Verdict::Active);
+    }
+
+    #[test]
+    fn no_forecast_for_that_time_means_no_verdict() {
+        let mut r = rule(None);
+        r.observe(
+            t0(),
+            &Observation {
+                region: "Dakar".into(),
+                observed_at: t0() + chrono::Duration::days(3),
+                temperature_c: 90.0,
+                ..Default::default()
+            },
+        );
+        let mut out = Vec::new();
+        r.evaluate(t0(), &mut out);
+        assert!(out.is_empty());
+    }
+}

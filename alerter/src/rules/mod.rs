@@ -1,0 +1,99 @@
+//! The rules: each turns what it has seen (observations, forecasts, the time) into a
+//! [`Finding`] per region it watches. Rules know nothing of alerts; the lifecycle in
+//! [`crate::engine`] turns findings into pending, firing and resolved alerts.
+
+mod deviation;
+mod late_data;
+mod outlier;
+mod threshold;
+
+pub use deviation::ForecastDeviationRule;
+pub use late_data::{LateDataRule, PIPELINE_DOWN};
+pub use outlier::{is_outlier, OutlierRule};
+pub use threshold::ThresholdRule;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use windsock_core::config::{RuleConfig, Severity};
+use windsock_core::event::{Forecast, Observation};
+
+/// What a rule says about one (rule, region) right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The condition holds: the alert may fire.
+    Active,
+    /// Between firing and clearing (hysteresis): a firing alert stays, nothing new fires.
+    Band,
+    /// The condition is clear: a firing alert may resolve.
+    Clear,
+}
+
+/// One rule's judgement of one region (or of the whole pipeline when `region` is `None`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub rule: String,
+    pub region: Option<String>,
+    pub severity: Severity,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold or expected range, in words: `> 45`, `[21.3, 27.9]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    /// One sentence for people.
+    pub summary: String,
+    /// How long the condition must hold before firing.
+    #[serde(skip)]
+    pub pending_for: Duration,
+    /// The rule whose whole-pipeline alert (region `None`), while open, makes this one
+    /// redundant: it is then tracked but not announced.
+    #[serde(skip)]
+    pub inhibitor: Option<String>,
+}
+
+/// What every rule does. Rules are fed in arrival order and keep only what they need.
+pub trait Rule: Send + Sync {
+    fn name(&self) -> &str;
+    fn kind(&self) -> &'static str;
+    fn observe(&mut self, _now: DateTime<Utc>, _observation: &Observation) {}
+    fn forecast(&mut self, _forecast: &Forecast) {}
+    /// The rule's findings at `now`.
+    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>);
+    /// What the rule remembers, to survive a restart.
+    fn snapshot(&self) -> serde_json::Value;
+    fn restore(&mut self, snapshot: serde_json::Value);
+}
+
+/// What rules need to know beyond their own configuration.
+#[derive(Clone, Debug)]
+pub struct RuleContext {
+    /// The regions expected to report.
+    pub regions: Vec<String>,
+    /// The collector's interval between rounds.
+    pub collection_interval: Duration,
+    /// When watching started (the baseline for a region that never reported).
+    pub since: DateTime<Utc>,
+}
+
+/// Builds the rules of a configuration.
+pub fn build(configs: &[RuleConfig], context: &RuleContext) -> Vec<Box<dyn Rule>> {
+    configs
+        .iter()
+        .map(|config| -> Box<dyn Rule> {
+            match config {
+                RuleConfig::LateData { .. } => Box::new(LateDataRule::new(config, context)),
+                RuleConfig::Threshold { .. } => Box::new(ThresholdRule::new(config)),
+                RuleConfig::ForecastDeviation { .. } => Box::new(ForecastDeviationRule::new(config)),
+                RuleConfig::Outlier { .. } => Box::new(OutlierRule::new(config, context)),
+            }
+        })
+        .collect()
+}
+
+/// A number as people read it in a message: at most two decimals, no trailing zeros.
+pub fn show(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}

@@ -1,0 +1,352 @@
+//! [`Alerter`]: the service. Consumes observations and forecasts (group `alerter`),
+//! evaluates on every batch and every `evaluation_interval`, commits decisions to the store
+//! before acking and before anything is sent, publishes state changes as `Alert` events,
+//! and runs the Slack delivery worker.
+
+use crate::engine::{Alert, Change, Engine, Lifecycle};
+use crate::rules::{self, RuleContext};
+use crate::schedule;
+use crate::slack::{message, Deliverer};
+use crate::store::{DeliveryStatus, NewMessage, Store, StoreError};
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription};
+use windsock_core::clock::{self, SharedClock};
+use windsock_core::event::{AlertEvent, Event};
+use windsock_core::telemetry::Counters;
+use windsock_core::{Config, SharedBus, Topic};
+
+pub(crate) const COUNTERS: Counters = Counters::new("alerter");
+
+/// Messages taken from the bus before evaluating (more wait for the next round).
+const DRAIN_BATCH: usize = 512;
+/// How often old history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlerterError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("alerter bus: {0}")]
+    Bus(#[from] BusError),
+    #[error("alerter: {0}")]
+    Config(String),
+}
+
+/// What the service loop, the delivery worker and the API share.
+pub(crate) struct Shared {
+    pub config: Arc<Config>,
+    pub engine: Mutex<Engine>,
+    pub store: Arc<Store>,
+    pub clock: SharedClock,
+    pub public_url: String,
+    pub wake_delivery: Arc<Notify>,
+    /// How many evaluations finished (tests and benchmarks wait on it).
+    pub evaluations: tokio::sync::watch::Sender<u64>,
+}
+
+/// Waits on the alerter's evaluations.
+#[derive(Clone)]
+pub struct Probe {
+    evaluations: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Probe {
+    /// Returns once an evaluation that started after this call has finished: it saw the clock
+    /// as it is now and every message published before the call.
+    pub async fn settled(&mut self) {
+        let start = *self.evaluations.borrow_and_update();
+        let _ = self.evaluations.wait_for(|n| *n >= start + 2).await;
+    }
+
+    /// Evaluations finished so far.
+    pub fn count(&self) -> u64 {
+        *self.evaluations.borrow()
+    }
+}
+
+pub struct Alerter {
+    shared: Arc<Shared>,
+    bus: SharedBus,
+    subscription: EventSubscription,
+}
+
+/// Decisions committed or waiting to be (a failed commit is retried, never dropped).
+#[derive(Default)]
+struct Batch {
+    alerts: BTreeMap<String, Alert>,
+    events: Vec<(String, AlertEvent)>,
+    messages: Vec<NewMessage>,
+    memory: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.events.is_empty() && self.messages.is_empty() && self.memory.is_none()
+    }
+}
+
+impl Alerter {
+    pub async fn new(config: Arc<Config>, bus: SharedBus) -> Result<Self, AlerterError> {
+        Self::with_clock(config, bus, clock::system()).await
+    }
+
+    /// As [`Alerter::new`] on the given clock (tests use a `ManualClock`).
+    pub async fn with_clock(config: Arc<Config>, bus: SharedBus, clock: SharedClock) -> Result<Self, AlerterError> {
+        let store = Arc::new(Store::open(&config.data_dir.join("alerter"))?);
+        let loaded = store.load()?;
+        let collection_interval = schedule::collection_interval(&config.collector.schedule()).unwrap_or_else(|| {
+            tracing::warn!("cannot read the collector schedule; late data is judged against a 15-minute interval");
+            schedule::FALLBACK_INTERVAL
+        });
+        let context = RuleContext {
+            regions: config.regions.iter().map(|r| r.name.clone()).collect(),
+            collection_interval,
+            since: clock.now(),
+        };
+        let lifecycle = Lifecycle {
+            min_hold: config.alerter.min_hold,
+            repeat_interval: config.alerter.repeat_interval,
+        };
+        let mut engine = Engine::new(rules::build(&config.alerter.rules, &context), lifecycle);
+        let open = loaded.open.len();
+        engine.restore(loaded.open, loaded.silences, loaded.memory);
+        if open > 0 {
+            tracing::info!(open, "alert state restored");
+        }
+        let subscription = EventSubscription::new(bus.clone(), &[Topic::Observations, Topic::Forecasts], "alerter").await?;
+        if config.alerter.slack.webhook_url.as_ref().is_none_or(|w| w.is_empty()) {
+            tracing::warn!("no Slack webhook configured (WINDSOCK_SLACK_WEBHOOK_URL): alerts are tracked and shown, not sent");
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                public_url: config.http.public_url(),
+                config,
+                engine: Mutex::new(engine),
+                store,
+                clock,
+                wake_delivery: Arc::new(Notify::new()),
+                evaluations: tokio::sync::watch::Sender::new(0),
+            }),
+            bus,
+            subscription,
+        })
+    }
+
+    pub fn routes(&self) -> axum::Router {
+        crate::api::routes(self.shared.clone())
+    }
+
+    /// A handle to wait on evaluations (tests and benchmarks).
+    pub fn probe(&self) -> Probe {
+        Probe {
+            evaluations: self.shared.evaluations.subscribe(),
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AlerterError> {
+        let Alerter {
+            shared,
+            bus,
+            mut subscription,
+        } = self;
+        let deliveries = CancellationToken::new();
+        let worker = shared
+            .config
+            .alerter
+            .slack
+            .webhook_url
+            .clone()
+            .filter(|w| !w.is_empty())
+            .map(|webhook| {
+                let deliverer = Deliverer {
+                    store: shared.store.clone(),
+                    webhook,
+                    config: shared.config.alerter.slack.clone(),
+                    clock: shared.clock.clone(),
+                    wake: shared.wake_delivery.clone(),
+                    counters: COUNTERS,
+                };
+                tokio::spawn(deliverer.run(deliveries.clone()))
+            });
+        let mut ticker = tokio::time::interval(shared.config.alerter.evaluation_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unacked: Vec<Delivery> = Vec::new();
+        let mut batch = Batch::default();
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        let mut bus_open = true;
+        // What was decided but not published before a restart goes out first.
+        publish_pending(&shared, bus.as_ref()).await;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = subscription.next(), if bus_open => match next {
+                    Ok(Some((delivery, envelope))) => {
+                        ingest(&shared, envelope.event, &mut unacked, delivery);
+                        // Take what else is already there, so a round is judged as a whole.
+                        while unacked.len() < DRAIN_BATCH {
+                            match subscription.next().now_or_never() {
+                                Some(Ok(Some((delivery, envelope)))) => ingest(&shared, envelope.event, &mut unacked, delivery),
+                                Some(Ok(None)) => { bus_open = false; break }
+                                Some(Err(err)) => { tracing::warn!(error = %err, "reading the bus failed"); COUNTERS.error("bus"); break }
+                                None => break,
+                            }
+                        }
+                    }
+                    Ok(None) => bus_open = false,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading the bus failed");
+                        COUNTERS.error("bus");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = ticker.tick() => {}
+            }
+            step(&shared, bus.as_ref(), &mut subscription, &mut batch, &mut unacked).await;
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                prune(&shared);
+            }
+            if let Some(lag) = subscription.lag() {
+                COUNTERS.gauge("windsock_bus_lag", lag as f64);
+            }
+        }
+        // Finish what was accepted: judge and commit what was read, then stop sending.
+        step(&shared, bus.as_ref(), &mut subscription, &mut batch, &mut unacked).await;
+        let _ = subscription.commit().await;
+        deliveries.cancel();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        Ok(())
+    }
+}
+
+fn ingest(shared: &Shared, event: Event, unacked: &mut Vec<Delivery>, delivery: Delivery) {
+    let now = shared.clock.now();
+    COUNTERS.received(1);
+    match &event {
+        Event::Observation(observation) => shared.engine.lock().observe(now, observation),
+        Event::Forecast(forecast) => shared.engine.lock().forecast(forecast),
+        _ => {}
+    }
+    unacked.push(delivery);
+}
+
+/// One evaluation: decide, commit, ack, publish, wake the delivery worker.
+async fn step(
+    shared: &Shared,
+    bus: &dyn windsock_core::Bus,
+    subscription: &mut EventSubscription,
+    batch: &mut Batch,
+    unacked: &mut Vec<Delivery>,
+) {
+    let now = shared.clock.now();
+    let webhook = shared.config.alerter.slack.webhook_url.as_ref().is_some_and(|w| !w.is_empty());
+    {
+        let mut engine = shared.engine.lock();
+        let changes = engine.evaluate(now);
+        if let Some(memory) = engine.take_memory() {
+            batch.memory = Some(memory);
+        }
+        for change in changes {
+            add_change(batch, change, now, &shared.public_url, webhook);
+        }
+    }
+    if !batch.is_empty() {
+        let alerts: Vec<Alert> = batch.alerts.values().cloned().collect();
+        match shared
+            .store
+            .commit(&alerts, &batch.events, &batch.messages, batch.memory.as_ref(), now)
+        {
+            Ok(()) => {
+                let sent = batch.messages.len();
+                *batch = Batch::default();
+                if sent > 0 {
+                    shared.wake_delivery.notify_one();
+                }
+                publish_pending(shared, bus).await;
+            }
+            Err(err) => {
+                // Kept in `batch` and committed with the next evaluation: nothing decided is lost.
+                tracing::error!(error = %err, "committing alert decisions failed; will retry");
+                COUNTERS.error("store");
+                shared.evaluations.send_modify(|n| *n += 1);
+                return;
+            }
+        }
+    }
+    for delivery in unacked.drain(..) {
+        if let Err(err) = subscription.ack(&delivery) {
+            tracing::warn!(error = %err, "ack failed");
+        }
+    }
+    shared.evaluations.send_modify(|n| *n += 1);
+}
+
+fn add_change(batch: &mut Batch, change: Change, now: DateTime<Utc>, public_url: &str, webhook: bool) {
+    if let Some(event) = change.event {
+        tracing::info!(
+            rule = %change.alert.rule,
+            region = change.alert.region.as_deref().unwrap_or(""),
+            state = change.alert.state.as_str(),
+            "alert state changed"
+        );
+        batch.events.push((change.alert.id.clone(), event));
+    }
+    if let Some(notice) = change.notice {
+        let payload = message::render(&change.alert, notice, now, public_url).to_string();
+        batch.messages.push(NewMessage {
+            alert: change.alert.clone(),
+            notice,
+            payload,
+            status: if webhook { DeliveryStatus::Pending } else { DeliveryStatus::NotConfigured },
+        });
+    }
+    batch.alerts.insert(change.alert.id.clone(), change.alert);
+}
+
+/// Publishes committed state changes not yet on the bus (their ids are deterministic, so one
+/// published twice after a crash is recognised downstream).
+async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
+    loop {
+        let pending = match shared.store.unpublished(256) {
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::error!(error = %err, "reading unpublished alert events failed");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        for (seq, event) in pending {
+            if let Err(err) = publish_event(bus, Event::Alert(event)).await {
+                tracing::warn!(error = %err, "publishing an alert event failed; will retry");
+                COUNTERS.error("publish");
+                return;
+            }
+            COUNTERS.sent(1);
+            if let Err(err) = shared.store.mark_published(seq) {
+                tracing::error!(error = %err, "marking an alert event published failed");
+                return;
+            }
+        }
+    }
+}
+
+fn prune(shared: &Shared) {
+    let retention = chrono::Duration::from_std(shared.config.alerter.history_retention).unwrap_or(chrono::Duration::days(35));
+    match shared.store.prune(shared.clock.now() - retention) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "pruned alert history past its retention"),
+        Err(err) => tracing::warn!(error = %err, "pruning alert history failed"),
+    }
+}

@@ -1,0 +1,247 @@
+//! Block Kit messages for alerts, kept within Slack's limits.
+//!
+//! Limits (api.slack.com/reference/block-kit): 50 blocks a message, 3000 characters a
+//! section text, 2000 a section field, 10 fields a section, 150 a header. A payload over
+//! them is refused with `invalid_blocks`, so every text is cut cleanly (on a character,
+//! never inside an `&amp;` escape, with an ellipsis) before it is queued.
+
+use crate::engine::{Alert, NoticeKind};
+use crate::rules::{show, PIPELINE_DOWN};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+pub const MAX_BLOCKS: usize = 50;
+pub const MAX_SECTION_TEXT: usize = 3000;
+pub const MAX_FIELD_TEXT: usize = 2000;
+pub const MAX_FIELDS: usize = 10;
+pub const MAX_HEADER: usize = 150;
+/// The notification fallback `text`; Slack truncates longer ones itself.
+pub const MAX_FALLBACK: usize = 4000;
+
+/// The link to the UI search of that region around that time.
+pub fn search_link(public_url: &str, region: Option<&str>, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let query = region.map(|r| format!("region:\"{r}\"")).unwrap_or_default();
+    let params = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", &query)
+        .append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .append_pair("to", &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .finish();
+    format!("{}/?{params}", public_url.trim_end_matches('/'))
+}
+
+/// Escapes the three characters Slack's mrkdwn reserves.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Cuts `text` to at most `max` characters, ending in `…` when cut, never inside an escape.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    // Do not leave half an entity such as `&am`.
+    if let Some(amp) = cut.rfind('&') {
+        if !cut[amp..].contains(';') && cut.len() - amp < 6 {
+            cut.truncate(amp);
+        }
+    }
+    cut.push('…');
+    cut
+}
+
+fn slack_date(t: DateTime<Utc>) -> String {
+    // Shown in each reader's own time zone; the fallback is for clients that cannot.
+    format!(
+        "<!date^{}^{{date_short_pretty}} {{time}}|{}>",
+        t.timestamp(),
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+fn lasted(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let secs = (to - from).num_seconds().max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// The message for `notice` about `alert`, decided at `at`.
+pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: &str) -> Value {
+    let (emoji, word) = match notice {
+        NoticeKind::Firing => (":rotating_light:", "FIRING"),
+        NoticeKind::Reminder => (":bell:", "STILL FIRING"),
+        NoticeKind::Resolved => (":white_check_mark:", "RESOLVED"),
+    };
+    let place = alert.region.clone().unwrap_or_else(|| "all regions".to_string());
+    let header = format!("{emoji} {word}: {} — {place}", alert.rule);
+    let started = alert.fired_at.unwrap_or(alert.started_at);
+    let mut fields = vec![
+        format!("*Region*\n{}", escape(&place)),
+        format!("*Severity*\n{}", alert.severity.as_str()),
+    ];
+    if let Some(value) = alert.value {
+        let unit = if alert.rule == PIPELINE_DOWN || alert.expected.as_deref().is_some_and(|e| e.starts_with("data within")) {
+            " s silent"
+        } else {
+            ""
+        };
+        fields.push(format!("*Value*\n{}{unit}", show(value)));
+    }
+    if let Some(expected) = &alert.expected {
+        fields.push(format!("*Expected*\n{}", escape(expected)));
+    }
+    fields.push(format!("*Started*\n{}", slack_date(started)));
+    let until = match notice {
+        NoticeKind::Resolved => {
+            let end = alert.resolved_at.unwrap_or(at);
+            fields.push(format!("*Lasted*\n{}", lasted(started, end)));
+            end
+        }
+        _ => at,
+    };
+    let link = search_link(
+        public_url,
+        alert.region.as_deref(),
+        started - chrono::Duration::hours(1),
+        until + chrono::Duration::minutes(15),
+    );
+    let summary = match notice {
+        NoticeKind::Resolved => format!("Resolved after {}. {}", lasted(started, until), alert.summary),
+        _ => alert.summary.clone(),
+    };
+    let fallback = format!("{word}: {} — {place}: {summary}", alert.rule);
+    let payload = json!({
+        "text": fallback,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}},
+            {"type": "section", "fields": fields.iter().map(|f| json!({"type": "mrkdwn", "text": f})).collect::<Vec<_>>()},
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(&summary)}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": format!("<{link}|Search {} around this time> · alert `{}`", escape(&place), alert.id)}
+            ]},
+        ],
+    });
+    fit(payload)
+}
+
+/// Brings a Block Kit payload within Slack's limits, cutting texts cleanly and dropping
+/// blocks past the 50th (the last kept one says how many were left out).
+pub fn fit(mut payload: Value) -> Value {
+    if let Some(text) = payload.get_mut("text") {
+        if let Some(s) = text.as_str() {
+            *text = Value::String(truncate(s, MAX_FALLBACK));
+        }
+    }
+    let Some(blocks) = payload.get_mut("blocks").and_then(Value::as_array_mut) else {
+        return payload;
+    };
+    if blocks.len() > MAX_BLOCKS {
+        let left_out = blocks.len() - (MAX_BLOCKS - 1);
+        blocks.truncate(MAX_BLOCKS - 1);
+        blocks.push(json!({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": format!("… {left_out} more block(s) left out (Slack shows at most {MAX_BLOCKS})")}
+        ]}));
+    }
+    for block in blocks.iter_mut() {
+        let kind = block.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+        let text_limit = if kind == "header" { MAX_HEADER } else { MAX_SECTION_TEXT };
+        if let Some(text) = block.pointer_mut("/text/text") {
+            if let Some(s) = text.as_str() {
+                *text = Value::String(truncate(s, text_limit));
+            }
+        }
+        if let Some(fields) = block.get_mut("fields").and_then(Value::as_array_mut) {
+            fields.truncate(MAX_FIELDS);
+            for field in fields {
+                if let Some(text) = field.get_mut("text") {
+                    if let Some(s) = text.as_str() {
+                        *text = Value::String(truncate(s, MAX_FIELD_TEXT));
+                    }
+                }
+            }
+        }
+        if let Some(elements) = block.get_mut("elements").and_then(Value::as_array_mut) {
+            for element in elements {
+                if let Some(text) = element.get_mut("text") {
+                    if let Some(s) = text.as_str() {
+                        *text = Value::String(truncate(s, MAX_SECTION_TEXT));
+                    }
+                }
+            }
+        }
+    }
+    payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use windsock_core::config::Severity;
+    use windsock_core::event::AlertState;
+
+    fn alert() -> Alert {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        Alert {
+            id: "a1".into(),
+            fingerprint: "f1".into(),
+            rule: "extreme_heat".into(),
+            region: Some("Kédougou".into()),
+            severity: Severity::Critical,
+            state: AlertState::Resolved,
+            started_at: t,
+            fired_at: Some(t),
+            resolved_at: Some(t + chrono::Duration::minutes(42)),
+            value: Some(46.25),
+            expected: Some("<= 45".into()),
+            summary: "temperature_c in Kédougou is 46.25 (above the limit <= 45)".into(),
+            clear_since: None,
+            silenced_by: None,
+            inhibited_by: None,
+            notified_firing: true,
+            last_notified_at: None,
+        }
+    }
+
+    #[test]
+    fn a_resolved_message_has_everything_people_need() {
+        let a = alert();
+        let payload = render(&a, NoticeKind::Resolved, a.resolved_at.unwrap(), "http://ws.example:8080/");
+        let text = payload.to_string();
+        let header = payload["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(header.contains("RESOLVED") && header.contains("extreme_heat") && header.contains("Kédougou"), "{header}");
+        assert!(text.contains("46.25") && text.contains("&lt;= 45"), "{text}");
+        assert!(text.contains("Lasted") && text.contains("42m"), "{text}");
+        assert!(text.contains("<!date^1795608000^"), "{text}");
+        let link = search_link("http://ws.example:8080", Some("Kédougou"), a.started_at, a.started_at);
+        assert!(link.starts_with("http://ws.example:8080/?q=region%3A%22K%C3%A9dougou%22&from=2026-11-25T12%3A00%3A00Z&to="), "{link}");
+        assert!(text.contains("http://ws.example:8080/?q=region%3A%22K%C3%A9dougou%22&from=2026-11-25T11%3A00%3A00Z"), "{text}");
+    }
+
+    #[test]
+    fn oversized_payloads_are_cut_to_slacks_limits() {
+        let mut a = alert();
+        a.rule = "r".repeat(400);
+        a.summary = "x & y ".repeat(2000);
+        let payload = render(&a, NoticeKind::Firing, a.started_at, "http://h");
+        let header = payload["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(header.chars().count(), MAX_HEADER);
+        assert!(header.ends_with('…'));
+        let section = payload["blocks"][2]["text"]["text"].as_str().unwrap();
+        assert!(section.chars().count() <= MAX_SECTION_TEXT);
+        assert!(!section.trim_end_matches('…').ends_with("&am") && section.ends_with('…'));
+
+        let blocks: Vec<Value> = (0..70).map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": i.to_string()}})).collect();
+        let fitted = fit(json!({"text": "t", "blocks": blocks}));
+        let blocks = fitted["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), MAX_BLOCKS);
+        assert!(blocks[49].to_string().contains("21 more block(s)"));
+    }
+
+    #[test]
+    fn truncation_never_splits_an_entity_or_a_character() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("ab&amp;cd", 5), "ab…");
+        assert_eq!(truncate("éééé", 3), "éé…");
+    }
+}

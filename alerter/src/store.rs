@@ -1,0 +1,499 @@
+//! The alerter's durable state in `<data_dir>/alerter/alerter.db` (SQLite, WAL, synchronous
+//! commits): alert occurrences, their history, silences, rule memory, and the outbox.
+//!
+//! One evaluation's decisions (state changes, history, the Slack messages they call for and
+//! the rules' memory) are committed in one transaction before anything leaves the process;
+//! the delivery worker then works through the outbox in order and marks each message. A
+//! crash between decision and send leaves the message pending: it is sent after the restart,
+//! once. (The only window left is between Slack's `200 ok` and our commit of it, a few
+//! microseconds; a message caught there is sent twice rather than lost.)
+
+use crate::engine::{Alert, NoticeKind};
+use crate::silence::Silence;
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use windsock_core::event::{AlertEvent, AlertState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("alert store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("alert store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("alert store holds a record that does not decode: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    db: Mutex<Connection>,
+}
+
+/// What a restart needs back.
+pub struct Loaded {
+    /// Alerts not resolved.
+    pub open: Vec<Alert>,
+    pub silences: Vec<Silence>,
+    pub memory: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// Slack refused it for good (400, 403, 404, 410).
+    Failed,
+    /// Retryable failures for longer than `give_up_after`.
+    Expired,
+    /// No webhook configured: kept, not sent.
+    NotConfigured,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Expired,
+        DeliveryStatus::NotConfigured,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Expired => "expired",
+            DeliveryStatus::NotConfigured => "not_configured",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+/// One Slack message in the outbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct Delivery {
+    pub seq: i64,
+    pub alert_id: String,
+    pub rule: String,
+    pub region: Option<String>,
+    pub notice: String,
+    pub created_at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub payload: String,
+}
+
+/// A message decided, to be put in the outbox.
+pub struct NewMessage {
+    pub alert: Alert,
+    pub notice: NoticeKind,
+    pub payload: String,
+    pub status: DeliveryStatus,
+}
+
+/// One history entry of an alert.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub alert_id: String,
+    pub event: AlertEvent,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    region TEXT,
+    started_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, started_at);
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS history_alert ON history(alert_id);
+CREATE INDEX IF NOT EXISTS history_fingerprint ON history(fingerprint);
+CREATE INDEX IF NOT EXISTS history_unpublished ON history(published, seq);
+CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memory (rule TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    region TEXT,
+    notice TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status, seq);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+";
+
+impl Store {
+    /// Opens (creating) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let db = Connection::open(dir.join("alerter.db"))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk when it returns, so a decided message survives kill -9
+        // and power loss alike.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Self { db: Mutex::new(db) })
+    }
+
+    pub fn load(&self) -> Result<Loaded> {
+        let db = self.db.lock();
+        let open = db
+            .prepare("SELECT body FROM alerts WHERE state != 'resolved'")?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .map(|body| Ok(serde_json::from_str(&body?)?))
+            .collect::<Result<Vec<Alert>>>()?;
+        let silences = db
+            .prepare("SELECT body FROM silences")?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .map(|body| Ok(serde_json::from_str(&body?)?))
+            .collect::<Result<Vec<Silence>>>()?;
+        let memory = db
+            .prepare("SELECT rule, body FROM memory")?
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+            .map(|pair| {
+                let (rule, body) = pair?;
+                Ok((rule, serde_json::from_str(&body)?))
+            })
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        Ok(Loaded { open, silences, memory })
+    }
+
+    /// Commits one evaluation's decisions in one transaction.
+    pub fn commit(
+        &self,
+        alerts: &[Alert],
+        events: &[(String, AlertEvent)],
+        messages: &[NewMessage],
+        memory: Option<&BTreeMap<String, serde_json::Value>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut db = self.db.lock();
+        let tx = db.transaction()?;
+        for alert in alerts {
+            tx.execute(
+                "INSERT INTO alerts (id, fingerprint, state, region, started_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, body = excluded.body",
+                params![
+                    alert.id,
+                    alert.fingerprint,
+                    alert.state.as_str(),
+                    alert.region,
+                    millis(alert.started_at),
+                    serde_json::to_string(alert)?
+                ],
+            )?;
+        }
+        for (alert_id, event) in events {
+            tx.execute(
+                "INSERT INTO history (alert_id, fingerprint, at, event) VALUES (?1, ?2, ?3, ?4)",
+                params![alert_id, event.fingerprint, millis(event.at), serde_json::to_string(event)?],
+            )?;
+        }
+        for message in messages {
+            let delivered = message.status != DeliveryStatus::Pending;
+            tx.execute(
+                "INSERT INTO outbox (alert_id, rule, region, notice, created_at, payload, status, updated_at, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8)",
+                params![
+                    message.alert.id,
+                    message.alert.rule,
+                    message.alert.region,
+                    message.notice.as_str(),
+                    millis(now),
+                    message.payload,
+                    message.status.as_str(),
+                    delivered.then_some("no Slack webhook configured (set WINDSOCK_SLACK_WEBHOOK_URL)"),
+                ],
+            )?;
+        }
+        if let Some(memory) = memory {
+            for (rule, body) in memory {
+                tx.execute(
+                    "INSERT INTO memory (rule, body) VALUES (?1, ?2) ON CONFLICT(rule) DO UPDATE SET body = excluded.body",
+                    params![rule, body.to_string()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn put_silence(&self, silence: &Silence) -> Result<()> {
+        self.db.lock().execute(
+            "INSERT INTO silences (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+            params![silence.id, serde_json::to_string(silence)?],
+        )?;
+        Ok(())
+    }
+
+    /// State changes not yet published on the bus, oldest first.
+    pub fn unpublished(&self, limit: usize) -> Result<Vec<(i64, AlertEvent)>> {
+        let db = self.db.lock();
+        let mut statement = db.prepare("SELECT seq, event FROM history WHERE published = 0 ORDER BY seq LIMIT ?1")?;
+        let rows = statement
+            .query_map([limit as i64], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?
+            .map(|row| {
+                let (seq, event) = row?;
+                Ok((seq, serde_json::from_str(&event)?))
+            })
+            .collect();
+        rows
+    }
+
+    pub fn mark_published(&self, seq: i64) -> Result<()> {
+        self.db.lock().execute("UPDATE history SET published = 1 WHERE seq = ?1", [seq])?;
+        Ok(())
+    }
+
+    /// The oldest message still to send.
+    pub fn next_pending(&self) -> Result<Option<Delivery>> {
+        let db = self.db.lock();
+        let delivery = db
+            .query_row(
+                &format!("{SELECT_DELIVERY} WHERE status = 'pending' ORDER BY seq LIMIT 1"),
+                [],
+                delivery_row,
+            )
+            .optional()?;
+        Ok(delivery)
+    }
+
+    /// A failed attempt that will be retried.
+    pub fn record_attempt(&self, seq: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        self.db.lock().execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, updated_at = ?3 WHERE seq = ?1",
+            params![seq, error, millis(now)],
+        )?;
+        Ok(())
+    }
+
+    /// The final outcome of a message: delivered, failed or expired.
+    pub fn finish(&self, seq: i64, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+        let delivered_at = (status == DeliveryStatus::Delivered).then_some(millis(now));
+        self.db.lock().execute(
+            "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = COALESCE(?3, last_error),
+             updated_at = ?4, delivered_at = ?5 WHERE seq = ?1",
+            params![seq, status.as_str(), error, millis(now), delivered_at],
+        )?;
+        Ok(())
+    }
+
+    /// Messages, newest first, optionally of one status or one alert.
+    pub fn deliveries(&self, status: Option<DeliveryStatus>, alert_id: Option<&str>, limit: usize) -> Result<Vec<Delivery>> {
+        let db = self.db.lock();
+        let mut statement = db.prepare(&format!(
+            "{SELECT_DELIVERY} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR alert_id = ?2) ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let rows = statement
+            .query_map(params![status.map(|s| s.as_str()), alert_id, limit as i64], delivery_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn delivery_counts(&self) -> Result<BTreeMap<&'static str, i64>> {
+        let db = self.db.lock();
+        let mut counts: BTreeMap<&'static str, i64> = DeliveryStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut statement = db.prepare("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
+        for row in statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))? {
+            let (status, n) = row?;
+            if let Some(status) = DeliveryStatus::parse(&status) {
+                counts.insert(status.as_str(), n);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Alert occurrences, newest first, by state (`None`: any) and region.
+    pub fn alerts(&self, states: &[AlertState], region: Option<&str>, limit: usize) -> Result<Vec<Alert>> {
+        let db = self.db.lock();
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let mut statement = db.prepare(
+            "SELECT body FROM alerts WHERE instr(?1, ',' || state || ',') > 0 AND (?2 IS NULL OR region = ?2)
+             ORDER BY started_at DESC LIMIT ?3",
+        )?;
+        let rows = statement
+            .query_map(params![format!(",{},", states.join(",")), region, limit as i64], |row| row.get::<_, String>(0))?
+            .map(|body| Ok(serde_json::from_str(&body?)?))
+            .collect();
+        rows
+    }
+
+    /// An occurrence by id, or the latest occurrence of a fingerprint.
+    pub fn alert(&self, id: &str) -> Result<Option<Alert>> {
+        let db = self.db.lock();
+        let body: Option<String> = db
+            .query_row(
+                "SELECT body FROM alerts WHERE id = ?1 OR fingerprint = ?1 ORDER BY started_at DESC LIMIT 1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+    }
+
+    /// State changes of an occurrence (by alert id) or of every occurrence (by fingerprint).
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let db = self.db.lock();
+        let mut statement =
+            db.prepare("SELECT seq, alert_id, event FROM history WHERE alert_id = ?1 OR fingerprint = ?1 ORDER BY seq")?;
+        let rows = statement
+            .query_map([id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+            .map(|row| {
+                let (seq, alert_id, event) = row?;
+                Ok(HistoryEntry {
+                    seq,
+                    alert_id,
+                    event: serde_json::from_str(&event)?,
+                })
+            })
+            .collect();
+        rows
+    }
+
+    /// Forgets history, finished messages and resolved occurrences older than `before`.
+    pub fn prune(&self, before: DateTime<Utc>) -> Result<usize> {
+        let db = self.db.lock();
+        let cut = millis(before);
+        let mut removed = db.execute("DELETE FROM history WHERE at < ?1 AND published = 1", [cut])?;
+        removed += db.execute("DELETE FROM outbox WHERE created_at < ?1 AND status != 'pending'", [cut])?;
+        removed += db.execute("DELETE FROM alerts WHERE state = 'resolved' AND started_at < ?1", [cut])?;
+        Ok(removed)
+    }
+}
+
+const SELECT_DELIVERY: &str = "SELECT seq, alert_id, rule, region, notice, created_at, status, attempts, last_error,
+    updated_at, delivered_at, payload FROM outbox";
+
+fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        seq: row.get(0)?,
+        alert_id: row.get(1)?,
+        rule: row.get(2)?,
+        region: row.get(3)?,
+        notice: row.get(4)?,
+        created_at: time(row.get(5)?),
+        status: DeliveryStatus::parse(&row.get::<_, String>(6)?).unwrap_or(DeliveryStatus::Failed),
+        attempts: row.get(7)?,
+        last_error: row.get(8)?,
+        updated_at: time(row.get(9)?),
+        delivered_at: row.get::<_, Option<i64>>(10)?.map(time),
+        payload: row.get(11)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windsock_core::config::Severity;
+
+    fn alert(id: &str, state: AlertState, started_at: DateTime<Utc>) -> Alert {
+        Alert {
+            id: id.into(),
+            fingerprint: format!("fp-{id}"),
+            rule: "hot".into(),
+            region: Some("Dakar".into()),
+            severity: Severity::Warning,
+            state,
+            started_at,
+            fired_at: Some(started_at),
+            resolved_at: None,
+            value: Some(41.0),
+            expected: None,
+            summary: "hot".into(),
+            clear_since: None,
+            silenced_by: None,
+            inhibited_by: None,
+            notified_firing: true,
+            last_notified_at: None,
+        }
+    }
+
+    #[test]
+    fn history_is_kept_for_the_retention_and_pruned_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        let old = now - chrono::Duration::days(40);
+        let recent = now - chrono::Duration::days(31);
+        for (id, at) in [("old", old), ("recent", recent)] {
+            let a = alert(id, AlertState::Resolved, at);
+            store.commit(&[a.clone()], &[(a.id.clone(), a.event(at))], &[], None, at).unwrap();
+            let (seq, _) = store.unpublished(10).unwrap()[0].clone();
+            store.mark_published(seq).unwrap();
+        }
+        let firing = alert("open", AlertState::Firing, old);
+        store.commit(&[firing.clone()], &[], &[], None, old).unwrap();
+        let removed = store.prune(now - chrono::Duration::days(35)).unwrap();
+        assert_eq!(removed, 2, "the old history entry and the old resolved occurrence");
+        assert!(store.history("old").unwrap().is_empty());
+        assert_eq!(store.history("recent").unwrap().len(), 1, "31 days old is kept");
+        assert_eq!(store.load().unwrap().open.len(), 1, "an open alert is never pruned");
+    }
+
+    #[test]
+    fn the_outbox_is_worked_in_order_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let messages: Vec<NewMessage> = (0..3)
+                .map(|i| NewMessage {
+                    alert: alert(&format!("a{i}"), AlertState::Firing, now),
+                    notice: NoticeKind::Firing,
+                    payload: format!("{{\"text\":\"{i}\"}}"),
+                    status: DeliveryStatus::Pending,
+                })
+                .collect();
+            store.commit(&[], &[], &messages, None, now).unwrap();
+            let first = store.next_pending().unwrap().unwrap();
+            store.finish(first.seq, DeliveryStatus::Delivered, None, now).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let next = store.next_pending().unwrap().unwrap();
+        assert_eq!(next.alert_id, "a1");
+        store.record_attempt(next.seq, "HTTP 500: boom", now).unwrap();
+        assert_eq!(store.next_pending().unwrap().unwrap().alert_id, "a1", "retried before later ones");
+        let counts = store.delivery_counts().unwrap();
+        assert_eq!((counts["delivered"], counts["pending"]), (1, 2));
+    }
+}

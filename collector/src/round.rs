@@ -1,0 +1,240 @@
+//! One collection round: every region fetched at once (bounded), each with its own retries,
+//! so one failing region never blocks or drops the others. Every fetch outcome is published
+//! as a `LogEvent` besides the observations.
+
+use crate::source::FetchError;
+use crate::{Collector, Tick, COUNTERS};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use windsock_core::bus::publish_event;
+use windsock_core::config::Region;
+use windsock_core::event::{Event, Level, LogEvent, Observation};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Observations fetched.
+    Ok,
+    /// The source answered with nothing for this region (a silent region).
+    NoData,
+    /// The fetch failed after its retries.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NoData => "no_data",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// How one region's fetch went.
+#[derive(Clone, Debug, Serialize)]
+pub struct RegionReport {
+    pub region: String,
+    pub outcome: Outcome,
+    pub observations: usize,
+    /// Observations the bus accepted.
+    pub published: usize,
+    pub attempts: u32,
+    pub latency_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    pub tick: DateTime<Utc>,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub regions: Vec<RegionReport>,
+}
+
+impl RoundReport {
+    /// Regions by outcome: `{"ok": 13, "failed": 1}`.
+    pub fn outcomes(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for region in &self.regions {
+            *counts.entry(region.outcome.as_str()).or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn region(&self, name: &str) -> Option<&RegionReport> {
+        self.regions.iter().find(|r| r.region == name)
+    }
+}
+
+/// Whether a fetch was for the live round or the backfill, as recorded in its log event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Phase {
+    Live,
+    Backfill,
+}
+
+impl Collector {
+    /// Runs one round for `tick`: fetches every region, publishes what came back, and
+    /// records the round in the status. The scheduler calls this; tests may too.
+    pub async fn round(&self, tick: Tick) -> RoundReport {
+        let inner = &self.inner;
+        let started = inner.clock.now();
+        // Owned regions and a cloned handle per fetch keep the stream's futures 'static, so
+        // the round can be spawned.
+        let mut regions: Vec<RegionReport> = futures::stream::iter(inner.config.regions.clone())
+            .map(|region| {
+                let collector = self.clone();
+                async move { collector.fetch_region(&region, tick).await }
+            })
+            .buffer_unordered(inner.config.collector.concurrency.max(1))
+            .collect()
+            .await;
+        regions.sort_by(|a, b| a.region.cmp(&b.region));
+        let report = RoundReport {
+            tick: tick.at,
+            started,
+            finished: inner.clock.now(),
+            regions,
+        };
+        let outcomes = report.outcomes();
+        tracing::info!(
+            tick = %tick.at,
+            ok = outcomes.get("ok").copied().unwrap_or(0),
+            no_data = outcomes.get("no_data").copied().unwrap_or(0),
+            failed = outcomes.get("failed").copied().unwrap_or(0),
+            "collection round finished"
+        );
+        COUNTERS.gauge(
+            "windsock_collector_last_round_timestamp_seconds",
+            report.finished.timestamp_millis() as f64 / 1000.0,
+        );
+        inner.status.lock().record_round(report.clone());
+        report
+    }
+
+    async fn fetch_region(&self, region: &Region, tick: Tick) -> RegionReport {
+        let inner = &self.inner;
+        let clock = std::time::Instant::now();
+        let (result, attempts) = inner.retry.run(|| inner.source.current(region, tick)).await;
+        let mut report = RegionReport {
+            region: region.name.clone(),
+            outcome: Outcome::Ok,
+            observations: 0,
+            published: 0,
+            attempts,
+            latency_ms: elapsed_ms(clock),
+            http_status: None,
+            error: None,
+        };
+        match result {
+            Ok(observations) if observations.is_empty() => report.outcome = Outcome::NoData,
+            Ok(observations) => {
+                report.observations = observations.len();
+                report.published = self.publish(observations).await;
+            }
+            Err(err) => report.fail(&err),
+        }
+        self.publish_outcome(region, tick, Phase::Live, &report)
+            .await;
+        report
+    }
+
+    /// Publishes observations; returns how many the bus accepted.
+    pub(crate) async fn publish(&self, observations: Vec<Observation>) -> usize {
+        COUNTERS.received(observations.len() as u64);
+        let mut published = 0;
+        for observation in observations {
+            match publish_event(self.inner.bus.as_ref(), Event::Observation(observation)).await {
+                Ok(()) => published += 1,
+                Err(err) => {
+                    tracing::error!(error = %err, "an observation could not be published");
+                    COUNTERS.error("publish");
+                    COUNTERS.dropped(1, "publish_failed");
+                }
+            }
+        }
+        COUNTERS.sent(published as u64);
+        published
+    }
+
+    /// Publishes a fetch outcome on the logs topic (directly, so it is there whatever the
+    /// log level), and traces it at debug for the console.
+    pub(crate) async fn publish_outcome(
+        &self,
+        region: &Region,
+        tick: Tick,
+        phase: Phase,
+        report: &RegionReport,
+    ) {
+        let source = self.inner.source.name();
+        tracing::debug!(
+            region = %region.name,
+            source,
+            outcome = report.outcome.as_str(),
+            attempts = report.attempts,
+            latency_ms = report.latency_ms,
+            error = report.error.as_deref().unwrap_or(""),
+            "fetch outcome"
+        );
+        let (level, message) = match report.outcome {
+            Outcome::Ok => (Level::Info, "fetch succeeded"),
+            Outcome::NoData => (Level::Warn, "fetch returned no data"),
+            Outcome::Failed => (Level::Warn, "fetch failed"),
+        };
+        let mut fields = Map::new();
+        fields.insert("source".into(), source.into());
+        fields.insert("status".into(), report.outcome.as_str().into());
+        fields.insert("latency_ms".into(), report.latency_ms.into());
+        fields.insert("attempts".into(), report.attempts.into());
+        fields.insert("observations".into(), report.observations.into());
+        fields.insert("tick".into(), json!(tick.at));
+        fields.insert(
+            "phase".into(),
+            match phase {
+                Phase::Live => "live",
+                Phase::Backfill => "backfill",
+            }
+            .into(),
+        );
+        if let Some(status) = report.http_status {
+            fields.insert("http_status".into(), status.into());
+        }
+        if let Some(error) = &report.error {
+            fields.insert("error".into(), Value::String(error.clone()));
+        }
+        let event = LogEvent {
+            timestamp: self.inner.clock.now(),
+            service: "collector".into(),
+            level,
+            message: message.into(),
+            region: Some(region.name.clone()),
+            target: Some(module_path!().into()),
+            fields,
+        };
+        if let Err(err) = publish_event(self.inner.bus.as_ref(), Event::Log(event)).await {
+            tracing::warn!(error = %err, "a fetch outcome could not be published");
+            COUNTERS.dropped(1, "log_publish_failed");
+        }
+    }
+}
+
+impl RegionReport {
+    pub(crate) fn fail(&mut self, err: &FetchError) {
+        COUNTERS.error(err.kind());
+        self.outcome = Outcome::Failed;
+        self.http_status = err.http_status();
+        self.error = Some(err.to_string());
+    }
+}
+
+pub(crate) fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis().min(u64::MAX as u128) as u64
+}

@@ -1,0 +1,332 @@
+//! One refit: backfill the ledger if it is thin, forecast with every model, record, score,
+//! choose and calibrate. The same procedure serves the scheduled refits, `/predict` and the
+//! backtests, so what the backtests measure is what the service does.
+
+use crate::calibration::{Calibration, Ledger, PastForecast, Scorer, ScoresByModel};
+use crate::models::{self, ModelError, ModelKind};
+use crate::series::RegularSeries;
+use std::collections::BTreeMap;
+
+/// How a series is modelled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setup {
+    /// Steps per daily season (24 for hourly data); `None` for data too coarse for one.
+    pub season: Option<usize>,
+    /// The most recent steps each model is fitted on.
+    pub train_len: usize,
+    /// Steps ahead whose errors are recorded and calibrated.
+    pub calibration_horizon: usize,
+    /// Origins this many steps back (and newer) score and calibrate the models.
+    pub calibration_window: i64,
+    /// When the ledger holds fewer scored origins than half this, a backtest from this many
+    /// past origins fills it (at start-up, and for stateless requests).
+    pub backfill_origins: usize,
+    /// Steps between backfilled origins.
+    pub backfill_spacing: usize,
+}
+
+impl Setup {
+    /// Hourly data as the bus history holds it.
+    pub fn hourly(train_len: usize, calibration_horizon: usize, calibration_days: usize) -> Self {
+        Setup {
+            season: Some(24),
+            train_len,
+            calibration_horizon,
+            calibration_window: calibration_days as i64 * 24,
+            backfill_origins: 12,
+            backfill_spacing: 6,
+        }
+    }
+
+    /// The fewest points a refit needs: enough for the default model.
+    pub fn min_points(&self) -> usize {
+        models::min_points(ModelKind::DEFAULT, self.season)
+    }
+}
+
+/// One model's forecast from the latest origin, with its calibration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelForecast {
+    pub points: Vec<f64>,
+    pub calibration: Calibration,
+    /// Mean absolute error over the ledger's scored forecasts, if there are any.
+    pub backtest_mae: Option<f64>,
+}
+
+impl ModelForecast {
+    /// The interval at `step` for `level`.
+    pub fn interval(&self, step: usize, level: f64) -> (f64, f64) {
+        let point = self.points[step];
+        let width = self.calibration.half_width(step, level).unwrap_or(f64::INFINITY);
+        (point - width, point + width)
+    }
+}
+
+/// Every model's forecast from one origin, and the one chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refit {
+    /// The step of the first forecast point.
+    pub origin: i64,
+    pub chosen: ModelKind,
+    pub models: BTreeMap<ModelKind, ModelForecast>,
+    /// Models that could not forecast, and why.
+    pub failures: BTreeMap<ModelKind, ModelError>,
+}
+
+impl Refit {
+    pub fn chosen(&self) -> &ModelForecast {
+        &self.models[&self.chosen]
+    }
+
+    /// Backtest MAE by model name, for models that have one.
+    pub fn backtest_mae(&self) -> BTreeMap<&'static str, f64> {
+        self.models
+            .iter()
+            .filter_map(|(kind, m)| m.backtest_mae.map(|mae| (kind.name(), mae)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("too few points: {got} after gaps are handled, at least {needed} needed")]
+    TooShort { needed: usize, got: usize },
+    #[error("no model could forecast: {0}")]
+    NoModel(String),
+}
+
+/// Refits on `series` (everything known up to now), recording into `ledger`, and forecasts
+/// `horizon` steps.
+pub fn refit(
+    series: &RegularSeries,
+    ledger: &mut Ledger,
+    setup: &Setup,
+    horizon: usize,
+) -> Result<Refit, EngineError> {
+    let needed = setup.min_points();
+    if series.len() < needed {
+        return Err(EngineError::TooShort {
+            needed,
+            got: series.len(),
+        });
+    }
+    let origin = series.end();
+    let window_start = origin - setup.calibration_window;
+    if ledger.scored_origins(series, window_start, origin) * 2 < setup.backfill_origins {
+        backfill(series, ledger, setup);
+    }
+
+    let train = training_window(series, origin, setup.train_len);
+    let steps = horizon.max(setup.calibration_horizon);
+    let mut forecasts = BTreeMap::new();
+    let mut failures = BTreeMap::new();
+    for kind in ModelKind::ALL {
+        match models::forecast(kind, train, setup.season, steps) {
+            Ok(points) => {
+                ledger.record(PastForecast {
+                    origin,
+                    model: kind,
+                    points: points[..setup.calibration_horizon].to_vec(),
+                });
+                forecasts.insert(kind, points);
+            }
+            Err(err) => {
+                failures.insert(kind, err);
+            }
+        }
+    }
+    ledger.prune(window_start);
+
+    let mut models = BTreeMap::new();
+    for (kind, mut points) in forecasts {
+        let errors = ledger.errors(kind, series, window_start, origin, setup.calibration_horizon);
+        let mut calibration = errors.calibration();
+        if calibration.calibrated_steps() == 0 {
+            calibration = Calibration::from_series_changes(train, setup.calibration_horizon);
+        }
+        points.truncate(horizon);
+        models.insert(
+            kind,
+            ModelForecast {
+                points,
+                calibration,
+                backtest_mae: errors.mae(),
+            },
+        );
+    }
+    let chosen = choose(&models).ok_or_else(|| {
+        EngineError::NoModel(
+            failures.values().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+    })?;
+    Ok(Refit {
+        origin,
+        chosen,
+        models,
+        failures,
+    })
+}
+
+/// A baseline replaces the default model only when its backtest MAE is lower by more than
+/// this fraction: a few days of errors are noisy, and across real series the default wins.
+pub const SWITCH_MARGIN: f64 = 0.10;
+
+/// The model with the lowest backtest MAE (the default keeps a [`SWITCH_MARGIN`] edge); the
+/// default when none has been scored yet.
+fn choose(models: &BTreeMap<ModelKind, ModelForecast>) -> Option<ModelKind> {
+    let handicap = |kind: ModelKind| if kind == ModelKind::DEFAULT { 1.0 - SWITCH_MARGIN } else { 1.0 };
+    let best_scored = models
+        .iter()
+        .filter_map(|(kind, m)| m.backtest_mae.map(|mae| (mae * handicap(*kind), *kind)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, kind)| kind);
+    best_scored.or_else(|| {
+        [ModelKind::DEFAULT, ModelKind::SeasonalNaive, ModelKind::Persistence]
+            .into_iter()
+            .find(|k| models.contains_key(k))
+    })
+}
+
+fn training_window(series: &RegularSeries, end: i64, len: usize) -> &[f64] {
+    let end = (end - series.start).clamp(0, series.len() as i64) as usize;
+    &series.values[end.saturating_sub(len)..end]
+}
+
+/// Forecasts from past origins (the newest a whole calibration horizon back, so its actuals
+/// are all in), as the models would have made them then.
+fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
+    let newest = series.end() - setup.calibration_horizon as i64;
+    for k in 0..setup.backfill_origins {
+        let origin = newest - (k * setup.backfill_spacing) as i64;
+        let train = training_window(series, origin, setup.train_len);
+        if train.len() < setup.min_points() {
+            break;
+        }
+        for kind in ModelKind::ALL {
+            if ledger.has(origin, kind) {
+                continue;
+            }
+            if let Ok(points) = models::forecast(kind, train, setup.season, setup.calibration_horizon)
+            {
+                ledger.record(PastForecast {
+                    origin,
+                    model: kind,
+                    points,
+                });
+            }
+        }
+    }
+}
+
+/// A rolling-origin backtest's scores, per model and for the model the service would have
+/// chosen at each origin.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Backtest {
+    pub origins: usize,
+    pub by_model: ScoresByModel,
+    /// Scores of whichever model was chosen at each origin.
+    pub chosen: Option<crate::calibration::Scores>,
+}
+
+/// Runs the service's own procedure at each origin (ascending steps of `series`), seeing only
+/// what was known then, and scores `horizon` steps ahead at `level`. The ledger carries over
+/// from one origin to the next, as it does between scheduled refits.
+pub fn backtest(
+    series: &RegularSeries,
+    setup: &Setup,
+    origins: &[i64],
+    horizon: usize,
+    level: f64,
+) -> Backtest {
+    let mut ledger = Ledger::default();
+    let mut scorers: BTreeMap<ModelKind, Scorer> = BTreeMap::new();
+    let mut chosen = Scorer::default();
+    let mut scored = 0;
+    for &origin in origins {
+        let known = series.until(origin);
+        let Ok(refit) = refit(&known, &mut ledger, setup, horizon) else {
+            continue;
+        };
+        scored += 1;
+        for (kind, model) in &refit.models {
+            for step in 0..horizon {
+                let Some(actual) = series.at(origin + step as i64) else { break };
+                let (lower, upper) = model.interval(step, level);
+                scorers.entry(*kind).or_default().add(actual, model.points[step], lower, upper);
+                if *kind == refit.chosen {
+                    chosen.add(actual, model.points[step], lower, upper);
+                }
+            }
+        }
+    }
+    Backtest {
+        origins: scored,
+        by_model: scorers
+            .iter()
+            .filter_map(|(kind, s)| s.scores().map(|scores| (kind.name(), scores)))
+            .collect(),
+        chosen: chosen.scores(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::regularize;
+
+    fn cycle(hours: i64) -> RegularSeries {
+        regularize((0..hours).map(|i| {
+            let noise = ((i * 7919) % 13) as f64 / 13.0 - 0.5;
+            (i, 10.0 + 4.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + noise)
+        }))
+    }
+
+    #[test]
+    fn a_first_refit_backfills_then_later_ones_reuse_the_ledger() {
+        let series = cycle(24 * 10);
+        let setup = Setup::hourly(24 * 7, 24, 7);
+        let mut ledger = Ledger::default();
+        let refit1 = refit(&series, &mut ledger, &setup, 48).unwrap();
+        assert_eq!(refit1.origin, 240);
+        assert_eq!(refit1.chosen().points.len(), 48);
+        // 12 backfilled origins plus the current one, three models each.
+        assert_eq!(ledger.len(), 13 * 3);
+        assert!(refit1.models.values().all(|m| m.backtest_mae.is_some()));
+        let mstl = &refit1.models[&ModelKind::MstlEts];
+        assert!(mstl.calibration.calibrated_steps() == 24);
+        let (lo, hi) = mstl.interval(0, 0.95);
+        assert!(lo < mstl.points[0] && mstl.points[0] < hi);
+        let (lo80, hi80) = mstl.interval(0, 0.8);
+        assert!(hi80 - lo80 <= hi - lo, "a lower level is no wider");
+
+        let refit2 = refit(&cycle(24 * 10 + 1), &mut ledger, &setup, 24).unwrap();
+        assert_eq!(refit2.origin, 241);
+        assert_eq!(ledger.len(), 14 * 3, "no second backfill");
+    }
+
+    #[test]
+    fn the_clean_cycle_is_won_by_a_seasonal_model() {
+        let series = cycle(24 * 10);
+        let refit = refit(&series, &mut Ledger::default(), &Setup::hourly(24 * 7, 24, 7), 24).unwrap();
+        assert_ne!(refit.chosen, ModelKind::Persistence, "{:?}", refit.backtest_mae());
+    }
+
+    #[test]
+    fn too_short_a_series_is_an_error() {
+        let err = refit(&cycle(30), &mut Ledger::default(), &Setup::hourly(672, 24, 7), 24).unwrap_err();
+        assert_eq!(err, EngineError::TooShort { needed: 49, got: 30 });
+    }
+
+    #[test]
+    fn backtests_see_only_the_past() {
+        let series = cycle(24 * 12);
+        let setup = Setup::hourly(24 * 7, 24, 7);
+        let origins: Vec<i64> = (0..4).map(|k| 24 * 9 + k * 12).collect();
+        let report = backtest(&series, &setup, &origins, 24, 0.95);
+        assert_eq!(report.origins, 4);
+        let naive = &report.by_model["seasonal_naive"];
+        assert_eq!(naive.points, 4 * 24);
+        assert!(naive.mae < 1.0, "{naive:?}");
+        assert!(report.chosen.is_some());
+    }
+}

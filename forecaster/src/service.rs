@@ -1,0 +1,271 @@
+//! The running service: state shared with the HTTP handlers, ingestion from the bus
+//! (acked only once persisted), and refits (off the async runtime, a bounded number at once).
+
+use crate::api::ApiError;
+use crate::engine::{self, EngineError, Refit, Setup};
+use crate::series::{hour_start, RegularSeries};
+use crate::store::{self, Store, StoreError};
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use windsock_core::bus::{publish_event, BusError, Delivery, SharedBus, Topic};
+use windsock_core::clock::SharedClock;
+use windsock_core::event::{Envelope, Event, Forecast, ForecastPoint, Observation};
+use windsock_core::telemetry::Counters;
+use windsock_core::Config;
+
+pub static COUNTERS: Counters = Counters::new("forecaster");
+
+/// Observations beyond the training window kept for backtests and calibration.
+const EXTRA_RETENTION_HOURS: usize = (crate::api::MAX_BACKTEST_DAYS + 1) * 24;
+
+/// The latest refit of a region.
+#[derive(Debug)]
+pub struct Latest {
+    pub generated_at: DateTime<Utc>,
+    pub refit: Refit,
+    pub history_hours: usize,
+}
+
+/// What the run loop and the HTTP handlers share.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub setup: Setup,
+    store: Mutex<Store>,
+    latest: Mutex<HashMap<String, Arc<Latest>>>,
+    /// Held while region files are written, so an ack never precedes the write of its data.
+    persisting: tokio::sync::Mutex<()>,
+    /// Bounds CPU-heavy work (refits, backtests, /predict) to the configured cores.
+    compute_slots: Arc<Semaphore>,
+    pub clock: SharedClock,
+}
+
+impl Shared {
+    pub fn open(config: Arc<Config>, clock: SharedClock) -> Result<Shared, StoreError> {
+        let fc = &config.forecaster;
+        let setup = Setup::hourly(fc.history_hours, fc.horizon_hours, fc.calibration_days);
+        let retention = fc.history_hours + EXTRA_RETENTION_HOURS.max(fc.calibration_days * 24 + 24);
+        let store = Store::open(&config.data_dir.join("forecaster"), retention)?;
+        Ok(Shared {
+            setup,
+            store: Mutex::new(store),
+            latest: Mutex::new(HashMap::new()),
+            persisting: tokio::sync::Mutex::new(()),
+            compute_slots: Arc::new(Semaphore::new(fc.refit_workers.max(1))),
+            clock,
+            config,
+        })
+    }
+
+    pub fn store_is_empty(&self) -> bool {
+        self.store.lock().is_empty()
+    }
+
+    /// A region is known when it is configured or observations of it have arrived.
+    pub fn check_region(&self, region: &str) -> Result<(), ApiError> {
+        if self.config.region(region).is_some() || self.store.lock().region(region).is_some() {
+            return Ok(());
+        }
+        let known: Vec<String> = self.config.regions.iter().map(|r| r.name.clone()).collect();
+        Err(ApiError::BadRequest(format!(
+            "unknown region `{region}` (known: {})",
+            known.join(", ")
+        )))
+    }
+
+    pub fn latest(&self, region: &str) -> Option<Arc<Latest>> {
+        self.latest.lock().get(region).cloned()
+    }
+
+    pub fn series(&self, region: &str) -> RegularSeries {
+        self.store.lock().region(region).map(|r| r.hourly()).unwrap_or_default()
+    }
+
+    /// (usable hours of history, hours a forecast needs).
+    pub fn history_hours(&self, region: &str) -> (usize, usize) {
+        (self.series(region).len(), self.setup.min_points())
+    }
+
+    /// Runs CPU-heavy work on the blocking pool, at most `refit_workers` at once.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = self.compute_slots.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the computation failed: {e}")))
+    }
+
+    /// Adds an observation to its region; false if it was already there.
+    pub fn ingest(&self, observation: &Observation) -> bool {
+        self.store.lock().add(
+            &observation.region,
+            observation.observed_at.timestamp_millis(),
+            &observation.source,
+            observation.temperature_c,
+        )
+    }
+
+    /// Writes every changed region file; returns once they are durable.
+    pub async fn persist(&self) -> Result<(), StoreError> {
+        let _guard = self.persisting.lock().await;
+        let writes = self.store.lock().take_writes();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || store::write_all(&writes))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io {
+                path: "forecaster state".into(),
+                source: std::io::Error::other(e.to_string()),
+            }))
+    }
+
+    /// Regions with enough history for a forecast but none yet.
+    pub fn regions_without_forecast(&self) -> Vec<String> {
+        let latest = self.latest.lock();
+        let store = self.store.lock();
+        store
+            .regions()
+            .filter(|(name, state)| {
+                !latest.contains_key(*name) && state.hourly().len() >= self.setup.min_points()
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Refits the given regions (all when `None`), a bounded number at once, and publishes
+    /// each forecast. Returns how many regions got a new forecast.
+    pub async fn refit(self: &Arc<Self>, bus: &SharedBus, regions: Option<Vec<String>>) -> usize {
+        let jobs: Vec<_> = {
+            let store = self.store.lock();
+            store
+                .regions()
+                .filter(|(name, _)| regions.as_ref().is_none_or(|r| r.contains(name)))
+                .map(|(name, state)| (name.clone(), state.hourly(), state.ledger.clone()))
+                .collect()
+        };
+        let horizon = self.config.forecaster.max_horizon;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (region, series, mut ledger) in jobs {
+            let shared = self.clone();
+            tasks.spawn(async move {
+                let setup = shared.setup.clone();
+                let result = shared
+                    .compute(move || {
+                        let refit = engine::refit(&series, &mut ledger, &setup, horizon);
+                        (refit, ledger, series.len())
+                    })
+                    .await;
+                (region, result)
+            });
+        }
+        let mut refitted = 0;
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((region, result)) = joined else { continue };
+            match result {
+                Ok((Ok(refit), ledger, history_hours)) => {
+                    self.store.lock().set_ledger(&region, ledger);
+                    let latest = Arc::new(Latest {
+                        generated_at: self.clock.now(),
+                        refit,
+                        history_hours,
+                    });
+                    self.latest.lock().insert(region.clone(), latest.clone());
+                    refitted += 1;
+                    if let Err(err) = publish_event(bus.as_ref(), self.forecast_event(&region, &latest)).await {
+                        COUNTERS.error("publish");
+                        tracing::warn!(region = %region, error = %err, "could not publish a forecast");
+                    } else {
+                        COUNTERS.sent(1);
+                    }
+                }
+                Ok((Err(EngineError::TooShort { needed, got }), ..)) => {
+                    tracing::debug!(region = %region, needed, got, "not enough history to forecast yet");
+                }
+                Ok((Err(err), ..)) => {
+                    COUNTERS.error("refit");
+                    tracing::warn!(region = %region, error = %err, "refit failed");
+                }
+                Err(err) => {
+                    COUNTERS.error("refit");
+                    tracing::warn!(region = %region, error = %err, "refit task failed");
+                }
+            }
+        }
+        if let Err(err) = self.persist().await {
+            COUNTERS.error("persist");
+            tracing::warn!(error = %err, "could not persist the models' ledgers");
+        }
+        refitted
+    }
+
+    fn forecast_event(&self, region: &str, latest: &Latest) -> Event {
+        let refit = &latest.refit;
+        let model = refit.chosen();
+        let level = self.config.forecaster.level;
+        let points = (0..self.config.forecaster.horizon_hours.min(model.points.len()))
+            .map(|step| {
+                let (lower, upper) = model.interval(step, level);
+                ForecastPoint {
+                    timestamp: hour_start(refit.origin + step as i64),
+                    temperature_c: model.points[step],
+                    lower,
+                    upper,
+                }
+            })
+            .collect();
+        Event::Forecast(Forecast {
+            region: region.to_string(),
+            model: refit.chosen.name().to_string(),
+            generated_at: latest.generated_at,
+            level,
+            points,
+            backtest_mae: refit
+                .backtest_mae()
+                .into_iter()
+                .map(|(name, mae)| (name.to_string(), mae.into()))
+                .collect(),
+        })
+    }
+}
+
+/// Reads every retained observation into the store (the state was empty: a first start, or
+/// the data directory was wiped). Undecodable messages are skipped here; the live
+/// subscription dead-letters them.
+pub async fn replay_observations(shared: &Shared, bus: &SharedBus) -> Result<usize, BusError> {
+    let mut replay = bus.replay(Topic::Observations).await?;
+    let mut added = 0;
+    while let Some(delivery) = replay.next().await? {
+        if let Ok(Envelope { event: Event::Observation(o), .. }) = Envelope::from_json(&delivery.payload) {
+            if o.temperature_c.is_finite() && shared.ingest(&o) {
+                added += 1;
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// Takes one delivered event in; true if it changed the state.
+pub fn ingest_event(shared: &Shared, delivery: &Delivery, event: &Event) -> bool {
+    let Event::Observation(observation) = event else {
+        return false;
+    };
+    COUNTERS.received(1);
+    if !observation.temperature_c.is_finite() {
+        COUNTERS.dropped(1, "non_finite_temperature");
+        tracing::warn!(
+            region = %observation.region,
+            offset = delivery.offset,
+            "observation with a non-finite temperature ignored"
+        );
+        return false;
+    }
+    shared.ingest(observation)
+}

@@ -1,0 +1,134 @@
+//! Turning the `q` of a search into a tantivy query, with errors that say what is wrong and
+//! where.
+//!
+//! The language is tantivy's (Lucene-like): bare words and `"phrases"` search `message`;
+//! `field:value`, `AND`/`OR`/`NOT`/`-term`, ranges `temperature_c:[30 TO *]`, and event
+//! attributes by path `fields.condition:rain`. Words without an operator must all match
+//! (`fetch failed` is `fetch AND failed`), as people searching logs expect.
+
+use crate::store::EventIndex;
+use serde_json::{json, Value};
+use tantivy::query::{AllQuery, Query, QueryParser, QueryParserError};
+use tantivy::query_grammar::{self, Occur, UserInputAst};
+
+/// A query that cannot run: `message` for people, `detail` says where.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryError {
+    pub message: String,
+    pub detail: Value,
+}
+
+/// The fields a query may name, for the hint of an unknown-field error.
+fn known_fields(index: &EventIndex) -> Vec<String> {
+    let schema = index.index.schema();
+    let mut names: Vec<String> = schema
+        .fields()
+        .map(|(_, entry)| entry.name().to_string())
+        .filter(|name| name != "event")
+        .map(|name| if name == "fields" { "fields.<attribute>".into() } else { name })
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryError> {
+    let q = q.trim();
+    if q.is_empty() || q == "*" {
+        return Ok(Box::new(AllQuery));
+    }
+    let ast = query_grammar::parse_query(q).map_err(|_| syntax_error(q))?;
+    let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
+    parser.set_conjunction_by_default();
+    parser
+        .build_query_from_user_input_ast(lift_negations(ast))
+        .map_err(|e| semantic_error(index, q, e))
+}
+
+/// `a AND NOT b` parses as `+a +(-b)`, and tantivy's `(-b)` alone matches nothing; lifting
+/// the exclusion into its parent (`+a -b`) gives what the words say.
+fn lift_negations(ast: UserInputAst) -> UserInputAst {
+    let UserInputAst::Clause(children) = ast else { return ast };
+    let mut lifted = Vec::with_capacity(children.len());
+    for (occur, child) in children {
+        match lift_negations(child) {
+            UserInputAst::Clause(inner)
+                if occur == Some(Occur::Must)
+                    && !inner.is_empty()
+                    && inner.iter().all(|(o, _)| *o == Some(Occur::MustNot)) =>
+            {
+                lifted.extend(inner)
+            }
+            child => lifted.push((occur, child)),
+        }
+    }
+    UserInputAst::Clause(lifted)
+}
+
+/// The grammar refused the query: ask the lenient parser where.
+fn syntax_error(q: &str) -> QueryError {
+    let (_, errors) = query_grammar::parse_query_lenient(q);
+    let problems: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({"position": e.pos, "message": e.message, "near": near(q, e.pos)}))
+        .collect();
+    let message = match errors.first() {
+        Some(e) => format!("query syntax error at character {}: {}", e.pos, e.message),
+        None => "query syntax error".to_string(),
+    };
+    QueryError {
+        message,
+        detail: json!({"query": q, "reason": "syntax", "errors": problems}),
+    }
+}
+
+/// Up to 20 characters of the query from `pos`, to point at the spot.
+fn near(q: &str, pos: usize) -> String {
+    q.char_indices().skip_while(|(i, _)| *i < pos).take(20).map(|(_, c)| c).collect()
+}
+
+fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> QueryError {
+    use QueryParserError as E;
+    let (reason, field, hint): (&str, Option<String>, Option<String>) = match &error {
+        E::FieldDoesNotExist(field) => (
+            "unknown_field",
+            Some(field.clone()),
+            Some(format!(
+                "fields are {}; event attributes are under fields.<attribute>",
+                known_fields(index).join(", ")
+            )),
+        ),
+        E::ExpectedFloat(_) | E::ExpectedInt(_) => {
+            ("not_a_number", None, Some("metric fields take numbers: temperature_c:[30 TO *]".into()))
+        }
+        E::DateFormatError(_) => (
+            "not_a_date",
+            None,
+            Some("timestamps are RFC 3339: timestamp:[2026-11-25T00:00:00Z TO *]".into()),
+        ),
+        E::AllButQueryForbidden => (
+            "only_exclusions",
+            None,
+            Some("add something to match, such as `* -level:info` or `kind:log -level:info`".into()),
+        ),
+        E::RangeMustNotHavePhrase => ("range_with_phrase", None, None),
+        E::FieldNotIndexed(field) => ("field_not_searchable", Some(field.clone()), None),
+        E::FieldDoesNotHavePositionsIndexed(field) => (
+            "no_phrases_on_field",
+            Some(field.clone()),
+            Some("phrases work on message and fields.<attribute>".into()),
+        ),
+        E::UnsupportedQuery(_) => ("unsupported", None, None),
+        _ => ("invalid", None, None),
+    };
+    let mut detail = json!({"query": q, "reason": reason});
+    if let Some(field) = field {
+        detail["field"] = field.into();
+    }
+    if let Some(hint) = hint {
+        detail["hint"] = hint.into();
+    }
+    QueryError {
+        message: format!("invalid query: {error}"),
+        detail,
+    }
+}

@@ -1,0 +1,726 @@
+//! The web UI end to end, in real headless Chromium driven over WebDriver (chromedriver),
+//! against `windsock up` with the simulated source.
+//!
+//! Two runs share one data directory: the first backfills three days of hourly observations
+//! (the forecaster needs two days of history before it forecasts), the second collects every
+//! second with a fault injected (the region `Dakar` goes silent, so the alerter fires) and a
+//! region whose name is markup (`<img src=x onerror=alert(1)>`), which must render as text.
+//!
+//! Screenshots of every page land in `target/ui-artifacts/`. Needs `chromium` and
+//! `chromium-driver` (Debian); without them the test says so and passes vacuously.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use windsock_testkit::{free_port, http_get, WindsockProcess};
+
+const BIN: &str = env!("CARGO_BIN_EXE_windsock");
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const XSS: &str = "<img src=x onerror=alert(1)>";
+const SILENT: &str = "Dakar";
+const WATCHED: &str = "Thiès";
+
+fn regions_toml() -> String {
+    format!(
+        r#"
+[[regions]]
+name = "Dakar"
+lat = 14.6928
+lon = -17.4467
+
+[[regions]]
+name = "Thiès"
+lat = 14.7910
+lon = -16.9359
+
+[[regions]]
+name = "Saint-Louis"
+lat = 16.0179
+lon = -16.4896
+
+[[regions]]
+name = "{XSS}"
+lat = 12.5681
+lon = -16.2719
+"#
+    )
+}
+
+/// The second run: `Dakar` silent from the start, and a late-data rule quick enough for a test.
+fn faults_toml() -> String {
+    format!(
+        r#"{}
+[collector.simulated]
+faults = [{{ kind = "silent", region = "{SILENT}", after = "0s", duration = "1h" }}]
+
+[[alerter.rules]]
+kind = "late_data"
+name = "late_data"
+late_after = "4s"
+grace = "0s"
+pipeline_down = true
+"#,
+        regions_toml()
+    )
+}
+
+fn get_json(url: &str) -> Option<Value> {
+    match http_get(url) {
+        Ok((200, body)) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
+}
+
+/// Polls `check` every 250 ms until it gives a value or `timeout` passes.
+fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("ui-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_ui_searches_filters_charts_alerts_and_escapes_in_a_real_browser() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("SKIPPED: needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install -y chromium chromium-driver)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    // Run 1: three days of hourly history through backfill, then a clean stop.
+    let history = dir.path().join("history.toml");
+    std::fs::write(&history, regions_toml()).unwrap();
+    let history_arg = history.display().to_string();
+    let mut windsock = WindsockProcess::new(BIN, &["--config", &history_arg, "up"], &data)
+        .env("WINDSOCK_COLLECTOR__SCHEDULE", "0 0 * * * *")
+        .env("WINDSOCK_COLLECTOR__BACKFILL", "72h");
+    windsock.start().unwrap();
+    let base = windsock.base_url();
+    let backfilled = eventually(Duration::from_secs(60), || {
+        let answer = get_json(&format!(
+            "{base}/api/search?q=kind:observation&from=now-4d&limit=1"
+        ))?;
+        let total = answer["total"].as_u64()?;
+        (total >= 4 * 70).then_some(total)
+    });
+    assert!(
+        backfilled.is_some(),
+        "the backfill of 72 hourly rounds was not indexed within 60 s:\n{}",
+        windsock.logs()
+    );
+    assert!(
+        windsock.stop(Duration::from_secs(30)),
+        "unclean stop after the backfill:\n{}",
+        windsock.logs()
+    );
+    drop(windsock);
+
+    // Run 2: every second, with the fault, a fast refit schedule and no further backfill.
+    let faults = dir.path().join("faults.toml");
+    std::fs::write(&faults, faults_toml()).unwrap();
+    let faults_arg = faults.display().to_string();
+    let mut windsock = WindsockProcess::new(BIN, &["--config", &faults_arg, "up"], &data)
+        .env("WINDSOCK_COLLECTOR__SCHEDULE", "*/1 * * * * *")
+        .env("WINDSOCK_COLLECTOR__BACKFILL", "0s")
+        .env("WINDSOCK_FORECASTER__SCHEDULE", "*/2 * * * * *")
+        .env("WINDSOCK_UI__LIVE_INTERVAL", "1s");
+    windsock.start().unwrap();
+    let base = windsock.base_url();
+    let forecast_url = format!("{base}/api/forecast/{}", encode(WATCHED));
+    let forecast = eventually(Duration::from_secs(60), || {
+        get_json(&forecast_url).filter(|f| f["points"].as_array().is_some_and(|p| !p.is_empty()))
+    });
+    assert!(forecast.is_some(), "the forecaster served no forecast for {WATCHED} within 60 s (GET {forecast_url}: {:?}):\n{}", http_get(&forecast_url).ok(), windsock.logs());
+    let firing = eventually(Duration::from_secs(60), || {
+        let answer = get_json(&format!("{base}/api/alerts?state=firing"))?;
+        let alerts = answer
+            .as_array()
+            .cloned()
+            .or_else(|| answer["alerts"].as_array().cloned())?;
+        alerts
+            .into_iter()
+            .find(|a| a["region"] == SILENT && a["rule"] == "late_data")
+    });
+    assert!(
+        firing.is_some(),
+        "no late_data alert fired for the silent region {SILENT} within 60 s:\n{}",
+        windsock.logs()
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let browser = runtime
+        .block_on(Browser::start())
+        .expect("chromedriver and a headless Chromium session");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(drive(&browser, &base))
+    }));
+    runtime.block_on(browser.quit());
+    if let Err(panic) = outcome {
+        eprintln!("windsock's log:\n{}", windsock.logs());
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        windsock.stop(Duration::from_secs(30)),
+        "unclean stop:\n{}",
+        windsock.logs()
+    );
+}
+
+/// Everything the browser does, page by page.
+async fn drive(b: &Browser, base: &str) {
+    // ---- Search: rows, histogram, the render time of a full page of hits ----
+    b.goto(&format!("{base}/?q=kind:observation&from=now-7d&limit=500"))
+        .await;
+    let rows = b.wait("search rows", "return document.querySelectorAll('tbody tr.hit').length > 0 && document.querySelectorAll('tbody tr.hit').length").await;
+    let total = b.js("return Number(document.getElementById('hit-total').textContent.replace(/[^0-9]/g, ''))").await;
+    assert_eq!(
+        rows.as_u64().unwrap(),
+        total.as_u64().unwrap().min(500),
+        "a full page of up to 500 observations"
+    );
+    assert!(
+        rows.as_u64().unwrap() >= 4 * 70,
+        "the backfilled observations are found: {rows}"
+    );
+    let bars = b
+        .js("return document.querySelectorAll('.histogram rect.bar').length")
+        .await;
+    assert!(
+        bars.as_u64().unwrap() >= 3,
+        "the histogram has bars over three days: {bars}"
+    );
+    let render_ms = b.js("return document.body.dataset.renderMs").await;
+    println!(
+        "search page: 500 rows and the histogram rendered in {} ms after the API answered",
+        render_ms.as_str().unwrap_or("?")
+    );
+    b.screenshot("search").await;
+
+    // ---- A facet click filters: only that region is left ----
+    let total_before = b.js("return Number(document.getElementById('hit-total').textContent.replace(/[^0-9]/g, ''))").await.as_u64().unwrap();
+    let facet = b
+        .find(&format!(
+            "li[data-facet='region'][data-value='{WATCHED}'] .facet-include"
+        ))
+        .await;
+    b.click(&facet).await;
+    b.wait("only the clicked region in the results", &format!(
+        "const cells = [...document.querySelectorAll('tbody tr.hit td.col-region')].map(c => c.textContent);
+         return location.search.includes('filter=region') && cells.length > 0 && cells.every(c => c === {}) && cells.length",
+        json!(WATCHED)
+    )).await;
+    let total_after = b.js("return Number(document.getElementById('hit-total').textContent.replace(/[^0-9]/g, ''))").await.as_u64().unwrap();
+    assert!(
+        total_after < total_before,
+        "the filter narrows the hits: {total_after} of {total_before}"
+    );
+    // Excluding it instead leaves every region but that one.
+    let exclude = b
+        .find(&format!(
+            "li[data-facet='region'][data-value='{WATCHED}'] .facet-exclude"
+        ))
+        .await;
+    b.click(&exclude).await;
+    b.wait("the excluded region gone", &format!(
+        "const cells = [...document.querySelectorAll('tbody tr.hit td.col-region')].map(c => c.textContent);
+         return location.search.includes('exclude=region') && cells.length > 0 && !cells.includes({})",
+        json!(WATCHED)
+    )).await;
+
+    // ---- A row expands to the event as a table and as JSON, and shows its neighbours ----
+    let first = b.find("tbody tr.hit .expander").await;
+    b.click(&first).await;
+    b.wait(
+        "the expanded event table",
+        "return document.querySelectorAll('tr.detail table td').length > 4",
+    )
+    .await;
+    let json_tab = b.find_by_text("tr.detail .tabs button", "JSON").await;
+    b.click(&json_tab).await;
+    let event_json = b.wait("the event as JSON", "const pre = document.querySelector('tr.detail pre.json'); return pre && pre.textContent").await;
+    let event: Value =
+        serde_json::from_str(event_json.as_str().unwrap()).expect("the JSON view is JSON");
+    assert_eq!(event["kind"], "observation");
+    let context = b.find("tr.detail .context-button").await;
+    b.click(&context).await;
+    b.wait("surrounding events", "return document.querySelectorAll('table.context tbody tr').length > 1 && document.querySelectorAll('table.context tr.anchor').length === 1").await;
+
+    // ---- Dragging across the histogram zooms into that range ----
+    let chart = b.find(".histogram svg").await;
+    b.drag(&chart, 100, 300).await;
+    let zoomed = b
+        .wait(
+            "an absolute range after the drag",
+            "const p = new URLSearchParams(location.search);
+             return document.getElementById('range').value === 'custom' && /^\\d{4}-/.test(p.get('from')) && /^\\d{4}-/.test(p.get('to'))
+                 && [p.get('from'), p.get('to')]",
+        )
+        .await;
+    let from = chrono::DateTime::parse_from_rfc3339(zoomed[0].as_str().unwrap()).unwrap();
+    let to = chrono::DateTime::parse_from_rfc3339(zoomed[1].as_str().unwrap()).unwrap();
+    assert!(to > from && to - from < chrono::Duration::days(7), "a narrower range: {zoomed}");
+    b.wait("the zoomed search", "return document.querySelectorAll('.histogram rect.bar').length > 0").await;
+
+    // ---- A bad query shows the API's error inline; `/` focuses the box, Enter runs it ----
+    b.goto(&format!("{base}/regions")).await;
+    b.wait(
+        "the regions page",
+        "return document.querySelectorAll('.region-card').length > 0",
+    )
+    .await;
+    b.press_key("/").await;
+    b.wait("`/` opens search with the box focused", "return location.pathname === '/' && document.activeElement && document.activeElement.id === 'q'").await;
+    let query = b.find("#q").await;
+    b.send_keys(&query, "temperature_c:[30 TO\u{E007}").await;
+    let error = b
+        .wait(
+            "the query error",
+            "const e = document.getElementById('query-error'); return !e.hidden && e.textContent",
+        )
+        .await;
+    let error = error.as_str().unwrap().to_string();
+    assert!(
+        error.to_lowercase().contains("syntax") || error.contains("character"),
+        "the API's message is shown: {error}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('q').getAttribute('aria-invalid')")
+            .await,
+        json!("true")
+    );
+    b.screenshot("search-bad-query").await;
+
+    // ---- Markup in event content is text ----
+    b.goto(&format!(
+        "{base}/?from=now-7d&filter={}",
+        encode(&format!("region:{XSS}"))
+    ))
+    .await;
+    b.wait(
+        "rows of the markup-named region",
+        "return document.querySelectorAll('tbody tr.hit').length > 0",
+    )
+    .await;
+    assert_eq!(b.alert_text().await, None, "no dialog opened");
+    let shown = b.js(&format!(
+        "return [...document.querySelectorAll('tbody tr.hit td.col-region')].every(c => c.textContent === {0})
+            && [...document.querySelectorAll('.facet li .value')].some(v => v.textContent === {0})",
+        json!(XSS)
+    )).await;
+    assert_eq!(
+        shown,
+        json!(true),
+        "the region's name is shown as text in the table and the facets"
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('main img').length")
+            .await,
+        json!(0),
+        "no element was made from the data"
+    );
+    b.screenshot("search-xss-inert").await;
+
+    // ---- Regions: cards, the silent one late, sparklines ----
+    b.goto(&format!("{base}/regions")).await;
+    b.wait("four region cards with sparklines", "return document.querySelectorAll('.region-card').length === 4 && document.querySelectorAll('.region-card .sparkline path').length >= 2").await;
+    let late = b
+        .js("return [...document.querySelectorAll('.region-card.late')].map(c => c.dataset.region)")
+        .await;
+    assert!(
+        late.as_array().unwrap().contains(&json!(SILENT)),
+        "the silent region stands out as late: {late}"
+    );
+    assert_eq!(b.js(&format!("return [...document.querySelectorAll('.region-card .name')].some(n => n.textContent.startsWith({}))", json!(XSS))).await, json!(true));
+    assert_eq!(b.alert_text().await, None);
+    b.screenshot("regions").await;
+
+    // ---- A region: observed and forecast series with the band ----
+    b.goto(&format!("{base}/regions/{}", encode(WATCHED))).await;
+    b.wait("observed and forecast series", "
+        const d = (sel) => { const p = document.querySelector(sel); return p ? p.getAttribute('d') : ''; };
+        return d('.chart .series-observed').split('L').length > 10 && d('.chart .series-forecast').split('L').length > 10 && d('.chart .band').length > 0").await;
+    b.screenshot("region").await;
+
+    // ---- Alerts: the firing alert of the silent region ----
+    b.goto(&format!("{base}/alerts")).await;
+    b.wait("the firing late_data alert", &format!(
+        "return [...document.querySelectorAll('tr.alert-row[data-state=\"firing\"][data-rule=\"late_data\"]')].some(r => r.textContent.includes({}))",
+        json!(SILENT)
+    )).await;
+    b.screenshot("alerts").await;
+
+    // ---- Health: counters per service ----
+    b.goto(&format!("{base}/health")).await;
+    b.wait("the indexer's counters", "const row = document.querySelector('tr[data-service=\"indexer\"]'); return row && Number(row.children[1].textContent.replace(/[^0-9]/g, '')) > 0").await;
+    b.wait(
+        "the last collection round",
+        "return document.querySelectorAll('#main .kv dt').length > 3",
+    )
+    .await;
+    b.screenshot("health").await;
+
+    // ---- Live mode refreshes on its own until paused ----
+    let live = b.find("#live").await;
+    b.click(&live).await;
+    assert_eq!(
+        b.js("return document.getElementById('live').getAttribute('aria-pressed')")
+            .await,
+        json!("true")
+    );
+    let searches = b
+        .js("return Number(document.body.dataset.searches)")
+        .await
+        .as_u64()
+        .unwrap();
+    b.wait(
+        "a live refresh",
+        &format!(
+            "return Number(document.body.dataset.searches) >= {}",
+            searches + 2
+        ),
+    )
+    .await;
+    assert!(
+        b.js("return location.search")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("live=1"),
+        "live mode is part of the URL"
+    );
+    b.click(&live).await;
+    assert_eq!(
+        b.js("return document.getElementById('live').getAttribute('aria-pressed')")
+            .await,
+        json!("false")
+    );
+
+    // ---- Dark theme and a phone-sized window ----
+    b.goto(&format!("{base}/?q=kind:log&from=now-1h")).await;
+    b.wait(
+        "log rows",
+        "return document.querySelectorAll('tbody tr.hit').length > 0",
+    )
+    .await;
+    let toggle = b.find("#theme-toggle").await;
+    b.click(&toggle).await; // auto -> light
+    b.click(&toggle).await; // light -> dark
+    assert_eq!(
+        b.js("return document.documentElement.dataset.theme").await,
+        json!("dark")
+    );
+    b.screenshot("search-dark").await;
+    b.window_size(390, 844).await;
+    b.goto(&format!("{base}/regions/{}", encode(WATCHED))).await;
+    b.wait(
+        "the region chart on a phone",
+        "return !!document.querySelector('.chart .series-observed')",
+    )
+    .await;
+    b.screenshot("region-phone").await;
+}
+
+// ---- A small WebDriver client (W3C protocol over HTTP) ----
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> anyhow::Result<Browser> {
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let root = format!("http://127.0.0.1:{port}");
+        let ready = async {
+            for _ in 0..100 {
+                if let Ok(answer) = http.get(format!("{root}/status")).send().await {
+                    if let Ok(status) = answer.json::<Value>().await {
+                        if status["value"]["ready"] == true {
+                            return true;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        };
+        anyhow::ensure!(ready.await, "chromedriver did not become ready");
+        let profile = tempfile::tempdir()?;
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "unhandledPromptBehavior": "ignore",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--no-first-run", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let answer: Value = http
+            .post(format!("{root}/session"))
+            .json(&capabilities)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = answer["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no session: {answer}"))?;
+        Ok(Browser {
+            http,
+            session: format!("{root}/session/{id}"),
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// One WebDriver command; its `value`, or the error it answered.
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.map_err(|e| json!(e.to_string()))?;
+        let ok = answer.status().is_success();
+        let value = answer
+            .json::<Value>()
+            .await
+            .map_err(|e| json!(e.to_string()))?["value"]
+            .take();
+        if ok {
+            Ok(value)
+        } else {
+            Err(value)
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.command(reqwest::Method::POST, path, Some(body))
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver POST {path}: {e}"))
+    }
+
+    async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    /// Polls `script` until it returns something truthy (up to 20 s), and returns that.
+    async fn wait(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let value = self.js(script).await;
+            let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+                && value != json!(0)
+                && value != json!("");
+            if truthy {
+                return value;
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return location.href + '\\n' + document.getElementById('main').innerText.slice(0, 2000)").await;
+                self.screenshot(&format!(
+                    "failed-{}",
+                    what.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                ))
+                .await;
+                panic!(
+                    "timed out waiting for {what}; the page:\n{}",
+                    page.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self
+                .command(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await
+            {
+                Ok(element) => return element[ELEMENT_KEY].as_str().unwrap().to_string(),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("no element matches {css}: {e}"),
+            }
+        }
+    }
+
+    /// The first element matching `css` whose text is `text`.
+    async fn find_by_text(&self, css: &str, text: &str) -> String {
+        let elements = self
+            .post("/elements", json!({"using": "css selector", "value": css}))
+            .await;
+        for element in elements.as_array().unwrap() {
+            let id = element[ELEMENT_KEY].as_str().unwrap();
+            let shown = self
+                .command(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                .await
+                .unwrap();
+            if shown == json!(text) {
+                return id.to_string();
+            }
+        }
+        panic!("no {css} reads {text}");
+    }
+
+    async fn click(&self, element: &str) {
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    async fn send_keys(&self, element: &str, text: &str) {
+        self.post(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// A key pressed on whatever has the focus (as a person would).
+    async fn press_key(&self, key: &str) {
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}
+            ]}]}),
+        )
+        .await;
+    }
+
+    /// Presses the mouse at `from` pixels right of `element`'s centre, moves to `to`, releases.
+    async fn drag(&self, element: &str, from: i64, to: i64) {
+        let origin = json!({ ELEMENT_KEY: element });
+        self.post("/actions", json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            {"type": "pointerMove", "origin": origin, "x": from, "y": 0},
+            {"type": "pointerDown", "button": 0},
+            {"type": "pointerMove", "origin": origin, "x": (from + to) / 2, "y": 0, "duration": 100},
+            {"type": "pointerMove", "origin": origin, "x": to, "y": 0, "duration": 100},
+            {"type": "pointerUp", "button": 0}
+        ]}]}))
+        .await;
+    }
+
+    /// The text of an open alert dialog, if one is open.
+    async fn alert_text(&self) -> Option<String> {
+        self.command(reqwest::Method::GET, "/alert/text", None)
+            .await
+            .ok()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+    }
+
+    async fn window_size(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height}))
+            .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let encoded = self
+            .command(reqwest::Method::GET, "/screenshot", None)
+            .await
+            .unwrap_or_else(|e| panic!("screenshot: {e}"));
+        let png = base64_decode(encoded.as_str().unwrap());
+        let path = artifacts_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        println!("screenshot: {}", path.display());
+    }
+
+    async fn quit(mut self) {
+        let _ = self.command(reqwest::Method::DELETE, "", None).await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Standard base64 (WebDriver's screenshot encoding).
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .map(value)
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn base64_decodes_padded_and_unpadded_text() {
+    assert_eq!(base64_decode("aGVsbG8="), b"hello");
+    assert_eq!(base64_decode("aGVsbG8h"), b"hello!");
+    assert_eq!(base64_decode("aA=="), b"h");
+}

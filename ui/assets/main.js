@@ -1,0 +1,108 @@
+// The UI's entry point: path routing between pages, the theme toggle, and global keys.
+
+import * as search from "./search.js";
+import * as regions from "./regions.js";
+import * as alerts from "./alerts.js";
+import * as health from "./health.js";
+
+const liveMeta = document.querySelector('meta[name="windsock-live-interval"]');
+const ctx = { liveSeconds: Math.max(1, Number(liveMeta && liveMeta.content) || 5) };
+const main = document.getElementById("main");
+const baseTitle = document.title;
+
+let current = { page: null, path: null, instance: null };
+
+/** The page module for a path, and its title. */
+function route(pathname) {
+  if (pathname === "/" || pathname === "/search") return { name: "search", module: search, title: "Search" };
+  if (pathname === "/regions") return { name: "regions", module: regions, title: "Regions" };
+  if (pathname.startsWith("/regions/")) return { name: "regions", module: regions, title: decodeURIComponent(pathname.slice(9)) };
+  if (pathname === "/alerts") return { name: "alerts", module: alerts, title: "Alerts" };
+  if (pathname === "/health") return { name: "health", module: health, title: "Health" };
+  return null;
+}
+
+function show() {
+  const target = route(location.pathname);
+  // Back/forward within the same page keeps it (the search page re-reads its URL).
+  if (target && current.path === location.pathname && current.instance && current.instance.update) {
+    current.instance.update();
+    return;
+  }
+  if (current.instance && current.instance.stop) current.instance.stop();
+  for (const link of document.querySelectorAll("nav a[data-page]")) {
+    if (target && link.dataset.page === target.name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (!target) {
+    main.replaceChildren(notFound());
+    current = { page: null, path: location.pathname, instance: null };
+    document.title = `Not found · ${baseTitle}`;
+    return;
+  }
+  document.title = `${target.title} · ${baseTitle}`;
+  current = { page: target.name, path: location.pathname, instance: target.module.render(main, ctx, navigate) };
+}
+
+function notFound() {
+  const p = document.createElement("p");
+  p.className = "notice";
+  p.textContent = `There is no page at ${location.pathname}. `;
+  const link = document.createElement("a");
+  link.href = "/";
+  link.dataset.nav = "";
+  link.textContent = "Go to search";
+  p.append(link);
+  return p;
+}
+
+/** Goes to an in-app URL without reloading. */
+export function navigate(url) {
+  history.pushState(null, "", url);
+  show();
+  main.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-nav]");
+  if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const url = new URL(link.href, location.href);
+  if (url.origin !== location.origin) return;
+  event.preventDefault();
+  navigate(url.pathname + url.search);
+});
+
+window.addEventListener("popstate", show);
+
+// `/` focuses the search box (going to the search page first when elsewhere).
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const target = event.target;
+  if (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
+  event.preventDefault();
+  if (current.page !== "search") navigate("/");
+  const box = document.getElementById("q");
+  if (box) { box.focus(); box.select(); }
+});
+
+// Theme: automatic (the system's), light or dark; the choice is remembered.
+const THEMES = ["auto", "light", "dark"];
+const themeButton = document.getElementById("theme-toggle");
+function applyTheme(theme) {
+  if (theme === "auto") document.documentElement.removeAttribute("data-theme");
+  else document.documentElement.setAttribute("data-theme", theme);
+  themeButton.setAttribute("aria-label", `Colour theme: ${theme === "auto" ? "automatic" : theme}. Change theme`);
+  themeButton.title = `Theme: ${theme}`;
+  themeButton.textContent = theme === "auto" ? "◐" : theme === "light" ? "☀" : "☾";
+}
+let theme = localStorage.getItem("windsock.theme") || "auto";
+if (!THEMES.includes(theme)) theme = "auto";
+applyTheme(theme);
+themeButton.addEventListener("click", () => {
+  theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  localStorage.setItem("windsock.theme", theme);
+  applyTheme(theme);
+});
+
+show();

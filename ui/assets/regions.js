@@ -1,0 +1,220 @@
+// Regions: every region's last temperature, when it was last seen (late ones stand out) and
+// a 24-hour sparkline; a region's page with observed and forecast temperature, its alerts
+// and its logs.
+
+import { api, listOf, withQuery } from "./api.js";
+import { h, replace, badge, unavailable, keyValues } from "./dom.js";
+import { sparkline, temperatureChart } from "./charts.js";
+import { ago, formatTime } from "./time.js";
+import { quoteTerm, urlFromState } from "./search.js";
+import { alertsOf } from "./alerts.js";
+
+const REFRESH_MS = 30e3;
+
+export function render(main, ctx) {
+  const path = location.pathname;
+  if (path.startsWith("/regions/")) return new RegionPage(main, decodeURIComponent(path.slice("/regions/".length)));
+  return new RegionList(main);
+}
+
+// ---- Reading answers tolerantly ----
+
+function readRegion(raw) {
+  const observation = raw.last_observation ?? raw.observation ?? raw.last ?? null;
+  const obs = observation && observation.event ? observation.event : observation;
+  return {
+    name: String(raw.name ?? raw.region ?? ""),
+    lat: raw.lat ?? raw.latitude,
+    lon: raw.lon ?? raw.longitude,
+    temperature: obs ? obs.temperature_c : raw.temperature_c,
+    lastSeen: raw.last_seen ?? (obs && (obs.observed_at ?? obs.timestamp)) ?? null,
+    observation: obs,
+  };
+}
+
+function isLateAlert(alert) {
+  const state = String(alert.state || "").toLowerCase();
+  return state === "firing" && /late|silent|stale|absent/i.test(String(alert.rule ?? alert.name ?? ""));
+}
+
+/** Observations of one region as chart points, oldest first. */
+async function observedSeries(name, from, limit) {
+  const answer = await api(withQuery("/api/search", { q: `kind:observation AND region:${quoteTerm(name)}`, from, to: "now", limit }));
+  return listOf(answer.hits, "hits")
+    .map((hit) => {
+      const event = hit.event || hit;
+      return { t: Date.parse(hit.timestamp ?? event.observed_at), v: Number(event.temperature_c ?? hit.temperature_c) };
+    })
+    .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v))
+    .sort((a, b) => a.t - b.t);
+}
+
+const searchLink = (q, from) => urlFromState({ q, from, to: "now", filters: [], excludes: [], live: false, sort: "", limit: 100 });
+
+// ---- The list ----
+
+class RegionList {
+  constructor(main) {
+    this.grid = h("div", { class: "region-grid", "aria-live": "polite" });
+    this.note = h("p", { class: "muted" });
+    replace(main, h("h1", null, "Regions"), this.note, this.grid);
+    this.load();
+    this.timer = setInterval(() => { if (!document.hidden) this.load(); }, REFRESH_MS);
+  }
+
+  async load() {
+    const [regions, alerts] = await Promise.allSettled([api("/api/regions"), api(withQuery("/api/alerts", { state: "firing" }))]);
+    if (regions.status === "rejected") {
+      replace(this.grid, unavailable("Regions", regions.reason));
+      return;
+    }
+    const list = listOf(regions.value, "regions").map(readRegion).sort((a, b) => a.name.localeCompare(b.name));
+    const lateByAlert = new Set(alerts.status === "fulfilled" ? alertsOf(alerts.value).filter(isLateAlert).map((a) => a.region) : []);
+    const now = Date.now();
+    const ages = list.filter((r) => r.lastSeen).map((r) => now - Date.parse(r.lastSeen)).sort((a, b) => a - b);
+    const typical = ages.length ? ages[Math.floor(ages.length / 2)] : 0;
+    // Late: an alert says so, or it is far behind the other regions.
+    const isLate = (r) => lateByAlert.has(r.name) || !r.lastSeen || (now - Date.parse(r.lastSeen) > 3 * typical && now - Date.parse(r.lastSeen) - typical > 30e3);
+    this.note.textContent = `${list.length} regions${alerts.status === "rejected" ? " · alerts unavailable" : ""} · refreshed ${formatTime(new Date())}`;
+    const sparks = [];
+    replace(this.grid, list.map((region) => {
+      const late = isLate(region);
+      const spark = h("div", { class: "spark" });
+      sparks.push([region.name, spark]);
+      return h("a", { class: `panel region-card${late ? " late" : ""}`, href: `/regions/${encodeURIComponent(region.name)}`, "data-nav": true, dataset: { region: region.name } },
+        h("span", { class: "name" }, region.name, " ", late ? badge("late") : null),
+        h("span", { class: "temp" }, Number.isFinite(Number(region.temperature)) && region.temperature !== null ? `${Number(region.temperature).toFixed(1)} °C` : "–"),
+        h("span", { class: late ? "bad" : "muted" }, region.lastSeen ? `seen ${ago(region.lastSeen)}` : "never seen"),
+        spark);
+    }));
+    // Sparklines after the cards, a few at a time, so the list shows at once.
+    for (let i = 0; i < sparks.length; i += 4) {
+      await Promise.all(sparks.slice(i, i + 4).map(async ([name, container]) => {
+        try {
+          const points = await observedSeries(name, "now-24h", 500);
+          const span = points.length > 1 ? ago(new Date(points[0].t)).replace(" ago", "") : "";
+          replace(container, sparkline(points, { label: `Temperature in ${name}, last ${span || "24 h"}` }));
+        } catch {
+          replace(container, h("span", { class: "unavailable" }, "no history"));
+        }
+      }));
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+  }
+}
+
+// ---- One region ----
+
+class RegionPage {
+  constructor(main, name) {
+    this.name = name;
+    this.summary = h("div");
+    this.chart = h("div", { class: "chart-box" });
+    this.model = h("div", { class: "muted" });
+    this.alerts = h("div");
+    this.logs = h("div");
+    replace(main,
+      h("p", null, h("a", { href: "/regions", "data-nav": true }, "← All regions")),
+      h("h1", null, name),
+      this.summary,
+      h("section", { class: "panel", "aria-label": "Temperature chart" },
+        h("div", { class: "legend" },
+          h("span", null, h("span", { class: "swatch observed" }), "Observed"),
+          h("span", null, h("span", { class: "swatch forecast" }), "Forecast"),
+          h("span", null, h("span", { class: "swatch band-swatch" }), "Prediction interval")),
+        this.chart, this.model),
+      h("div", { class: "two-col" },
+        h("section", { "aria-label": "Recent alerts" }, h("h2", null, "Recent alerts"), this.alerts),
+        h("section", { "aria-label": "Recent logs" }, h("h2", null, "Recent logs ", h("a", { href: searchLink(`region:${quoteTerm(name)}`, "now-24h"), "data-nav": true, class: "muted" }, "open in search")), this.logs)));
+    this.load();
+    this.timer = setInterval(() => { if (!document.hidden) this.load(); }, REFRESH_MS);
+  }
+
+  async load() {
+    const name = this.name;
+    const [regions, observed, forecast, alerts, logs] = await Promise.allSettled([
+      api("/api/regions"),
+      observedSeries(name, "now-48h", 1000),
+      api(withQuery(`/api/forecast/${encodeURIComponent(name)}`, { horizon: 24, level: 0.95 })),
+      api(withQuery("/api/alerts", { state: "all", region: name })),
+      api(withQuery("/api/search", { q: `kind:log AND region:${quoteTerm(name)}`, from: "now-24h", to: "now", limit: 50 })),
+    ]);
+
+    if (regions.status === "fulfilled") {
+      const region = listOf(regions.value, "regions").map(readRegion).find((r) => r.name === name);
+      replace(this.summary, region
+        ? h("div", { class: "panel" }, keyValues([
+            ["Last temperature", region.temperature !== undefined && region.temperature !== null ? `${Number(region.temperature).toFixed(1)} °C` : "–"],
+            ["Last seen", region.lastSeen ? `${formatTime(region.lastSeen)} (${ago(region.lastSeen)})` : "never"],
+            ["Position", region.lat !== undefined ? `${region.lat}, ${region.lon}` : "–"],
+          ]))
+        : h("p", { class: "notice" }, "This region is not configured."));
+    } else {
+      replace(this.summary, unavailable("Region summary", regions.reason));
+    }
+
+    const points = forecast.status === "fulfilled" ? readForecast(forecast.value) : [];
+    temperatureChart(this.chart, { observed: observed.status === "fulfilled" ? observed.value : [], forecast: points });
+    const notes = [];
+    if (observed.status === "rejected") notes.push(unavailable("Observations", observed.reason));
+    if (forecast.status === "rejected") notes.push(unavailable("Forecast", forecast.reason));
+    else notes.push(forecastSummary(forecast.value));
+    replace(this.model, notes);
+
+    replace(this.alerts, alerts.status === "fulfilled" ? alertList(alertsOf(alerts.value)) : unavailable("Alerts", alerts.reason));
+    replace(this.logs, logs.status === "fulfilled" ? logList(listOf(logs.value.hits, "hits")) : unavailable("Logs", logs.reason));
+  }
+
+  stop() {
+    clearInterval(this.timer);
+  }
+}
+
+export function readForecast(answer) {
+  const forecast = answer && answer.forecast ? answer.forecast : answer;
+  return listOf(forecast && forecast.points, "points")
+    .map((p) => ({ t: Date.parse(p.timestamp ?? p.ds), v: Number(p.temperature_c ?? p.temperature ?? p.yhat), lo: Number(p.lower ?? p.yhat_lower), hi: Number(p.upper ?? p.yhat_upper) }))
+    .filter((p) => Number.isFinite(p.t))
+    .sort((a, b) => a.t - b.t);
+}
+
+function forecastSummary(answer) {
+  const forecast = answer && answer.forecast ? answer.forecast : answer || {};
+  const parts = [];
+  if (forecast.model) parts.push(`model ${forecast.model}`);
+  if (forecast.generated_at) parts.push(`generated ${ago(forecast.generated_at)}`);
+  if (forecast.level) parts.push(`${Math.round(Number(forecast.level) * 100)}% interval`);
+  const mae = forecast.backtest_mae ?? answer.backtest_mae;
+  if (mae && typeof mae === "object") {
+    const scores = Object.entries(mae).filter(([, v]) => Number.isFinite(Number(v))).map(([model, v]) => `${model} ${Number(v).toFixed(2)} °C`);
+    if (scores.length) parts.push(`backtest MAE: ${scores.join(", ")}`);
+  }
+  return h("p", null, parts.join(" · ") || "No forecast details.");
+}
+
+function alertList(alerts) {
+  if (!alerts.length) return h("p", { class: "muted" }, "No alerts for this region.");
+  return h("table", { "aria-label": "Alerts of this region" },
+    h("thead", null, h("tr", null, ["State", "Rule", "Since", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", null, alerts.slice(0, 20).map((a) => h("tr", null,
+      h("td", null, badge(String(a.state ?? "?"))),
+      h("td", null, String(a.rule ?? "")),
+      h("td", { class: "time" }, formatTime(a.started_at ?? a.at)),
+      h("td", null, String(a.message ?? a.summary ?? ""))))));
+}
+
+function logList(hits) {
+  if (!hits.length) return h("p", { class: "muted" }, "No logs for this region in the last 24 hours.");
+  return h("table", { class: "results", "aria-label": "Logs of this region" },
+    h("thead", null, h("tr", null, ["Time", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", null, hits.map((hit) => {
+      const level = String(hit.level ?? (hit.event || {}).level ?? "");
+      return h("tr", { class: level ? `lvl-${level}` : "" },
+        h("td", { class: "time" }, formatTime(hit.timestamp)),
+        h("td", null, h("span", { class: `level ${level}` }, level)),
+        h("td", { class: "msg" }, String(hit.message ?? (hit.event || {}).message ?? "")));
+    })));
+}

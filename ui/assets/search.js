@@ -1,0 +1,532 @@
+// The search page (landing): query bar, time picker, histogram, facets and results, with
+// the whole state in the URL (`/?q=region:Dakar&from=now-1h&to=now&filter=level:warn`).
+
+import { api, listOf, withQuery } from "./api.js";
+import { h, replace, announce, unavailable } from "./dom.js";
+import { histogram } from "./charts.js";
+import { PRESETS, formatTime, isRelative, resolve, rfc3339, toLocalInput } from "./time.js";
+
+export const FACET_FIELDS = ["kind", "region", "level", "service"];
+const PAGE_SIZE = 100;
+
+// ---- State <-> URL -------------------------------------------------------------------
+
+/** The search state carried by a URL's query string. */
+export function stateFromUrl(search) {
+  const params = new URLSearchParams(search);
+  const pairs = (name) =>
+    params.getAll(name).map((raw) => {
+      const at = raw.indexOf(":");
+      return at > 0 ? { field: raw.slice(0, at), value: raw.slice(at + 1) } : null;
+    }).filter(Boolean);
+  return {
+    q: params.get("q") || "",
+    from: params.get("from") || "now-15m",
+    to: params.get("to") || "now",
+    filters: pairs("filter"),
+    excludes: pairs("exclude"),
+    live: params.get("live") === "1",
+    sort: params.get("sort") || "",
+    limit: Math.max(1, Math.min(1000, Number(params.get("limit")) || PAGE_SIZE)),
+  };
+}
+
+export function urlFromState(state) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  params.set("from", state.from);
+  params.set("to", state.to);
+  for (const f of state.filters) params.append("filter", `${f.field}:${f.value}`);
+  for (const f of state.excludes) params.append("exclude", `${f.field}:${f.value}`);
+  if (state.live) params.set("live", "1");
+  if (state.sort) params.set("sort", state.sort);
+  if (state.limit !== PAGE_SIZE) params.set("limit", String(state.limit));
+  return `/?${params}`;
+}
+
+/** A value as a quoted term of the query language. */
+export function quoteTerm(value) {
+  return `"${String(value).replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/** The query sent to the API: the typed query with the facet filters ANDed on. */
+export function effectiveQuery(state) {
+  const typed = state.q.trim();
+  const terms = [
+    ...state.filters.map((f) => `${f.field}:${quoteTerm(f.value)}`),
+    ...state.excludes.map((f) => `NOT ${f.field}:${quoteTerm(f.value)}`),
+  ];
+  if (!terms.length) return typed || "*";
+  const parts = [];
+  if (typed && typed !== "*") parts.push(`(${typed})`);
+  if (!parts.length && !state.filters.length) parts.push("*"); // only exclusions: all minus them
+  return [...parts, ...terms].join(" AND ");
+}
+
+// ---- Reading the API's answer tolerantly ---------------------------------------------
+
+const toMillis = (value) => (typeof value === "number" ? (value < 1e11 ? value * 1000 : value) : Date.parse(value));
+
+export function readHistogram(answer) {
+  const raw = listOf(answer.histogram, "buckets");
+  return raw
+    .map((b) => ({ start: toMillis(b.start ?? b.key ?? b.timestamp ?? b.from), count: Number(b.count ?? b.doc_count ?? 0) }))
+    .filter((b) => Number.isFinite(b.start))
+    .sort((a, b) => a.start - b.start);
+}
+
+export function readFacets(answer) {
+  const facets = {};
+  const raw = answer.facets || {};
+  const entries = Array.isArray(raw) ? raw.map((f) => [f.field || f.name, f.values || f.buckets]) : Object.entries(raw);
+  for (const [field, values] of entries) {
+    facets[field] = listOf(values, "values", "buckets").map((v) => ({ value: String(v.value ?? v.key ?? v.term ?? ""), count: Number(v.count ?? v.doc_count ?? 0) }));
+  }
+  return facets;
+}
+
+const readTotal = (answer, hits) => {
+  const total = answer.total ?? answer.total_hits ?? answer.count;
+  if (total && typeof total === "object") return Number(total.value ?? hits.length);
+  return Number(total ?? hits.length);
+};
+
+/** What a hit shows in its message column. */
+function messageOf(hit) {
+  const event = hit.event || {};
+  const message = hit.message ?? event.message;
+  if (message) return String(message);
+  if (event.temperature_c !== undefined) {
+    return [`${event.temperature_c} °C`, event.humidity_pct !== undefined ? `${event.humidity_pct}% humidity` : null, event.wind_speed_ms !== undefined ? `wind ${event.wind_speed_ms} m/s` : null, event.condition]
+      .filter(Boolean).join(" · ");
+  }
+  return "";
+}
+
+const field = (hit, name) => hit[name] ?? (hit.event || {})[name] ?? "";
+
+// ---- The page ------------------------------------------------------------------------
+
+export function render(main, ctx) {
+  const page = new SearchPage(main, ctx);
+  page.show(stateFromUrl(location.search));
+  return page;
+}
+
+class SearchPage {
+  constructor(main, ctx) {
+    this.ctx = ctx;
+    this.expanded = new Set();
+    this.controller = null;
+    this.timer = null;
+    this.build(main);
+  }
+
+  build(main) {
+    this.query = h("input", { id: "q", name: "q", type: "search", autocomplete: "off", spellcheck: "false", placeholder: 'region:Dakar AND temperature_c:[30 TO *]   ( / to focus )', "aria-describedby": "query-error", "aria-label": "Search query" });
+    this.range = h("select", { id: "range", "aria-label": "Time range" });
+    this.fromInput = h("input", { id: "from", type: "datetime-local", step: "1" });
+    this.toInput = h("input", { id: "to", type: "datetime-local", step: "1" });
+    this.custom = h("div", { class: "custom-range", hidden: true },
+      h("div", { class: "field" }, h("label", { for: "from" }, "From"), this.fromInput),
+      h("div", { class: "field" }, h("label", { for: "to" }, "To"), this.toInput));
+    this.liveButton = h("button", { type: "button", class: "ghost", id: "live", "aria-pressed": "false", title: `Refresh every ${this.ctx.liveSeconds} s`, onclick: () => this.toggleLive() }, "● Live");
+    this.form = h("form", { class: "searchbar", role: "search", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
+      h("div", { class: "field query" }, h("label", { for: "q" }, "Query"), this.query),
+      h("div", { class: "field" }, h("label", { for: "range" }, "Time range"), this.range),
+      this.custom,
+      h("button", { type: "submit" }, "Search"),
+      this.liveButton);
+    this.range.addEventListener("change", () => {
+      const custom = this.range.value === "custom";
+      this.custom.hidden = !custom;
+      if (custom) {
+        const now = Date.now();
+        const from = resolve(this.state.from) || new Date(now - 15 * 60e3);
+        this.fromInput.value = toLocalInput(from);
+        this.toInput.value = toLocalInput(resolve(this.state.to) || new Date(now));
+        this.fromInput.focus();
+      } else {
+        this.submit();
+      }
+    });
+    this.error = h("div", { id: "query-error", class: "query-error error-box", role: "alert", hidden: true });
+    this.filterBar = h("div", { class: "filters", "aria-label": "Active filters" });
+    this.status = h("div", { class: "status-line", role: "status" });
+    this.facets = h("aside", { class: "facets", "aria-label": "Top values" });
+    this.chart = h("div", { class: "histogram", "aria-label": "Hits over time" });
+    this.zoomOut = h("button", { type: "button", class: "ghost small", onclick: () => this.zoomOutRange() }, "Zoom out");
+    this.tbody = h("tbody");
+    this.more = h("div", { class: "more" });
+    const table = h("table", { class: "results", "aria-label": "Search results" },
+      h("thead", null, h("tr", null,
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Expand")),
+        h("th", { scope: "col" }, "Time"),
+        h("th", { scope: "col", class: "col-kind" }, "Kind"),
+        h("th", { scope: "col", class: "col-region" }, "Region"),
+        h("th", { scope: "col" }, "Level"),
+        h("th", { scope: "col" }, "Message"))),
+      this.tbody);
+    this.tbody.addEventListener("click", (event) => this.onTableClick(event));
+    // The histogram is drawn to the pixel width it has: redraw it when that changes.
+    this.onResize = () => {
+      clearTimeout(this.resizeTimer);
+      this.resizeTimer = setTimeout(() => { if (this.lastHistogram) this.renderHistogram(...this.lastHistogram); }, 150);
+    };
+    window.addEventListener("resize", this.onResize);
+    replace(main,
+      h("h1", { class: "visually-hidden" }, "Search events"),
+      this.form, this.error, this.filterBar, this.status,
+      h("div", { class: "search-layout" },
+        this.facets,
+        h("section", { "aria-label": "Results" },
+          h("div", { class: "panel" }, this.chart, h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in. ", this.zoomOut)),
+          h("div", { class: "results-wrap" }, table),
+          this.more)));
+  }
+
+  /** Shows `state` (from the URL) and runs it. */
+  show(state) {
+    this.state = state;
+    this.query.value = state.q;
+    this.fillRange(state);
+    this.renderFilters();
+    this.setLive(state.live);
+    this.run();
+  }
+
+  fillRange(state) {
+    replace(this.range, PRESETS.map(([value, label]) => h("option", { value }, label)));
+    const preset = state.to === "now" && PRESETS.some(([value]) => value === state.from);
+    if (!preset && isRelative(state.from) && state.to === "now") {
+      this.range.append(h("option", { value: state.from }, `Since ${state.from}`));
+    }
+    this.range.append(h("option", { value: "custom" }, "Absolute range…"));
+    const absolute = !(isRelative(state.from) && state.to === "now");
+    this.range.value = absolute ? "custom" : state.from;
+    this.custom.hidden = !absolute;
+    if (absolute) {
+      const from = resolve(state.from), to = resolve(state.to);
+      if (from) this.fromInput.value = toLocalInput(from);
+      if (to) this.toInput.value = toLocalInput(to);
+    }
+  }
+
+  /** Reads the form into a new state and runs it (a new history entry when it changed). */
+  submit() {
+    const next = { ...this.state, q: this.query.value.trim(), limit: this.state.limit };
+    if (this.range.value === "custom") {
+      const from = this.fromInput.value ? new Date(this.fromInput.value) : null;
+      const to = this.toInput.value ? new Date(this.toInput.value) : new Date();
+      if (from && !Number.isNaN(from.getTime())) next.from = rfc3339(from);
+      if (!Number.isNaN(to.getTime())) next.to = rfc3339(to);
+    } else {
+      next.from = this.range.value;
+      next.to = "now";
+    }
+    this.go(next);
+  }
+
+  go(next) {
+    this.state = next;
+    this.expanded.clear();
+    const url = urlFromState(next);
+    if (url !== location.pathname + location.search) history.pushState(null, "", url);
+    this.fillRange(next);
+    this.renderFilters();
+    this.run();
+  }
+
+  addFilter(fieldName, value, exclude) {
+    const same = (f) => f.field === fieldName && f.value === value;
+    const next = { ...this.state, filters: this.state.filters.filter((f) => !same(f)), excludes: this.state.excludes.filter((f) => !same(f)) };
+    (exclude ? next.excludes : next.filters).push({ field: fieldName, value });
+    this.go(next);
+  }
+
+  renderFilters() {
+    const pill = (f, exclude) => h("span", { class: `pill${exclude ? " exclude" : ""}` },
+      h("span", null, `${exclude ? "NOT " : ""}${f.field}: ${f.value}`),
+      h("button", { type: "button", "aria-label": `${exclude ? "Include" : "Exclude"} ${f.field} ${f.value} instead`, title: "Invert", onclick: () => this.addFilter(f.field, f.value, !exclude) }, "⇄"),
+      h("button", { type: "button", "aria-label": `Remove filter ${f.field} ${f.value}`, title: "Remove", onclick: () => this.go({ ...this.state, filters: this.state.filters.filter((x) => x !== f), excludes: this.state.excludes.filter((x) => x !== f) }) }, "×"));
+    replace(this.filterBar, this.state.filters.map((f) => pill(f, false)), this.state.excludes.map((f) => pill(f, true)));
+  }
+
+  zoomOutRange() {
+    const from = resolve(this.state.from), to = resolve(this.state.to);
+    if (!from || !to) return;
+    const span = to - from;
+    const end = Math.min(Date.now(), to.getTime() + span / 2);
+    this.go({ ...this.state, from: rfc3339(new Date(end - span * 2)), to: rfc3339(new Date(end)) });
+  }
+
+  // ---- Live mode ----
+
+  toggleLive() {
+    const next = { ...this.state, live: !this.state.live };
+    this.state = next;
+    history.replaceState(null, "", urlFromState(next));
+    this.setLive(next.live);
+    announce(next.live ? "Live mode on" : "Live mode paused");
+  }
+
+  setLive(on) {
+    this.liveButton.setAttribute("aria-pressed", String(on));
+    this.liveButton.textContent = on ? "❚❚ Pause" : "● Live";
+    clearInterval(this.timer);
+    this.timer = on ? setInterval(() => { if (!document.hidden) this.run({ quiet: true }); }, this.ctx.liveSeconds * 1000) : null;
+  }
+
+  // ---- Running a search ----
+
+  async run({ quiet = false, append = false } = {}) {
+    if (this.controller) this.controller.abort();
+    const controller = (this.controller = new AbortController());
+    const offset = append ? this.shown : 0;
+    const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit: this.state.limit, offset: offset || undefined, sort: this.state.sort });
+    if (!quiet && !append) this.status.replaceChildren(h("span", null, "Searching…"));
+    let answer;
+    try {
+      answer = await api(url, { signal: controller.signal });
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      this.showError(err);
+      return;
+    }
+    if (controller !== this.controller) return;
+    const started = performance.now();
+    this.error.hidden = true;
+    this.query.removeAttribute("aria-invalid");
+    const hits = listOf(answer.hits, "hits");
+    if (append) {
+      this.appendRows(hits);
+      this.shown += hits.length;
+    } else {
+      this.total = readTotal(answer, hits);
+      this.renderFacets(readFacets(answer));
+      this.renderHistogram(readHistogram(answer), Number(answer.histogram && answer.histogram.interval_ms) || 0);
+      this.tbody.replaceChildren();
+      this.appendRows(hits);
+      this.shown = hits.length;
+    }
+    this.renderMore();
+    const renderMs = performance.now() - started;
+    document.body.dataset.renderMs = renderMs.toFixed(1);
+    document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
+    const notes = listOf(answer.warnings, "warnings").map(String);
+    if (answer.limit_clamped) notes.push(`limit lowered to ${answer.limit_clamped.max ?? answer.limit}`);
+    replace(this.status,
+      h("span", null, h("strong", { id: "hit-total" }, this.total.toLocaleString()), ` hits`),
+      answer.took_ms !== undefined ? h("span", null, `search ${Number(answer.took_ms).toFixed(1)} ms`) : null,
+      h("span", null, `rendered in ${renderMs.toFixed(0)} ms`),
+      h("span", null, `${formatTime(resolve(this.state.from))} → ${formatTime(resolve(this.state.to))}`),
+      this.state.live ? h("span", null, "live") : null,
+      notes.map((n) => h("span", { class: "bad" }, n)));
+    if (!quiet) announce(`${this.total} hits`);
+  }
+
+  showError(err) {
+    this.error.textContent = describeError(err);
+    this.error.hidden = false;
+    if (err.status === 400) this.query.setAttribute("aria-invalid", "true");
+    this.status.replaceChildren(h("span", { class: "bad" }, err.status === 400 ? "The search could not run." : "Search unavailable."));
+  }
+
+  renderFacets(facets) {
+    const blocks = FACET_FIELDS.map((name) => {
+      const values = (facets[name] || []).filter((v) => v.value !== "");
+      const top = Math.max(1, ...values.map((v) => v.count));
+      return h("section", { class: "panel facet", "aria-label": `Top ${name} values` },
+        h("h3", null, name),
+        values.length
+          ? h("ul", null, values.slice(0, 10).map((v) => h("li", { dataset: { facet: name, value: v.value } },
+              h("span", { class: "value", title: v.value }, v.value),
+              h("span", { class: "count" }, v.count.toLocaleString()),
+              h("button", { type: "button", class: "ghost small facet-include", "aria-label": `Filter for ${name}: ${v.value}`, title: "Filter for this value", onclick: () => this.addFilter(name, v.value, false) }, "+"),
+              h("button", { type: "button", class: "ghost small facet-exclude", "aria-label": `Filter out ${name}: ${v.value}`, title: "Filter out this value", onclick: () => this.addFilter(name, v.value, true) }, "−"),
+              h("span", { class: "share", "aria-hidden": "true" }, shareBar(v.count / top)))))
+          : h("p", { class: "muted" }, "no values"));
+    });
+    this.facets.replaceChildren(...blocks);
+  }
+
+  renderHistogram(buckets, interval) {
+    this.lastHistogram = [buckets, interval];
+    const from = resolve(this.state.from), to = resolve(this.state.to);
+    histogram(this.chart, buckets, {
+      interval,
+      from: from ? from.getTime() : Date.now() - 15 * 60e3,
+      to: to ? to.getTime() : Date.now(),
+      onZoom: (a, b) => {
+        if (b - a < 1000) b = a + 1000;
+        this.go({ ...this.state, from: rfc3339(new Date(Math.floor(a / 1000) * 1000)), to: rfc3339(new Date(Math.ceil(b / 1000) * 1000)), live: false });
+        this.setLive(false);
+      },
+    });
+  }
+
+  renderMore() {
+    const remaining = this.total - this.shown;
+    replace(this.more, remaining > 0
+      ? h("button", { type: "button", class: "ghost", onclick: () => this.run({ append: true }) }, `Show ${Math.min(remaining, this.state.limit)} more of ${remaining.toLocaleString()}`)
+      : this.shown ? h("span", { class: "muted" }, "End of results") : h("p", { class: "notice" }, "No events match this search in this time range."));
+  }
+
+  // ---- Rows ----
+
+  /** Appends one row per hit: cloned from one template row and filled by textContent. */
+  appendRows(hits) {
+    const template = rowTemplate();
+    const fragment = document.createDocumentFragment();
+    const reopen = [];
+    for (const hit of hits) {
+      const row = template.cloneNode(true);
+      const cells = row.children;
+      const level = String(field(hit, "level") || "");
+      row.className = `hit${level ? ` lvl-${level}` : ""}`;
+      row.dataset.id = hit.id ?? "";
+      row.hitData = hit;
+      cells[1].textContent = formatTime(field(hit, "timestamp"), { millis: true });
+      cells[2].textContent = field(hit, "kind");
+      cells[3].textContent = field(hit, "region");
+      cells[4].firstChild.textContent = level;
+      cells[4].firstChild.className = `level ${level}`;
+      cells[5].textContent = messageOf(hit);
+      fragment.append(row);
+      if (this.expanded.has(row.dataset.id)) reopen.push(row);
+    }
+    this.tbody.append(fragment);
+    for (const row of reopen) this.expand(row);
+  }
+
+  onTableClick(event) {
+    if (event.target.closest("tr.detail")) return;
+    const row = event.target.closest("tr.hit");
+    if (!row) return;
+    // Selecting text in a row should not toggle it; the expander button always does.
+    if (!event.target.closest(".expander") && window.getSelection().toString()) return;
+    if (row.nextSibling && row.nextSibling.classList && row.nextSibling.classList.contains("detail")) {
+      row.nextSibling.remove();
+      row.querySelector(".expander").setAttribute("aria-expanded", "false");
+      row.querySelector(".expander").textContent = "▸";
+      this.expanded.delete(row.dataset.id);
+    } else {
+      this.expand(row);
+      this.expanded.add(row.dataset.id);
+    }
+  }
+
+  expand(row) {
+    const hit = row.hitData;
+    const expander = row.querySelector(".expander");
+    expander.setAttribute("aria-expanded", "true");
+    expander.textContent = "▾";
+    const body = h("div");
+    const event = hit.event || hit;
+    const showTable = () => replace(body, eventTable(event, (name, value, exclude) => this.addFilter(name, value, exclude)));
+    const showJson = () => replace(body, h("pre", { class: "json", tabindex: "0", "aria-label": "Event as JSON" }, JSON.stringify(event, null, 2)));
+    const showContext = () => this.showContext(body, hit);
+    const tabs = h("div", { class: "tabs", role: "group", "aria-label": "Event views" },
+      h("button", { type: "button", class: "ghost small", onclick: showTable }, "Table"),
+      h("button", { type: "button", class: "ghost small", onclick: showJson }, "JSON"),
+      h("button", { type: "button", class: "ghost small context-button", onclick: showContext }, "Surrounding events"));
+    showTable();
+    row.after(h("tr", { class: "detail" }, h("td", { colspan: "6" }, tabs, body)));
+  }
+
+  async showContext(body, hit) {
+    replace(body, h("p", { class: "muted" }, "Loading surrounding events…"));
+    try {
+      const answer = await api(`/api/events/${encodeURIComponent(hit.id)}/context?before=10&after=10`);
+      const before = listOf(answer && answer.before, "hits");
+      const after = listOf(answer && answer.after, "hits");
+      let events = [...before, ...after];
+      const anchor = (answer && (answer.event || answer.anchor || answer.hit)) || hit;
+      if (!events.length) events = listOf(answer, "hits", "events");
+      if (!events.some((e) => e.id === anchor.id)) events.push(anchor);
+      events.sort((a, b) => Date.parse(field(b, "timestamp")) - Date.parse(field(a, "timestamp")));
+      replace(body, h("table", { class: "results context", "aria-label": "Surrounding events" },
+        h("thead", null, h("tr", null, ["Time", "Kind", "Region", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", null, events.map((e) => {
+          const level = String(field(e, "level") || "");
+          return h("tr", { class: `${e.id === anchor.id ? "anchor " : ""}${level ? `lvl-${level}` : ""}` },
+            h("td", { class: "time" }, formatTime(field(e, "timestamp"), { millis: true })),
+            h("td", null, field(e, "kind")), h("td", null, field(e, "region")),
+            h("td", null, h("span", { class: `level ${level}` }, level)), h("td", { class: "msg" }, messageOf(e)));
+        }))));
+    } catch (err) {
+      replace(body, unavailable("Surrounding events", err));
+    }
+  }
+
+  /** Called when leaving the page. */
+  stop() {
+    clearInterval(this.timer);
+    window.removeEventListener("resize", this.onResize);
+    if (this.controller) this.controller.abort();
+  }
+
+  /** Called on back/forward within the page. */
+  update() {
+    this.show(stateFromUrl(location.search));
+  }
+}
+
+/** The API's error as lines: its message, then where and why (each syntax problem, hints). */
+export function describeError(err) {
+  const lines = [err.message];
+  const detail = err.detail;
+  if (detail && typeof detail === "object") {
+    for (const problem of Array.isArray(detail.errors) ? detail.errors : []) {
+      lines.push(`  at character ${problem.position}: ${problem.message}${problem.near ? ` (near “${problem.near}”)` : ""}`);
+    }
+    for (const [key, value] of Object.entries(detail)) {
+      if (["errors", "query", "reason"].includes(key)) continue;
+      lines.push(`${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+    }
+  } else if (detail) {
+    lines.push(String(detail));
+  }
+  return lines.join("\n");
+}
+
+function shareBar(fraction) {
+  const bar = h("span");
+  bar.style.width = `${Math.max(2, Math.round(fraction * 100))}%`;
+  return bar;
+}
+
+let cachedTemplate = null;
+function rowTemplate() {
+  if (!cachedTemplate) {
+    cachedTemplate = h("tr", { class: "hit" },
+      h("td", null, h("button", { type: "button", class: "expander", "aria-expanded": "false", "aria-label": "Show the full event" }, "▸")),
+      h("td", { class: "time" }), h("td", { class: "col-kind" }), h("td", { class: "col-region" }),
+      h("td", null, h("span", { class: "level" })), h("td", { class: "msg" }));
+  }
+  return cachedTemplate;
+}
+
+/** Every leaf of `value` as [dotted.path, value]. */
+export function flatten(value, prefix = "", out = []) {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) flatten(inner, prefix ? `${prefix}.${key}` : key, out);
+  } else if (Array.isArray(value) && value.length > 0 && value.length <= 5 && value.every((v) => typeof v !== "object")) {
+    out.push([prefix, value.join(", ")]);
+  } else if (Array.isArray(value) && value.length > 5) {
+    out.push([prefix, `[${value.length} items: see JSON]`]);
+  } else {
+    out.push([prefix, value === null ? "null" : String(value)]);
+  }
+  return out;
+}
+
+function eventTable(event, onFilter) {
+  return h("table", { "aria-label": "Event fields" }, h("tbody", null, flatten(event).map(([key, value]) =>
+    h("tr", null, h("td", null, key), h("td", null, value,
+      FACET_FIELDS.includes(key) || key === "source"
+        ? [" ",
+           h("button", { type: "button", class: "ghost small", "aria-label": `Filter for ${key}: ${value}`, onclick: () => onFilter(key, value, false) }, "+"),
+           h("button", { type: "button", class: "ghost small", "aria-label": `Filter out ${key}: ${value}`, onclick: () => onFilter(key, value, true) }, "−")]
+        : null)))));
+}
