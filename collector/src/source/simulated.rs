@@ -129,7 +129,9 @@ pub fn weather(
     let seasonal = (2.0 + inland + 3.0 * inland * north) * cycle(day - hottest_day, 365.0);
     let diurnal_amplitude = (3.0 + 6.0 * inland) * (1.0 - 0.4 * rainy);
     let diurnal = cycle(solar_hour - 15.0, 24.0);
-    let temperature = 25.0 + 4.0 * inland + seasonal + diurnal_amplitude * diurnal - 2.0 * rainy
+    let temperature = 25.0 + 4.0 * inland + seasonal + diurnal_amplitude * diurnal
+        // Rain cools the interior; the coast stays warm and humid.
+        - 2.0 * rainy * inland
         + 1.5 * noise.smooth(0, hours / 6.0)
         + 0.4 * noise.smooth(1, hours);
     let temperature = temperature.clamp(14.0, 47.0);
