@@ -11,7 +11,10 @@ use windsock_forecaster::engine::{self, backtest, Setup};
 use windsock_forecaster::models::{self, ModelKind};
 use windsock_forecaster::series::{hour_of, regularize, RegularSeries};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/sand-point-ak-tmy3-hourly.csv");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/sand-point-ak-tmy3-hourly.csv"
+);
 const WORKERS: usize = 2;
 
 fn main() {
@@ -19,7 +22,10 @@ fn main() {
         eprintln!("skipping: {DATA} is missing");
         return;
     };
-    let scale: f64 = std::env::var("WINDSOCK_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("WINDSOCK_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let regions = ((1000.0 * scale).round() as usize).max(2);
     let series = regularize(text.lines().skip(1).map(|line| {
         let (ts, temp) = line.split_once(',').unwrap();
@@ -37,7 +43,12 @@ fn main() {
 fn region_series(series: &RegularSeries, i: usize) -> RegularSeries {
     let span = 30 * 24;
     let offset = (i * 97) % (series.len() - span);
-    regularize(series.values[offset..offset + span].iter().enumerate().map(|(h, v)| (h as i64, *v)))
+    regularize(
+        series.values[offset..offset + span]
+            .iter()
+            .enumerate()
+            .map(|(h, v)| (h as i64, *v)),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -66,9 +77,20 @@ fn model_times(series: &RegularSeries, regions: usize) {
     let (naive_p50, naive_p99) = times(ModelKind::SeasonalNaive);
     let (p50, p99) = times(ModelKind::MstlEts);
     println!("\nfit + 24 h predict, 672 hourly points, per region ({regions} regions):");
-    println!("  mstl_ets        median {:8.3} ms   p99 {:8.3} ms", ms(p50), ms(p99));
-    println!("  seasonal_naive  median {:8.4} ms   p99 {:8.4} ms", ms(naive_p50), ms(naive_p99));
-    println!("  ratio mstl_ets / seasonal_naive (median): {:.0}x", p50.as_secs_f64() / naive_p50.as_secs_f64().max(1e-9));
+    println!(
+        "  mstl_ets        median {:8.3} ms   p99 {:8.3} ms",
+        ms(p50),
+        ms(p99)
+    );
+    println!(
+        "  seasonal_naive  median {:8.4} ms   p99 {:8.4} ms",
+        ms(naive_p50),
+        ms(naive_p99)
+    );
+    println!(
+        "  ratio mstl_ets / seasonal_naive (median): {:.0}x",
+        p50.as_secs_f64() / naive_p50.as_secs_f64().max(1e-9)
+    );
 }
 
 /// A scheduled refit of every region (every model, ledger, calibration, choice) on 2 cores,
@@ -78,18 +100,24 @@ fn refit_all(series: &RegularSeries, setup: &Setup, regions: usize) {
     let warm = |i: usize| {
         let region = region_series(series, i);
         let mut ledger = Ledger::default();
-        engine::refit(&region.until(region.end() - 1), &mut ledger, setup, 24).expect("a warm-up refit");
+        engine::refit(&region.until(region.end() - 1), &mut ledger, setup, 24)
+            .expect("a warm-up refit");
         (region, ledger)
     };
     let mut prepared: Vec<(RegularSeries, Ledger)> = std::thread::scope(|scope| {
         let halves: Vec<_> = (0..WORKERS)
-            .map(|w| scope.spawn(move || (w..regions).step_by(WORKERS).map(warm).collect::<Vec<_>>()))
+            .map(|w| {
+                scope.spawn(move || (w..regions).step_by(WORKERS).map(warm).collect::<Vec<_>>())
+            })
             .collect();
         halves.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
-    let run = |prepared: &mut Vec<(RegularSeries, Ledger)>, naive_only: bool| -> (Duration, Vec<Duration>) {
+    let run = |prepared: &mut Vec<(RegularSeries, Ledger)>,
+               naive_only: bool|
+     -> (Duration, Vec<Duration>) {
         let next = AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<&mut (RegularSeries, Ledger)>> = prepared.iter_mut().map(std::sync::Mutex::new).collect();
+        let slots: Vec<std::sync::Mutex<&mut (RegularSeries, Ledger)>> =
+            prepared.iter_mut().map(std::sync::Mutex::new).collect();
         let start = Instant::now();
         let mut per_region: Vec<Duration> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..WORKERS)
@@ -103,7 +131,13 @@ fn refit_all(series: &RegularSeries, setup: &Setup, regions: usize) {
                             let (region, ledger) = &mut **guard;
                             let t = Instant::now();
                             if naive_only {
-                                models::forecast(ModelKind::SeasonalNaive, &region.values, Some(24), 24).unwrap();
+                                models::forecast(
+                                    ModelKind::SeasonalNaive,
+                                    &region.values,
+                                    Some(24),
+                                    24,
+                                )
+                                .unwrap();
                             } else {
                                 let mut ledger = ledger.clone();
                                 engine::refit(region, &mut ledger, setup, 24).expect("a refit");
@@ -114,7 +148,10 @@ fn refit_all(series: &RegularSeries, setup: &Setup, regions: usize) {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap())
+                .collect()
         });
         per_region.sort();
         (start.elapsed(), per_region)
@@ -135,7 +172,10 @@ fn refit_all(series: &RegularSeries, setup: &Setup, regions: usize) {
         total.as_secs_f64() / naive_total.as_secs_f64().max(1e-9)
     );
     let per_1000 = total.as_secs_f64() * 1000.0 / regions as f64;
-    println!("  projected for 1,000 regions: {per_1000:.2} s (target < 10 s: {})", if per_1000 < 10.0 { "met" } else { "MISSED" });
+    println!(
+        "  projected for 1,000 regions: {per_1000:.2} s (target < 10 s: {})",
+        if per_1000 < 10.0 { "met" } else { "MISSED" }
+    );
 }
 
 /// The protocol: 28 days of history, 24 hours ahead, 30 origins evenly spaced.
@@ -150,15 +190,26 @@ fn sand_point_backtest(series: &RegularSeries, setup: &Setup) {
     for (model, s) in &report.by_model {
         println!(
             "  {model:<15} MAE {:.3} °C  RMSE {:.3}  coverage {:5.1}%  MAE / seasonal naive {:.3}",
-            s.mae, s.rmse, s.coverage * 100.0, s.mae / naive
+            s.mae,
+            s.rmse,
+            s.coverage * 100.0,
+            s.mae / naive
         );
     }
     if let Some(s) = &report.chosen {
         println!(
             "  {:<15} MAE {:.3} °C  RMSE {:.3}  coverage {:5.1}%  MAE / seasonal naive {:.3}",
-            "model in use", s.mae, s.rmse, s.coverage * 100.0, s.mae / naive
+            "model in use",
+            s.mae,
+            s.rmse,
+            s.coverage * 100.0,
+            s.mae / naive
         );
     }
     let ratio = report.by_model["mstl_ets"].mae / naive;
-    println!("  target MAE >= 15% below seasonal naive: {} ({:.1}% below)", if ratio <= 0.85 { "met" } else { "MISSED" }, (1.0 - ratio) * 100.0);
+    println!(
+        "  target MAE >= 15% below seasonal naive: {} ({:.1}% below)",
+        if ratio <= 0.85 { "met" } else { "MISSED" },
+        (1.0 - ratio) * 100.0
+    );
 }

@@ -28,11 +28,15 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub const MAX_BACKTEST_DAYS: usize = 14;
 
 pub fn router(shared: Arc<Shared>) -> Router {
+    let document = Arc::new(openapi::document(&shared.config.forecaster));
     Router::new()
         .route("/api/forecast/{region}", get(get_forecast))
         .route("/api/forecast/{region}/backtest", get(get_backtest))
         .route("/predict", post(post_predict))
-        .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(document.as_ref().clone()) }),
+        )
         .with_state(shared)
 }
 
@@ -78,22 +82,30 @@ impl Query {
                 )));
             }
             if params.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(ApiError::BadRequest(format!("query parameter `{key}` is given twice")));
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter `{key}` is given twice"
+                )));
             }
         }
         Ok(Query(params))
     }
 
     fn count(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
-        let Some(text) = self.0.get(name) else { return Ok(default) };
+        let Some(text) = self.0.get(name) else {
+            return Ok(default);
+        };
         match text.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("{name} must be a whole number from 1 to {max}, got `{text}`"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "{name} must be a whole number from 1 to {max}, got `{text}`"
+            ))),
         }
     }
 
     fn level(&self, default: f64) -> Result<f64, ApiError> {
-        let Some(text) = self.0.get("level") else { return Ok(default) };
+        let Some(text) = self.0.get("level") else {
+            return Ok(default);
+        };
         match text.parse::<f64>() {
             Ok(level) if level > 0.0 && level < 1.0 => Ok(level),
             _ => Err(ApiError::BadRequest(format!(
@@ -181,7 +193,13 @@ async fn get_backtest(
     Ok(Json(backtest_json(&region, days, horizon, level, &report)))
 }
 
-fn backtest_json(region: &str, days: usize, horizon: usize, level: f64, report: &Backtest) -> Value {
+fn backtest_json(
+    region: &str,
+    days: usize,
+    horizon: usize,
+    level: f64,
+    report: &Backtest,
+) -> Value {
     let scores = |s: &Scores| json!({"mae": s.mae, "rmse": s.rmse, "coverage": s.coverage, "points": s.points});
     let naive_mae = report.by_model.get("seasonal_naive").map(|s| s.mae);
     let models: serde_json::Map<String, Value> = report
@@ -220,7 +238,12 @@ async fn post_predict(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let rows = match essence.as_str() {
         "application/json" | "" => predict::parse_json(&body)?,
         "text/csv" => predict::parse_csv(&body)?,
@@ -249,7 +272,9 @@ fn predict_setup(grid: &Grid, horizon: usize) -> Setup {
     let season = grid.season;
     Setup {
         season,
-        train_len: grid.series.len(),
+        // As the bus history: 28 days at most (what MSTL needs; Prophet's habit of fitting
+        // on everything sent costs time and helps no 24-step forecast).
+        train_len: grid.series.len().min(season.map_or(1000, |p| 28 * p)),
         calibration_horizon: horizon.min(season.unwrap_or(horizon)).max(1),
         calibration_window: grid.series.len() as i64,
         backfill_origins: 12,

@@ -40,7 +40,9 @@ impl Ledger {
     pub fn record(&mut self, forecast: PastForecast) {
         self.entries
             .retain(|e| !(e.origin == forecast.origin && e.model == forecast.model));
-        let at = self.entries.partition_point(|e| e.origin <= forecast.origin);
+        let at = self
+            .entries
+            .partition_point(|e| e.origin <= forecast.origin);
         self.entries.insert(at, forecast);
     }
 
@@ -50,7 +52,9 @@ impl Ledger {
     }
 
     pub fn has(&self, origin: i64, model: ModelKind) -> bool {
-        self.entries.iter().any(|e| e.origin == origin && e.model == model)
+        self.entries
+            .iter()
+            .any(|e| e.origin == origin && e.model == model)
     }
 
     /// Distinct origins in `[from, to)` with at least one actual in `actual`.
@@ -121,7 +125,11 @@ impl StepErrors {
         for h in 0..steps {
             let lo = h.saturating_sub(POOL_RADIUS);
             let hi = (h + POOL_RADIUS).min(steps.saturating_sub(1));
-            let mut pool: Vec<f64> = self.by_step[lo..=hi].iter().flatten().map(|e| e.abs()).collect();
+            let mut pool: Vec<f64> = self.by_step[lo..=hi]
+                .iter()
+                .flatten()
+                .map(|e| e.abs())
+                .collect();
             if pool.len() < MIN_POOL {
                 break;
             }
@@ -135,10 +143,11 @@ impl StepErrors {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationMethod {
     /// Quantiles of the model's own recent backtest errors.
+    #[default]
     Conformal,
     /// Too few past forecasts: quantiles of the series' own changes over h steps (what
     /// persistence would have erred), a wide but honest stand-in.
@@ -150,12 +159,6 @@ pub enum CalibrationMethod {
 pub struct Calibration {
     pools: Vec<Vec<f64>>,
     pub method: CalibrationMethod,
-}
-
-impl Default for CalibrationMethod {
-    fn default() -> Self {
-        CalibrationMethod::Conformal
-    }
 }
 
 impl Calibration {
@@ -276,8 +279,16 @@ mod tests {
         assert_eq!(errors.by_step[0], vec![1.0, 2.0]);
         assert_eq!(errors.by_step[1], vec![1.0]);
         assert!(errors.by_step[2].is_empty());
-        assert_eq!(ledger.errors(ModelKind::Persistence, &actual, 1, 2, 4).count(), 4);
-        assert_eq!(ledger.errors(ModelKind::MstlEts, &actual, 0, 10, 4).count(), 0);
+        assert_eq!(
+            ledger
+                .errors(ModelKind::Persistence, &actual, 1, 2, 4)
+                .count(),
+            4
+        );
+        assert_eq!(
+            ledger.errors(ModelKind::MstlEts, &actual, 0, 10, 4).count(),
+            0
+        );
         assert_eq!(ledger.scored_origins(&actual.until(2), 0, 10), 2);
     }
 
@@ -299,7 +310,9 @@ mod tests {
     fn the_conformal_width_is_the_level_quantile_of_pooled_errors() {
         let errors: Vec<f64> = (1..=19).map(f64::from).collect();
         let (ledger, actual) = ledger_with_errors(&errors);
-        let calibration = ledger.errors(ModelKind::Persistence, &actual, 0, 100, 4).calibration();
+        let calibration = ledger
+            .errors(ModelKind::Persistence, &actual, 0, 100, 4)
+            .calibration();
         assert_eq!(calibration.calibrated_steps(), 4);
         // 19 origins × 4 steps pooled = 76 errors, each value 4 times; rank ceil(77·0.9) = 70.
         assert_eq!(calibration.half_width(0, 0.9), Some(18.0));
@@ -312,9 +325,14 @@ mod tests {
     #[test]
     fn too_few_errors_calibrate_nothing() {
         let (ledger, actual) = ledger_with_errors(&[1.0]);
-        let calibration = ledger.errors(ModelKind::Persistence, &actual, 0, 100, 4).calibration();
+        let calibration = ledger
+            .errors(ModelKind::Persistence, &actual, 0, 100, 4)
+            .calibration();
         assert_eq!(calibration.half_width(0, 0.95), None);
-        let fallback = Calibration::from_series_changes(&[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 2);
+        let fallback = Calibration::from_series_changes(
+            &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0],
+            2,
+        );
         assert_eq!(fallback.half_width(0, 0.95), Some(1.0));
         assert_eq!(fallback.half_width(1, 0.95), Some(0.0));
     }

@@ -57,7 +57,10 @@ impl ModelForecast {
     /// The interval at `step` for `level`.
     pub fn interval(&self, step: usize, level: f64) -> (f64, f64) {
         let point = self.points[step];
-        let width = self.calibration.half_width(step, level).unwrap_or(f64::INFINITY);
+        let width = self
+            .calibration
+            .half_width(step, level)
+            .unwrap_or(f64::INFINITY);
         (point - width, point + width)
     }
 }
@@ -139,7 +142,13 @@ pub fn refit(
 
     let mut models = BTreeMap::new();
     for (kind, mut points) in forecasts {
-        let errors = ledger.errors(kind, series, window_start, origin, setup.calibration_horizon);
+        let errors = ledger.errors(
+            kind,
+            series,
+            window_start,
+            origin,
+            setup.calibration_horizon,
+        );
         let mut calibration = errors.calibration();
         if calibration.calibrated_steps() == 0 {
             calibration = Calibration::from_series_changes(train, setup.calibration_horizon);
@@ -156,7 +165,11 @@ pub fn refit(
     }
     let chosen = choose(&models).ok_or_else(|| {
         EngineError::NoModel(
-            failures.values().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            failures
+                .values()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         )
     })?;
     Ok(Refit {
@@ -174,16 +187,26 @@ pub const SWITCH_MARGIN: f64 = 0.10;
 /// The model with the lowest backtest MAE (the default keeps a [`SWITCH_MARGIN`] edge); the
 /// default when none has been scored yet.
 fn choose(models: &BTreeMap<ModelKind, ModelForecast>) -> Option<ModelKind> {
-    let handicap = |kind: ModelKind| if kind == ModelKind::DEFAULT { 1.0 - SWITCH_MARGIN } else { 1.0 };
+    let handicap = |kind: ModelKind| {
+        if kind == ModelKind::DEFAULT {
+            1.0 - SWITCH_MARGIN
+        } else {
+            1.0
+        }
+    };
     let best_scored = models
         .iter()
         .filter_map(|(kind, m)| m.backtest_mae.map(|mae| (mae * handicap(*kind), *kind)))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, kind)| kind);
     best_scored.or_else(|| {
-        [ModelKind::DEFAULT, ModelKind::SeasonalNaive, ModelKind::Persistence]
-            .into_iter()
-            .find(|k| models.contains_key(k))
+        [
+            ModelKind::DEFAULT,
+            ModelKind::SeasonalNaive,
+            ModelKind::Persistence,
+        ]
+        .into_iter()
+        .find(|k| models.contains_key(k))
     })
 }
 
@@ -206,7 +229,8 @@ fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
             if ledger.has(origin, kind) {
                 continue;
             }
-            if let Ok(points) = models::forecast(kind, train, setup.season, setup.calibration_horizon)
+            if let Ok(points) =
+                models::forecast(kind, train, setup.season, setup.calibration_horizon)
             {
                 ledger.record(PastForecast {
                     origin,
@@ -250,9 +274,14 @@ pub fn backtest(
         scored += 1;
         for (kind, model) in &refit.models {
             for step in 0..horizon {
-                let Some(actual) = series.at(origin + step as i64) else { break };
+                let Some(actual) = series.at(origin + step as i64) else {
+                    break;
+                };
                 let (lower, upper) = model.interval(step, level);
-                scorers.entry(*kind).or_default().add(actual, model.points[step], lower, upper);
+                scorers
+                    .entry(*kind)
+                    .or_default()
+                    .add(actual, model.points[step], lower, upper);
                 if *kind == refit.chosen {
                     chosen.add(actual, model.points[step], lower, upper);
                 }
@@ -277,7 +306,10 @@ mod tests {
     fn cycle(hours: i64) -> RegularSeries {
         regularize((0..hours).map(|i| {
             let noise = ((i * 7919) % 13) as f64 / 13.0 - 0.5;
-            (i, 10.0 + 4.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + noise)
+            (
+                i,
+                10.0 + 4.0 * (i as f64 * std::f64::consts::TAU / 24.0).sin() + noise,
+            )
         }))
     }
 
@@ -307,14 +339,37 @@ mod tests {
     #[test]
     fn the_clean_cycle_is_won_by_a_seasonal_model() {
         let series = cycle(24 * 10);
-        let refit = refit(&series, &mut Ledger::default(), &Setup::hourly(24 * 7, 24, 7), 24).unwrap();
-        assert_ne!(refit.chosen, ModelKind::Persistence, "{:?}", refit.backtest_mae());
+        let refit = refit(
+            &series,
+            &mut Ledger::default(),
+            &Setup::hourly(24 * 7, 24, 7),
+            24,
+        )
+        .unwrap();
+        assert_ne!(
+            refit.chosen,
+            ModelKind::Persistence,
+            "{:?}",
+            refit.backtest_mae()
+        );
     }
 
     #[test]
     fn too_short_a_series_is_an_error() {
-        let err = refit(&cycle(30), &mut Ledger::default(), &Setup::hourly(672, 24, 7), 24).unwrap_err();
-        assert_eq!(err, EngineError::TooShort { needed: 49, got: 30 });
+        let err = refit(
+            &cycle(30),
+            &mut Ledger::default(),
+            &Setup::hourly(672, 24, 7),
+            24,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::TooShort {
+                needed: 49,
+                got: 30
+            }
+        );
     }
 
     #[test]

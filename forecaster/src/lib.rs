@@ -39,6 +39,8 @@ pub const GROUP: &str = "forecaster";
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 /// ...or as soon as this many are waiting.
 const FLUSH_BATCH: usize = 2_000;
+/// How long to wait before persisting again after a failure.
+const FLUSH_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForecasterError {
@@ -69,7 +71,8 @@ impl Forecaster {
         clock: SharedClock,
     ) -> Result<Self, ForecasterError> {
         let shared = Arc::new(Shared::open(config, clock)?);
-        let subscription = EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;
+        let subscription =
+            EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;
         Ok(Self {
             shared,
             bus,
@@ -92,7 +95,10 @@ impl Forecaster {
         } = self;
         if shared.store_is_empty() {
             let added = service::replay_observations(&shared, &bus).await?;
-            tracing::info!(observations = added, "forecaster history rebuilt from the bus");
+            tracing::info!(
+                observations = added,
+                "forecaster history rebuilt from the bus"
+            );
             shared.persist().await?;
         }
         let (ticks, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -107,8 +113,9 @@ impl Forecaster {
                 _ = shutdown.cancelled() => break Ok(()),
                 _ = tokio::time::sleep_until(flush_deadline), if flush_at.is_some() => {
                     flush_at = None;
-                    if let Err(err) = flush(&shared, &mut subscription, &mut pending).await {
-                        break Err(err);
+                    if flush(&shared, &mut subscription, &mut pending).await.is_err() {
+                        flush_at = Some(Instant::now() + FLUSH_RETRY);
+                        continue;
                     }
                     if refitting.as_ref().is_none_or(|t| t.is_finished()) {
                         let missing = shared.regions_without_forecast();
@@ -125,16 +132,14 @@ impl Forecaster {
                         tracing::warn!("scheduled refit skipped: the previous one is still running");
                     }
                 }
-                next = subscription.next() => match next {
+                // While a batch waits to be persisted (a failing disk), stop taking more.
+                next = subscription.next(), if pending.len() < FLUSH_BATCH => match next {
                     Ok(Some((delivery, envelope))) => {
                         service::ingest_event(&shared, &delivery, &envelope.event);
                         pending.push(delivery);
                         flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
                         if pending.len() >= FLUSH_BATCH {
-                            flush_at = None;
-                            if let Err(err) = flush(&shared, &mut subscription, &mut pending).await {
-                                break Err(err);
-                            }
+                            flush_at = Some(Instant::now());
                         }
                     }
                     Ok(None) => break Ok(()),
@@ -155,7 +160,8 @@ impl Forecaster {
     }
 }
 
-/// Persists what was ingested, then acks it.
+/// Persists what was ingested, then acks it. A failure is logged and counted and the
+/// deliveries stay pending (unacked, so nothing is lost): the caller retries later.
 async fn flush(
     shared: &Shared,
     subscription: &mut EventSubscription,
@@ -164,11 +170,23 @@ async fn flush(
     if pending.is_empty() {
         return Ok(());
     }
-    shared.persist().await?;
-    for delivery in pending.drain(..) {
-        subscription.ack(&delivery)?;
+    if let Err(err) = shared.persist().await {
+        COUNTERS.error("persist");
+        tracing::error!(error = %err, "could not persist observations; they stay unacked");
+        return Err(err.into());
     }
-    subscription.commit().await?;
+    for delivery in pending.drain(..) {
+        if let Err(err) = subscription.ack(&delivery) {
+            // Typically a partition moved to another member, which re-reads from the last
+            // commit: a duplicate there, never a loss.
+            COUNTERS.error("ack");
+            tracing::warn!(error = %err, offset = delivery.offset, "ack failed");
+        }
+    }
+    if let Err(err) = subscription.commit().await {
+        COUNTERS.error("commit");
+        tracing::warn!(error = %err, "commit failed; acked offsets are committed later");
+    }
     if let Some(lag) = subscription.lag() {
         COUNTERS.gauge("windsock_bus_lag", lag as f64);
     }
@@ -202,7 +220,9 @@ async fn schedule_refits(
         schedule: schedule.to_string(),
         reason,
     };
-    let scheduler = JobScheduler::new().await.map_err(|e| error(e.to_string()))?;
+    let scheduler = JobScheduler::new()
+        .await
+        .map_err(|e| error(e.to_string()))?;
     let job = Job::new_async(schedule, move |_, _| {
         let ticks = ticks.clone();
         Box::pin(async move {

@@ -18,8 +18,11 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] =
-        [ModelKind::MstlEts, ModelKind::SeasonalNaive, ModelKind::Persistence];
+    pub const ALL: [ModelKind; 3] = [
+        ModelKind::MstlEts,
+        ModelKind::SeasonalNaive,
+        ModelKind::Persistence,
+    ];
 
     /// The model used when nothing says another one is better.
     pub const DEFAULT: ModelKind = ModelKind::MstlEts;
@@ -128,7 +131,10 @@ mod tests {
     #[test]
     fn baselines_repeat_the_last_value_and_the_last_day() {
         let y: Vec<f64> = (0..48).map(|i| i as f64).collect();
-        assert_eq!(forecast(ModelKind::Persistence, &y, Some(24), 3).unwrap(), vec![47.0; 3]);
+        assert_eq!(
+            forecast(ModelKind::Persistence, &y, Some(24), 3).unwrap(),
+            vec![47.0; 3]
+        );
         let naive = forecast(ModelKind::SeasonalNaive, &y, Some(24), 26).unwrap();
         assert_eq!(naive[0], 24.0);
         assert_eq!(naive[23], 47.0);
@@ -140,8 +146,12 @@ mod tests {
         let y = daily_cycle(14);
         let points = forecast(ModelKind::MstlEts, &y, Some(24), 24).unwrap();
         let truth = daily_cycle(15);
-        let mae: f64 =
-            points.iter().zip(&truth[y.len()..]).map(|(p, t)| (p - t).abs()).sum::<f64>() / 24.0;
+        let mae: f64 = points
+            .iter()
+            .zip(&truth[y.len()..])
+            .map(|(p, t)| (p - t).abs())
+            .sum::<f64>()
+            / 24.0;
         assert!(mae < 0.5, "MAE {mae} on a clean cycle");
     }
 

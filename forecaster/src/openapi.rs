@@ -2,12 +2,15 @@
 //! [`crate::api::ROUTES`] and that each documented operation is served).
 
 use serde_json::{json, Value};
+use windsock_core::config::ForecasterConfig;
 
-pub fn document() -> Value {
+/// The document, with the limits of this configuration.
+pub fn document(config: &ForecasterConfig) -> Value {
+    let max_horizon = config.max_horizon;
     let error = json!({"description": "what is wrong, in words", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let region = json!({"name": "region", "in": "path", "required": true, "schema": {"type": "string"}, "example": "Dakar"});
-    let level = json!({"name": "level", "in": "query", "schema": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.95}, "description": "prediction interval level"});
-    let horizon = json!({"name": "horizon", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 168}, "description": "steps ahead (at most forecaster.max_horizon)"});
+    let level = json!({"name": "level", "in": "query", "schema": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": config.level}, "description": "prediction interval level"});
+    let horizon = json!({"name": "horizon", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_horizon, "default": config.horizon_hours}, "description": "hours ahead"});
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -35,7 +38,7 @@ pub fn document() -> Value {
             }},
             "/predict": {"post": {
                 "summary": "Forecast a series sent in the request (contract of the replaced FastAPI/Prophet service)",
-                "parameters": [{"name": "horizon", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 168, "default": 24}, "description": "steps ahead, at the data's own frequency"}, level],
+                "parameters": [{"name": "horizon", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": max_horizon, "default": 24}, "description": "steps ahead, at the data's own frequency"}, level],
                 "requestBody": {"required": true, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}},
                     "text/csv": {"schema": {"type": "string", "description": "a header row with columns ds and y, then one row per point"}, "example": "ds,y\n2023-07-21 10:00:00,27.1\n"}

@@ -36,19 +36,29 @@ pub fn parse_json(body: &[u8]) -> Result<Rows, InputError> {
             bad(format!("body is not valid JSON: {e}"))
         }
     })?;
-    let object = value.as_object().ok_or_else(|| bad("body must be a JSON object with a `data` array"))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| bad("body must be a JSON object with a `data` array"))?;
     for (key, range) in [("latitude", 90.0), ("longitude", 180.0)] {
         match object.get(key) {
             None | Some(Value::Null) => {}
             Some(v) => match v.as_f64() {
                 Some(x) if x.abs() <= range => {}
-                _ => return Err(bad(format!("{key} must be a number from -{range} to {range}, got {v}"))),
+                _ => {
+                    return Err(bad(format!(
+                        "{key} must be a number from -{range} to {range}, got {v}"
+                    )))
+                }
             },
         }
     }
     let data = match object.get("data") {
         Some(Value::Array(rows)) => rows,
-        Some(other) => return Err(bad(format!("data must be an array of {{\"ds\", \"y\"}} rows, got {other}"))),
+        Some(other) => {
+            return Err(bad(format!(
+                "data must be an array of {{\"ds\", \"y\"}} rows, got {other}"
+            )))
+        }
         None => return Err(bad("body has no `data` array of {\"ds\", \"y\"} rows")),
     };
     check_row_count(data.len())?;
@@ -57,12 +67,20 @@ pub fn parse_json(body: &[u8]) -> Result<Rows, InputError> {
         let n = i + 1;
         let ds = match row.get("ds") {
             Some(Value::String(s)) => s.as_str(),
-            Some(other) => return Err(bad(format!("row {n}: ds must be a date string such as \"2023-07-21 10:00:00\", got {other}"))),
+            Some(other) => {
+                return Err(bad(format!(
+                "row {n}: ds must be a date string such as \"2023-07-21 10:00:00\", got {other}"
+            )))
+            }
             None => return Err(bad(format!("row {n}: missing ds"))),
         };
         let y = match row.get("y") {
             Some(Value::Number(x)) => x.as_f64().unwrap_or(f64::NAN),
-            Some(Value::Null) => return Err(bad(format!("row {n}: y is null; leave rows without a value out"))),
+            Some(Value::Null) => {
+                return Err(bad(format!(
+                    "row {n}: y is null; leave rows without a value out"
+                )))
+            }
             Some(other) => return Err(bad(format!("row {n}: y must be a number, got {other}"))),
             None => return Err(bad(format!("row {n}: missing y"))),
         };
@@ -72,8 +90,13 @@ pub fn parse_json(body: &[u8]) -> Result<Rows, InputError> {
 }
 
 pub fn parse_csv(body: &[u8]) -> Result<Rows, InputError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
-    let headers = reader.headers().map_err(|e| bad(format!("CSV header: {e}")))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| bad(format!("CSV header: {e}")))?
+        .clone();
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(ds_col), Some(y_col)) = (column("ds"), column("y")) else {
         return Err(bad(format!(
@@ -89,7 +112,9 @@ pub fn parse_csv(body: &[u8]) -> Result<Rows, InputError> {
         let ds = record.get(ds_col).unwrap_or_default();
         let y_text = record.get(y_col).unwrap_or_default();
         if y_text.is_empty() {
-            return Err(bad(format!("row {n}: y is empty; leave rows without a value out")));
+            return Err(bad(format!(
+                "row {n}: y is empty; leave rows without a value out"
+            )));
         }
         let y: f64 = y_text
             .parse()
@@ -101,7 +126,9 @@ pub fn parse_csv(body: &[u8]) -> Result<Rows, InputError> {
 
 fn check_row_count(n: usize) -> Result<(), InputError> {
     if n > MAX_ROWS {
-        return Err(bad(format!("too many rows: at most {MAX_ROWS} per request")));
+        return Err(bad(format!(
+            "too many rows: at most {MAX_ROWS} per request"
+        )));
     }
     Ok(())
 }
@@ -115,14 +142,21 @@ struct RowsBuilder {
 impl RowsBuilder {
     fn push(&mut self, n: usize, ds: &str, y: f64) -> Result<(), InputError> {
         if !y.is_finite() {
-            return Err(bad(format!("row {n}: y is {y}; values must be finite numbers")));
+            return Err(bad(format!(
+                "row {n}: y is {y}; values must be finite numbers"
+            )));
         }
         let (at, naive) = parse_date(ds).ok_or_else(|| {
-            bad(format!("row {n}: ds `{ds}` is not a date (use e.g. 2023-07-21 10:00:00 or RFC 3339)"))
+            bad(format!(
+                "row {n}: ds `{ds}` is not a date (use e.g. 2023-07-21 10:00:00 or RFC 3339)"
+            ))
         })?;
         if let Some((previous, _)) = self.points.last() {
             if at == *previous {
-                return Err(bad(format!("row {n}: duplicate timestamp {ds} (same as row {})", n - 1)));
+                return Err(bad(format!(
+                    "row {n}: duplicate timestamp {ds} (same as row {})",
+                    n - 1
+                )));
             }
             if at < *previous {
                 return Err(bad(format!(
@@ -155,7 +189,12 @@ fn parse_date(text: &str) -> Option<(DateTime<Utc>, bool)> {
             return Some((at.with_timezone(&Utc), false));
         }
     }
-    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(at) = NaiveDateTime::parse_from_str(text, format) {
             return Some((at.and_utc(), true));
         }
@@ -206,7 +245,9 @@ pub fn to_grid(rows: &Rows) -> Result<Grid, InputError> {
         .min()
         .unwrap_or(3600);
     if step_seconds <= 0 {
-        return Err(bad("timestamps closer than one second apart are not supported"));
+        return Err(bad(
+            "timestamps closer than one second apart are not supported",
+        ));
     }
     let mut steps = Vec::with_capacity(rows.points.len());
     for (i, (at, y)) in rows.points.iter().enumerate() {
@@ -230,8 +271,13 @@ pub fn to_grid(rows: &Rows) -> Result<Grid, InputError> {
     };
     let needed = models::min_points(ModelKind::DEFAULT, season);
     if rows.points.len() < needed {
+        let why = if season.is_some() {
+            " (two days plus one step)"
+        } else {
+            ""
+        };
         return Err(bad(format!(
-            "too few points: got {}, at least {needed} needed for data every {} (two days plus one)",
+            "too few points: got {}, at least {needed} needed for data every {}{why}",
             rows.points.len(),
             grid.step_name()
         )));
@@ -245,9 +291,19 @@ mod tests {
 
     fn hourly_json(n: usize) -> String {
         let rows: Vec<String> = (0..n)
-            .map(|i| format!(r#"{{"ds":"2023-07-{:02} {:02}:00:00","y":{}}}"#, 1 + i / 24, i % 24, 20 + i % 5))
+            .map(|i| {
+                format!(
+                    r#"{{"ds":"2023-07-{:02} {:02}:00:00","y":{}}}"#,
+                    1 + i / 24,
+                    i % 24,
+                    20 + i % 5
+                )
+            })
             .collect();
-        format!(r#"{{"latitude":14.7,"longitude":-17.4,"data":[{}]}}"#, rows.join(","))
+        format!(
+            r#"{{"latitude":14.7,"longitude":-17.4,"data":[{}]}}"#,
+            rows.join(",")
+        )
     }
 
     #[test]
@@ -263,11 +319,26 @@ mod tests {
 
     #[test]
     fn dates_in_the_usual_spellings_parse() {
-        for text in ["2023-07-21 10:00:00", "2023-07-21T10:00:00", "2023-07-21 10:00", "2023-07-21T10:00:00.000"] {
-            assert_eq!(parse_date(text).unwrap().0.to_rfc3339(), "2023-07-21T10:00:00+00:00", "{text}");
+        for text in [
+            "2023-07-21 10:00:00",
+            "2023-07-21T10:00:00",
+            "2023-07-21 10:00",
+            "2023-07-21T10:00:00.000",
+        ] {
+            assert_eq!(
+                parse_date(text).unwrap().0.to_rfc3339(),
+                "2023-07-21T10:00:00+00:00",
+                "{text}"
+            );
         }
-        assert_eq!(parse_date("2023-07-21T12:00:00+02:00").unwrap(), (parse_date("2023-07-21 10:00").unwrap().0, false));
-        assert_eq!(parse_date("2023-07-21 12:00:00+02:00").unwrap().0, parse_date("2023-07-21 10:00").unwrap().0);
+        assert_eq!(
+            parse_date("2023-07-21T12:00:00+02:00").unwrap(),
+            (parse_date("2023-07-21 10:00").unwrap().0, false)
+        );
+        assert_eq!(
+            parse_date("2023-07-21 12:00:00+02:00").unwrap().0,
+            parse_date("2023-07-21 10:00").unwrap().0
+        );
         assert!(parse_date("21/07/2023").is_none());
     }
 
@@ -282,9 +353,13 @@ mod tests {
 
     #[test]
     fn irregular_rows_are_refused_and_short_gaps_filled() {
-        let rows = parse_csv(b"ds,y\n2023-07-21 10:00,1\n2023-07-21 10:20,2\n2023-07-21 10:50,3\n").unwrap();
+        let rows = parse_csv(b"ds,y\n2023-07-21 10:00,1\n2023-07-21 10:20,2\n2023-07-21 10:50,3\n")
+            .unwrap();
         let err = to_grid(&rows).unwrap_err();
-        assert!(err.0.contains("row 3") && err.0.contains("regular grid"), "{err}");
+        assert!(
+            err.0.contains("row 3") && err.0.contains("regular grid"),
+            "{err}"
+        );
         let mut json = hourly_json(60);
         // Remove two hours in the middle: filled, not refused.
         json = json.replace(r#"{"ds":"2023-07-02 03:00:00","y":22},"#, "");

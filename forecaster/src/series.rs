@@ -41,7 +41,9 @@ impl RegularSeries {
     /// The value at a step, if the series covers it.
     pub fn at(&self, step: i64) -> Option<f64> {
         let i = step.checked_sub(self.start)?;
-        usize::try_from(i).ok().and_then(|i| self.values.get(i).copied())
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.values.get(i).copied())
     }
 
     /// The same series, ending before step `end` (a view of what was known then).
@@ -97,7 +99,9 @@ pub fn hour_of(at: DateTime<Utc>) -> i64 {
 
 /// The start of an hour given as hours since the Unix epoch.
 pub fn hour_start(hour: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(hour * HOUR, 0).single().unwrap_or_default()
+    Utc.timestamp_opt(hour * HOUR, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -118,7 +122,10 @@ mod tests {
     #[test]
     fn a_long_gap_cuts_the_series() {
         let series = regularize([(0, 1.0), (1, 2.0), (6, 3.0), (7, 4.0)]);
-        assert_eq!(series.start, 6, "4 missing steps is over the limit of {MAX_FILLED_GAP}");
+        assert_eq!(
+            series.start, 6,
+            "4 missing steps is over the limit of {MAX_FILLED_GAP}"
+        );
         assert_eq!(series.values, vec![3.0, 4.0]);
         assert_eq!(series.filled, 0);
     }
@@ -134,7 +141,10 @@ mod tests {
     #[test]
     fn hours_round_down_including_before_1970() {
         let at = Utc.with_ymd_and_hms(2024, 5, 1, 10, 59, 59).unwrap();
-        assert_eq!(hour_start(hour_of(at)), Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap());
+        assert_eq!(
+            hour_start(hour_of(at)),
+            Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+        );
         let before = Utc.with_ymd_and_hms(1969, 12, 31, 23, 30, 0).unwrap();
         assert_eq!(hour_of(before), -1);
     }

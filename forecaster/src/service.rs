@@ -2,9 +2,10 @@
 //! (acked only once persisted), and refits (off the async runtime, a bounded number at once).
 
 use crate::api::ApiError;
+use crate::calibration::Ledger;
 use crate::engine::{self, EngineError, Refit, Setup};
-use crate::series::{hour_start, RegularSeries};
-use crate::store::{self, Store, StoreError};
+use crate::series::{hour_of, hour_start, RegularSeries};
+use crate::store::{self, RegionState, Store, StoreError};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -79,8 +80,18 @@ impl Shared {
         self.latest.lock().get(region).cloned()
     }
 
+    /// A region's hourly series of complete hours: the hour the clock is in is still
+    /// accumulating observations, and its mean so far would be a biased actual.
     pub fn series(&self, region: &str) -> RegularSeries {
-        self.store.lock().region(region).map(|r| r.hourly()).unwrap_or_default()
+        let store = self.store.lock();
+        store
+            .region(region)
+            .map(|r| self.complete_hours(r))
+            .unwrap_or_default()
+    }
+
+    fn complete_hours(&self, state: &RegionState) -> RegularSeries {
+        state.hourly().until(hour_of(self.clock.now()))
     }
 
     /// (usable hours of history, hours a forecast needs).
@@ -112,19 +123,27 @@ impl Shared {
         )
     }
 
-    /// Writes every changed region file; returns once they are durable.
+    /// Writes every changed region file; returns once they are durable. On failure the
+    /// regions stay marked as changed, so the next call writes them again.
     pub async fn persist(&self) -> Result<(), StoreError> {
         let _guard = self.persisting.lock().await;
         let writes = self.store.lock().take_writes();
         if writes.is_empty() {
             return Ok(());
         }
-        tokio::task::spawn_blocking(move || store::write_all(&writes))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Io {
-                path: "forecaster state".into(),
-                source: std::io::Error::other(e.to_string()),
-            }))
+        let (writes, result) = tokio::task::spawn_blocking(move || {
+            let result = store::write_all(&writes);
+            (writes, result)
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            path: "forecaster state".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        if result.is_err() {
+            self.store.lock().mark_unflushed(&writes);
+        }
+        result
     }
 
     /// Regions with enough history for a forecast but none yet.
@@ -134,7 +153,8 @@ impl Shared {
         store
             .regions()
             .filter(|(name, state)| {
-                !latest.contains_key(*name) && state.hourly().len() >= self.setup.min_points()
+                !latest.contains_key(*name)
+                    && self.complete_hours(state).len() >= self.setup.min_points()
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -142,68 +162,99 @@ impl Shared {
 
     /// Refits the given regions (all when `None`), a bounded number at once, and publishes
     /// each forecast. Returns how many regions got a new forecast.
+    ///
+    /// A region's job is spawned only once a compute slot is free, so an API request waiting
+    /// for a slot queues behind one refit, not behind every region's.
     pub async fn refit(self: &Arc<Self>, bus: &SharedBus, regions: Option<Vec<String>>) -> usize {
-        let jobs: Vec<_> = {
-            let store = self.store.lock();
-            store
+        let names: Vec<String> = match regions {
+            Some(names) => names,
+            None => self
+                .store
+                .lock()
                 .regions()
-                .filter(|(name, _)| regions.as_ref().is_none_or(|r| r.contains(name)))
-                .map(|(name, state)| (name.clone(), state.hourly(), state.ledger.clone()))
-                .collect()
+                .map(|(name, _)| name.clone())
+                .collect(),
         };
         let horizon = self.config.forecaster.max_horizon;
         let mut tasks = tokio::task::JoinSet::new();
-        for (region, series, mut ledger) in jobs {
-            let shared = self.clone();
-            tasks.spawn(async move {
-                let setup = shared.setup.clone();
-                let result = shared
-                    .compute(move || {
-                        let refit = engine::refit(&series, &mut ledger, &setup, horizon);
-                        (refit, ledger, series.len())
-                    })
-                    .await;
-                (region, result)
-            });
-        }
         let mut refitted = 0;
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((region, result)) = joined else { continue };
-            match result {
-                Ok((Ok(refit), ledger, history_hours)) => {
-                    self.store.lock().set_ledger(&region, ledger);
-                    let latest = Arc::new(Latest {
-                        generated_at: self.clock.now(),
-                        refit,
-                        history_hours,
-                    });
-                    self.latest.lock().insert(region.clone(), latest.clone());
-                    refitted += 1;
-                    if let Err(err) = publish_event(bus.as_ref(), self.forecast_event(&region, &latest)).await {
-                        COUNTERS.error("publish");
-                        tracing::warn!(region = %region, error = %err, "could not publish a forecast");
-                    } else {
-                        COUNTERS.sent(1);
-                    }
-                }
-                Ok((Err(EngineError::TooShort { needed, got }), ..)) => {
-                    tracing::debug!(region = %region, needed, got, "not enough history to forecast yet");
-                }
-                Ok((Err(err), ..)) => {
-                    COUNTERS.error("refit");
-                    tracing::warn!(region = %region, error = %err, "refit failed");
-                }
-                Err(err) => {
-                    COUNTERS.error("refit");
-                    tracing::warn!(region = %region, error = %err, "refit task failed");
-                }
+        for region in names {
+            let Ok(permit) = self.compute_slots.clone().acquire_owned().await else {
+                break;
+            };
+            // The newest history, taken as late as possible.
+            let Some((series, mut ledger)) = self
+                .store
+                .lock()
+                .region(&region)
+                .map(|state| (self.complete_hours(state), state.ledger.clone()))
+            else {
+                continue;
+            };
+            let setup = self.setup.clone();
+            tasks.spawn_blocking(move || {
+                let _permit = permit;
+                let refit = engine::refit(&series, &mut ledger, &setup, horizon);
+                (region, refit, ledger, series.len())
+            });
+            while let Some(done) = tasks.try_join_next() {
+                refitted += usize::from(self.finish_refit(bus, done).await);
             }
+        }
+        while let Some(done) = tasks.join_next().await {
+            refitted += usize::from(self.finish_refit(bus, done).await);
         }
         if let Err(err) = self.persist().await {
             COUNTERS.error("persist");
             tracing::warn!(error = %err, "could not persist the models' ledgers");
         }
         refitted
+    }
+
+    /// Keeps a region's refit and publishes its forecast; true if there was one.
+    async fn finish_refit(
+        &self,
+        bus: &SharedBus,
+        done: Result<(String, Result<Refit, EngineError>, Ledger, usize), tokio::task::JoinError>,
+    ) -> bool {
+        let (region, refit, ledger, history_hours) = match done {
+            Ok(done) => done,
+            Err(err) => {
+                COUNTERS.error("refit");
+                tracing::warn!(error = %err, "a refit task failed");
+                return false;
+            }
+        };
+        let refit = match refit {
+            Ok(refit) => refit,
+            Err(EngineError::TooShort { needed, got }) => {
+                tracing::debug!(region = %region, needed, got, "not enough history to forecast yet");
+                return false;
+            }
+            Err(err) => {
+                COUNTERS.error("refit");
+                tracing::warn!(region = %region, error = %err, "refit failed");
+                return false;
+            }
+        };
+        for (model, err) in &refit.failures {
+            tracing::warn!(region = %region, model = model.name(), error = %err, "a model could not forecast");
+        }
+        self.store.lock().set_ledger(&region, ledger);
+        let latest = Arc::new(Latest {
+            generated_at: self.clock.now(),
+            refit,
+            history_hours,
+        });
+        self.latest.lock().insert(region.clone(), latest.clone());
+        match publish_event(bus.as_ref(), self.forecast_event(&region, &latest)).await {
+            Ok(()) => COUNTERS.sent(1),
+            Err(err) => {
+                COUNTERS.error("publish");
+                tracing::warn!(region = %region, error = %err, "could not publish a forecast");
+            }
+        }
+        true
     }
 
     fn forecast_event(&self, region: &str, latest: &Latest) -> Event {
@@ -243,7 +294,11 @@ pub async fn replay_observations(shared: &Shared, bus: &SharedBus) -> Result<usi
     let mut replay = bus.replay(Topic::Observations).await?;
     let mut added = 0;
     while let Some(delivery) = replay.next().await? {
-        if let Ok(Envelope { event: Event::Observation(o), .. }) = Envelope::from_json(&delivery.payload) {
+        if let Ok(Envelope {
+            event: Event::Observation(o),
+            ..
+        }) = Envelope::from_json(&delivery.payload)
+        {
             if o.temperature_c.is_finite() && shared.ingest(&o) {
                 added += 1;
             }

@@ -76,8 +76,8 @@ pub struct Store {
     retention_hours: i64,
 }
 
-/// Files to write: (final path, contents).
-pub type PendingWrites = Vec<(PathBuf, Vec<u8>)>;
+/// Files to write: (region, final path, contents).
+pub type PendingWrites = Vec<(String, PathBuf, Vec<u8>)>;
 
 impl Store {
     /// Opens (creating) the directory and loads every region file in it.
@@ -90,8 +90,11 @@ impl Store {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(io_error(&path))?;
-            let file: RegionFile = serde_json::from_slice(&bytes)
-                .map_err(|source| StoreError::Corrupt { path: path.clone(), source })?;
+            let file: RegionFile =
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                    path: path.clone(),
+                    source,
+                })?;
             let state = RegionState {
                 observations: file
                     .observations
@@ -123,7 +126,13 @@ impl Store {
     }
 
     /// Adds an observation; false if it was already there (same instant and source).
-    pub fn add(&mut self, region: &str, observed_at_ms: i64, source: &str, temperature_c: f64) -> bool {
+    pub fn add(
+        &mut self,
+        region: &str,
+        observed_at_ms: i64,
+        source: &str,
+        temperature_c: f64,
+    ) -> bool {
         let state = self.regions.entry(region.to_string()).or_default();
         let key = (observed_at_ms, source.to_string());
         if state.observations.get(&key) == Some(&temperature_c) {
@@ -133,7 +142,11 @@ impl Store {
         // Drop what is older than the retention, measured from the region's newest.
         if let Some(((newest, _), _)) = state.observations.last_key_value() {
             let oldest_kept = newest - self.retention_hours * HOUR * 1000;
-            if state.observations.first_key_value().is_some_and(|((ms, _), _)| *ms < oldest_kept) {
+            if state
+                .observations
+                .first_key_value()
+                .is_some_and(|((ms, _), _)| *ms < oldest_kept)
+            {
                 state.observations = state.observations.split_off(&(oldest_kept, String::new()));
             }
         }
@@ -147,6 +160,12 @@ impl Store {
             state.ledger = ledger;
             self.dirty.insert(region.to_string());
         }
+    }
+
+    /// Marks regions as changed again (their write failed).
+    pub fn mark_unflushed(&mut self, writes: &PendingWrites) {
+        self.dirty
+            .extend(writes.iter().map(|(name, _, _)| name.clone()));
     }
 
     pub fn has_unflushed(&self) -> bool {
@@ -171,7 +190,8 @@ impl Store {
                     ledger: state.ledger.clone(),
                 };
                 let bytes = serde_json::to_vec(&file).expect("region state always serializes");
-                Some((self.dir.join(file_name(&name)), bytes))
+                let path = self.dir.join(file_name(&name));
+                Some((name, path, bytes))
             })
             .collect()
     }
@@ -180,14 +200,14 @@ impl Store {
 /// Writes each file atomically: to a temporary beside it, synced, then renamed over it.
 pub fn write_all(writes: &PendingWrites) -> Result<(), StoreError> {
     use std::io::Write;
-    for (path, bytes) in writes {
+    for (_, path, bytes) in writes {
         let tmp = path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
         file.write_all(bytes).map_err(io_error(&tmp))?;
         file.sync_all().map_err(io_error(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io_error(path))?;
     }
-    if let Some(dir) = writes.first().and_then(|(p, _)| p.parent()) {
+    if let Some(dir) = writes.first().and_then(|(_, p, _)| p.parent()) {
         // Make the renames themselves durable.
         if let Ok(dir) = std::fs::File::open(dir) {
             let _ = dir.sync_all();
@@ -200,7 +220,13 @@ pub fn write_all(writes: &PendingWrites) -> Result<(), StoreError> {
 fn file_name(region: &str) -> String {
     let readable: String = region
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(60)
         .collect();
     let hash = &windsock_core::event::stable_id(&[region])[..8];
@@ -218,8 +244,14 @@ mod tests {
         assert!(store.is_empty());
         assert!(store.add("Thiès", 0, "simulated", 20.0));
         assert!(store.add("Thiès", 1_800_000, "simulated", 22.0));
-        assert!(!store.add("Thiès", 1_800_000, "simulated", 22.0), "a duplicate");
-        assert!(store.add("Thiès", 1_800_000, "open-meteo", 24.0), "another source");
+        assert!(
+            !store.add("Thiès", 1_800_000, "simulated", 22.0),
+            "a duplicate"
+        );
+        assert!(
+            store.add("Thiès", 1_800_000, "open-meteo", 24.0),
+            "another source"
+        );
         write_all(&store.take_writes()).unwrap();
         assert!(!store.has_unflushed());
 
@@ -227,7 +259,10 @@ mod tests {
         let thies = reopened.region("Thiès").unwrap();
         assert_eq!(thies.observation_count(), 3);
         assert_eq!(thies.hourly().values, vec![22.0]);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "no temporary files left: {names:?}");
     }
 
@@ -241,6 +276,31 @@ mod tests {
         let series = store.region("Dakar").unwrap().hourly();
         assert_eq!(series.start, 2);
         assert_eq!(series.values, vec![2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn a_failed_write_is_written_again_next_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 48).unwrap();
+        store.add("Fatick", 0, "simulated", 30.0);
+        let writes = store.take_writes();
+        // A non-empty directory where the file goes makes the rename fail.
+        let (_, path, _) = &writes[0];
+        std::fs::create_dir_all(path.join("blocker")).unwrap();
+        assert!(write_all(&writes).is_err());
+        store.mark_unflushed(&writes);
+        std::fs::remove_dir_all(path).unwrap();
+        let again = store.take_writes();
+        assert_eq!(again.len(), 1);
+        write_all(&again).unwrap();
+        assert_eq!(
+            Store::open(dir.path(), 48)
+                .unwrap()
+                .region("Fatick")
+                .unwrap()
+                .observation_count(),
+            1
+        );
     }
 
     #[test]

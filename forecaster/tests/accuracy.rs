@@ -4,7 +4,10 @@
 use windsock_forecaster::engine::{backtest, Setup};
 use windsock_forecaster::series::{hour_of, regularize, RegularSeries};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/sand-point-ak-tmy3-hourly.csv");
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/sand-point-ak-tmy3-hourly.csv"
+);
 
 fn sand_point() -> Option<RegularSeries> {
     let Ok(text) = std::fs::read_to_string(DATA) else {
@@ -31,16 +34,31 @@ fn the_default_model_beats_seasonal_naive_and_its_95_percent_intervals_cover() {
     let origins: Vec<i64> = (0..30).map(|k| first + (last - first) * k / 29).collect();
     let report = backtest(&series, &setup, &origins, 24, 0.95);
     for (model, scores) in &report.by_model {
-        eprintln!("{model:>15}: MAE {:.3} °C  RMSE {:.3}  95% coverage {:.1}%", scores.mae, scores.rmse, scores.coverage * 100.0);
+        eprintln!(
+            "{model:>15}: MAE {:.3} °C  RMSE {:.3}  95% coverage {:.1}%",
+            scores.mae,
+            scores.rmse,
+            scores.coverage * 100.0
+        );
     }
     eprintln!("{:>15}: {:?}", "chosen", report.chosen);
     assert_eq!(report.origins, 30);
     let default = &report.by_model["mstl_ets"];
     let naive = &report.by_model["seasonal_naive"];
     assert_eq!(default.points, 30 * 24);
-    assert!(default.mae < naive.mae, "MSTL+ETS MAE {:.3} vs seasonal naive {:.3}", default.mae, naive.mae);
+    assert!(
+        default.mae < naive.mae,
+        "MSTL+ETS MAE {:.3} vs seasonal naive {:.3}",
+        default.mae,
+        naive.mae
+    );
     let chosen = report.chosen.expect("scores of the model in use");
-    assert!(chosen.mae < naive.mae, "the model in use: MAE {:.3} vs seasonal naive {:.3}", chosen.mae, naive.mae);
+    assert!(
+        chosen.mae < naive.mae,
+        "the model in use: MAE {:.3} vs seasonal naive {:.3}",
+        chosen.mae,
+        naive.mae
+    );
     assert!(
         (0.85..=0.99).contains(&default.coverage),
         "95% intervals covered {:.1}% of actuals",

@@ -19,7 +19,9 @@ async fn forecaster(dir: &std::path::Path) -> (Forecaster, SharedBus) {
 
 /// Rows of Sand Point as the replaced service's callers sent them.
 fn rows(hours: usize) -> Vec<(String, f64)> {
-    let Some(series) = sand_point() else { return Vec::new() };
+    let Some(series) = sand_point() else {
+        return Vec::new();
+    };
     series[2000..2000 + hours]
         .iter()
         .map(|(at, y)| (at.format("%Y-%m-%d %H:%M:%S").to_string(), *y))
@@ -27,7 +29,10 @@ fn rows(hours: usize) -> Vec<(String, f64)> {
 }
 
 fn json_body(rows: &[(String, f64)]) -> String {
-    let data: Vec<Value> = rows.iter().map(|(ds, y)| json!({"ds": ds, "y": y})).collect();
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|(ds, y)| json!({"ds": ds, "y": y}))
+        .collect();
     json!({"latitude": 55.3, "longitude": -160.5, "data": data}).to_string()
 }
 
@@ -37,11 +42,18 @@ fn json_with_raw_y(rows: &[(String, f64)], index: usize, raw: &str) -> String {
         .iter()
         .enumerate()
         .map(|(i, (ds, y))| {
-            let y = if i == index { raw.to_string() } else { y.to_string() };
+            let y = if i == index {
+                raw.to_string()
+            } else {
+                y.to_string()
+            };
             format!(r#"{{"ds":"{ds}","y":{y}}}"#)
         })
         .collect();
-    format!(r#"{{"latitude":55.3,"longitude":-160.5,"data":[{}]}}"#, data.join(","))
+    format!(
+        r#"{{"latitude":55.3,"longitude":-160.5,"data":[{}]}}"#,
+        data.join(",")
+    )
 }
 
 fn csv_body(rows: &[(String, f64)]) -> String {
@@ -62,32 +74,69 @@ async fn predict_answers_like_the_prophet_service_in_json_and_csv() {
     let (forecaster, _bus) = forecaster(dir.path()).await;
     let router = forecaster.routes();
 
-    let (status, body) = call(&router, "POST", "/predict", Some("application/json"), json_body(&rows)).await;
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/predict",
+        Some("application/json"),
+        json_body(&rows),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let predictions = body["predictions"].as_array().unwrap();
     assert_eq!(predictions.len(), 24);
-    let last = chrono::NaiveDateTime::parse_from_str(&rows.last().unwrap().0, "%Y-%m-%d %H:%M:%S").unwrap();
+    let last = chrono::NaiveDateTime::parse_from_str(&rows.last().unwrap().0, "%Y-%m-%d %H:%M:%S")
+        .unwrap();
     for (i, p) in predictions.iter().enumerate() {
         let expected = last + chrono::Duration::hours(i as i64 + 1);
-        assert_eq!(p["timestamp"], expected.format("%Y-%m-%d %H:%M:%S").to_string(), "same format, one step apart");
-        let (t, lo, hi) = (p["temperature"].as_f64().unwrap(), p["lower"].as_f64().unwrap(), p["upper"].as_f64().unwrap());
+        assert_eq!(
+            p["timestamp"],
+            expected.format("%Y-%m-%d %H:%M:%S").to_string(),
+            "same format, one step apart"
+        );
+        let (t, lo, hi) = (
+            p["temperature"].as_f64().unwrap(),
+            p["lower"].as_f64().unwrap(),
+            p["upper"].as_f64().unwrap(),
+        );
         assert!(lo < t && t < hi, "{p}");
         assert!((-40.0..40.0).contains(&t), "a plausible temperature: {p}");
     }
     assert_eq!(body["frequency"], "1h");
-    assert!(["mstl_ets", "seasonal_naive", "persistence"].contains(&body["model"].as_str().unwrap()));
+    assert!(
+        ["mstl_ets", "seasonal_naive", "persistence"].contains(&body["model"].as_str().unwrap())
+    );
 
-    let (status, csv) = call(&router, "POST", "/predict", Some("text/csv; charset=utf-8"), csv_body(&rows)).await;
+    let (status, csv) = call(
+        &router,
+        "POST",
+        "/predict",
+        Some("text/csv; charset=utf-8"),
+        csv_body(&rows),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{csv}");
-    assert_eq!(csv["predictions"], body["predictions"], "the same data as CSV gives the same answer");
+    assert_eq!(
+        csv["predictions"], body["predictions"],
+        "the same data as CSV gives the same answer"
+    );
 
-    let (status, longer) =
-        call(&router, "POST", "/predict?horizon=48&level=0.8", Some("application/json"), json_body(&rows)).await;
+    let (status, longer) = call(
+        &router,
+        "POST",
+        "/predict?horizon=48&level=0.8",
+        Some("application/json"),
+        json_body(&rows),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let longer = longer["predictions"].as_array().unwrap();
     assert_eq!(longer.len(), 48);
     let width = |p: &Value| p["upper"].as_f64().unwrap() - p["lower"].as_f64().unwrap();
-    assert!(width(&longer[0]) < width(&predictions[0]), "80% intervals are narrower than 95%");
+    assert!(
+        width(&longer[0]) < width(&predictions[0]),
+        "80% intervals are narrower than 95%"
+    );
 }
 
 #[tokio::test]
@@ -104,12 +153,30 @@ async fn predict_works_at_the_datas_own_frequency() {
             json!({"ds": at.to_rfc3339(), "y": y})
         })
         .collect();
-    let (status, body) =
-        call(&router, "POST", "/predict?horizon=3", None, json!({"data": data}).to_string()).await;
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/predict?horizon=3",
+        None,
+        json!({"data": data}).to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["frequency"], "30m");
-    let stamps: Vec<&str> = body["predictions"].as_array().unwrap().iter().map(|p| p["timestamp"].as_str().unwrap()).collect();
-    assert_eq!(stamps, ["2023-07-24T00:00:00Z", "2023-07-24T00:30:00Z", "2023-07-24T01:00:00Z"]);
+    let stamps: Vec<&str> = body["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["timestamp"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            "2023-07-24T00:00:00Z",
+            "2023-07-24T00:30:00Z",
+            "2023-07-24T01:00:00Z"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -135,46 +202,233 @@ async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
     let nan_csv = csv_body(&nan_rows);
 
     let cases: Vec<(&str, &str, Option<&str>, String, &str)> = vec![
-        ("too few points", "/predict", None, json_body(&rows[..30]), "too few points: got 30, at least 49"),
-        ("non-monotonic", "/predict", None, json_body(&swapped), "row 12: timestamps must increase"),
-        ("duplicate", "/predict", None, json_body(&duplicated), "row 12: duplicate timestamp"),
-        ("NaN in JSON", "/predict", None, nan_json, "NaN and Infinity are not JSON numbers"),
-        ("NaN in CSV", "/predict", Some("text/csv"), nan_csv, "row 4: y is NaN"),
-        ("unparseable date", "/predict", None, json_body(&bad_date), "row 6: ds `21/07/2023 10h` is not a date"),
-        ("horizon over the cap", "/predict?horizon=500", None, good.clone(), "horizon must be a whole number from 1 to 168, got `500`"),
-        ("horizon zero", "/predict?horizon=0", None, good.clone(), "horizon must be a whole number from 1 to 168"),
-        ("horizon not a number", "/predict?horizon=ten", None, good.clone(), "got `ten`"),
-        ("level over 1", "/predict?level=95", None, good.clone(), "level must be a number between 0 and 1"),
-        ("level not a number", "/predict?level=high", None, good.clone(), "got `high`"),
-        ("unknown parameter", "/predict?horizn=3", None, good.clone(), "unknown query parameter `horizn`"),
-        ("repeated parameter", "/predict?horizon=3&horizon=4", None, good.clone(), "`horizon` is given twice"),
-        ("not JSON", "/predict", None, "{\"data\": [".into(), "body is not valid JSON"),
-        ("no data", "/predict", None, "{\"latitude\": 1}".into(), "no `data` array"),
-        ("null y", "/predict", None, json_with_raw_y(&rows, 0, "null"), "row 1: y is null"),
-        ("string y", "/predict", None, json_with_raw_y(&rows, 0, "\"warm\""), "row 1: y must be a number"),
-        ("bad latitude", "/predict", None, good.replace("55.3", "123"), "latitude must be a number from -90 to 90"),
-        ("empty data", "/predict", None, "{\"data\": []}".into(), "data is empty"),
-        ("CSV without columns", "/predict", Some("text/csv"), "time,temp\n2023-07-21 10:00:00,1\n".into(), "columns ds and y"),
-        ("CSV y not a number", "/predict", Some("text/csv"), "ds,y\n2023-07-21 10:00:00,warm\n".into(), "row 1: y `warm` is not a number"),
-        ("other content type", "/predict", Some("application/xml"), "<data/>".into(), "unsupported content type `application/xml`"),
-        ("unknown region", "/api/forecast/Atlantis", None, String::new(), "unknown region `Atlantis`"),
-        ("forecast horizon over the cap", "/api/forecast/Dakar?horizon=169", None, String::new(), "from 1 to 168"),
-        ("forecast bad level", "/api/forecast/Dakar?level=0", None, String::new(), "level must be a number between 0 and 1"),
-        ("backtest days over the cap", "/api/forecast/Dakar/backtest?days=99", None, String::new(), "days must be a whole number from 1 to 14"),
-        ("backtest without history", "/api/forecast/Dakar/backtest?days=2", None, String::new(), "Dakar has 0 hours of usable history; a 2-day backtest needs at least 97"),
-        ("backtest unknown region", "/api/forecast/Atlantis/backtest", None, String::new(), "unknown region"),
+        (
+            "too few points",
+            "/predict",
+            None,
+            json_body(&rows[..30]),
+            "too few points: got 30, at least 49",
+        ),
+        (
+            "non-monotonic",
+            "/predict",
+            None,
+            json_body(&swapped),
+            "row 12: timestamps must increase",
+        ),
+        (
+            "duplicate",
+            "/predict",
+            None,
+            json_body(&duplicated),
+            "row 12: duplicate timestamp",
+        ),
+        (
+            "NaN in JSON",
+            "/predict",
+            None,
+            nan_json,
+            "NaN and Infinity are not JSON numbers",
+        ),
+        (
+            "NaN in CSV",
+            "/predict",
+            Some("text/csv"),
+            nan_csv,
+            "row 4: y is NaN",
+        ),
+        (
+            "unparseable date",
+            "/predict",
+            None,
+            json_body(&bad_date),
+            "row 6: ds `21/07/2023 10h` is not a date",
+        ),
+        (
+            "horizon over the cap",
+            "/predict?horizon=500",
+            None,
+            good.clone(),
+            "horizon must be a whole number from 1 to 168, got `500`",
+        ),
+        (
+            "horizon zero",
+            "/predict?horizon=0",
+            None,
+            good.clone(),
+            "horizon must be a whole number from 1 to 168",
+        ),
+        (
+            "horizon not a number",
+            "/predict?horizon=ten",
+            None,
+            good.clone(),
+            "got `ten`",
+        ),
+        (
+            "level over 1",
+            "/predict?level=95",
+            None,
+            good.clone(),
+            "level must be a number between 0 and 1",
+        ),
+        (
+            "level not a number",
+            "/predict?level=high",
+            None,
+            good.clone(),
+            "got `high`",
+        ),
+        (
+            "unknown parameter",
+            "/predict?horizn=3",
+            None,
+            good.clone(),
+            "unknown query parameter `horizn`",
+        ),
+        (
+            "repeated parameter",
+            "/predict?horizon=3&horizon=4",
+            None,
+            good.clone(),
+            "`horizon` is given twice",
+        ),
+        (
+            "not JSON",
+            "/predict",
+            None,
+            "{\"data\": [".into(),
+            "body is not valid JSON",
+        ),
+        (
+            "no data",
+            "/predict",
+            None,
+            "{\"latitude\": 1}".into(),
+            "no `data` array",
+        ),
+        (
+            "null y",
+            "/predict",
+            None,
+            json_with_raw_y(&rows, 0, "null"),
+            "row 1: y is null",
+        ),
+        (
+            "string y",
+            "/predict",
+            None,
+            json_with_raw_y(&rows, 0, "\"warm\""),
+            "row 1: y must be a number",
+        ),
+        (
+            "bad latitude",
+            "/predict",
+            None,
+            good.replace("55.3", "123"),
+            "latitude must be a number from -90 to 90",
+        ),
+        (
+            "empty data",
+            "/predict",
+            None,
+            "{\"data\": []}".into(),
+            "data is empty",
+        ),
+        (
+            "CSV without columns",
+            "/predict",
+            Some("text/csv"),
+            "time,temp\n2023-07-21 10:00:00,1\n".into(),
+            "columns ds and y",
+        ),
+        (
+            "CSV y not a number",
+            "/predict",
+            Some("text/csv"),
+            "ds,y\n2023-07-21 10:00:00,warm\n".into(),
+            "row 1: y `warm` is not a number",
+        ),
+        (
+            "other content type",
+            "/predict",
+            Some("application/xml"),
+            "<data/>".into(),
+            "unsupported content type `application/xml`",
+        ),
+        (
+            "unknown region",
+            "/api/forecast/Atlantis",
+            None,
+            String::new(),
+            "unknown region `Atlantis`",
+        ),
+        (
+            "forecast horizon over the cap",
+            "/api/forecast/Dakar?horizon=169",
+            None,
+            String::new(),
+            "from 1 to 168",
+        ),
+        (
+            "forecast bad level",
+            "/api/forecast/Dakar?level=0",
+            None,
+            String::new(),
+            "level must be a number between 0 and 1",
+        ),
+        (
+            "backtest days over the cap",
+            "/api/forecast/Dakar/backtest?days=99",
+            None,
+            String::new(),
+            "days must be a whole number from 1 to 14",
+        ),
+        (
+            "backtest without history",
+            "/api/forecast/Dakar/backtest?days=2",
+            None,
+            String::new(),
+            "Dakar has 0 hours of usable history; a 2-day backtest needs at least 97",
+        ),
+        (
+            "backtest unknown region",
+            "/api/forecast/Atlantis/backtest",
+            None,
+            String::new(),
+            "unknown region",
+        ),
     ];
     for (name, uri, content_type, body, expected) in cases {
-        let method = if uri.starts_with("/predict") { "POST" } else { "GET" };
+        let method = if uri.starts_with("/predict") {
+            "POST"
+        } else {
+            "GET"
+        };
         let (status, answer) = call(&router, method, uri, content_type, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
-        let error = answer["error"].as_str().unwrap_or_else(|| panic!("{name}: no error field in {answer}"));
-        assert!(error.contains(expected), "{name}: `{error}` does not say `{expected}`");
+        let error = answer["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no error field in {answer}"));
+        assert!(
+            error.contains(expected),
+            "{name}: `{error}` does not say `{expected}`"
+        );
     }
 
     let (status, answer) = get(&router, "/api/forecast/Dakar").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a known region without history: {answer}");
-    assert!(answer["error"].as_str().unwrap().contains("no forecast for Dakar yet: it has 0 hours"), "{answer}");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a known region without history: {answer}"
+    );
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no forecast for Dakar yet: it has 0 hours"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -188,12 +442,17 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
         for (method, operation) in operations.as_object().unwrap() {
-            assert!(operation["responses"]["200"].is_object(), "{method} {path} documents its answer");
+            assert!(
+                operation["responses"]["200"].is_object(),
+                "{method} {path} documents its answer"
+            );
             documented.push((method.clone(), path.clone()));
         }
     }
-    let mut routes: Vec<(String, String)> =
-        windsock_forecaster::api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut routes: Vec<(String, String)> = windsock_forecaster::api::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     documented.sort();
     routes.sort();
     assert_eq!(documented, routes);
@@ -201,9 +460,22 @@ async fn the_openapi_document_describes_exactly_the_routes_served() {
         let uri = path.replace("{region}", "Dakar");
         let (status, body) = call(&router, &method.to_uppercase(), &uri, None, "{}").await;
         // The router's own 404/405 have no body; every handler answers JSON.
-        assert!(status != StatusCode::METHOD_NOT_ALLOWED && body.is_object(), "{method} {path}: {status} {body}");
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED && body.is_object(),
+            "{method} {path}: {status} {body}"
+        );
     }
-    for schema in ["RegionForecast", "Backtest", "PredictRequest", "PredictResponse", "Error"] {
+    assert_eq!(
+        doc["paths"]["/predict"]["post"]["parameters"][0]["schema"]["maximum"], 168,
+        "the configured horizon cap"
+    );
+    for schema in [
+        "RegionForecast",
+        "Backtest",
+        "PredictRequest",
+        "PredictResponse",
+        "Error",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
@@ -225,9 +497,17 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
     let points = forecast["points"].as_array().unwrap();
     assert_eq!(points.len(), 36);
     let next_hour = series[4000 + 32 * 24].0;
-    assert_eq!(points[0]["timestamp"], json!(next_hour), "the forecast starts after the last observed hour");
+    assert_eq!(
+        points[0]["timestamp"],
+        json!(next_hour),
+        "the forecast starts after the last observed hour"
+    );
     for p in points {
-        assert!(p["lower"].as_f64() < p["temperature_c"].as_f64() && p["temperature_c"].as_f64() < p["upper"].as_f64(), "{p}");
+        assert!(
+            p["lower"].as_f64() < p["temperature_c"].as_f64()
+                && p["temperature_c"].as_f64() < p["upper"].as_f64(),
+            "{p}"
+        );
     }
     let mae = forecast["backtest_mae"].as_object().unwrap();
     assert_eq!(mae.len(), 3, "every model is scored: {mae:?}");
@@ -238,14 +518,23 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
 
     let (status, backtest) = get(&router, "/api/forecast/Dakar/backtest?days=2").await;
     assert_eq!(status, StatusCode::OK, "{backtest}");
-    assert_eq!(backtest["origins"], 5, "every 6 hours over 2 days, each with 24 h of actuals");
+    assert_eq!(
+        backtest["origins"], 5,
+        "every 6 hours over 2 days, each with 24 h of actuals"
+    );
     for model in ["mstl_ets", "seasonal_naive", "persistence"] {
         let scores = &backtest["models"][model];
         assert_eq!(scores["points"], 5 * 24, "{model}");
-        assert!(scores["mae"].as_f64().unwrap() > 0.0 && scores["rmse"].as_f64() >= scores["mae"].as_f64());
+        assert!(
+            scores["mae"].as_f64().unwrap() > 0.0
+                && scores["rmse"].as_f64() >= scores["mae"].as_f64()
+        );
         assert!((0.0..=1.0).contains(&scores["coverage"].as_f64().unwrap()));
     }
-    assert_eq!(backtest["models"]["seasonal_naive"]["mae_vs_seasonal_naive"], 1.0);
+    assert_eq!(
+        backtest["models"]["seasonal_naive"]["mae_vs_seasonal_naive"],
+        1.0
+    );
 
     shutdown.cancel();
     running.await.unwrap().unwrap();

@@ -12,8 +12,10 @@ use windsock_core::bus::{publish_event, SharedBus};
 use windsock_core::event::{Event, Observation};
 use windsock_core::Config;
 
-pub const SAND_POINT: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/sand-point-ak-tmy3-hourly.csv");
+pub const SAND_POINT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/sand-point-ak-tmy3-hourly.csv"
+);
 
 /// The Sand Point hourly series, or `None` (and a message) when the data is missing.
 pub fn sand_point() -> Option<Vec<(DateTime<Utc>, f64)>> {
@@ -33,9 +35,10 @@ pub fn sand_point() -> Option<Vec<(DateTime<Utc>, f64)>> {
 }
 
 pub fn config(data_dir: &std::path::Path) -> Arc<Config> {
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
-    Arc::new(config)
+    Arc::new(Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    })
 }
 
 pub async fn publish_observations(bus: &SharedBus, region: &str, points: &[(DateTime<Utc>, f64)]) {
@@ -50,21 +53,40 @@ pub async fn publish_observations(bus: &SharedBus, region: &str, points: &[(Date
             temperature_c: *temperature_c,
             ..Default::default()
         };
-        publish_event(bus.as_ref(), Event::Observation(observation)).await.unwrap();
+        publish_event(bus.as_ref(), Event::Observation(observation))
+            .await
+            .unwrap();
     }
 }
 
 /// Sends a request to the router; returns the status and the body as JSON (`Null` if the
 /// body is empty, as the router's own 404 and 405 are).
-pub async fn call(router: &Router, method: &str, uri: &str, content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value) {
+pub async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, Value) {
     let mut request = Request::builder().method(method).uri(uri);
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
-    let response = router.clone().oneshot(request.body(body.into()).unwrap()).await.unwrap();
+    let response = router
+        .clone()
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
-    let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
     (status, json)
 }
 
