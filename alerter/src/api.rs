@@ -92,13 +92,20 @@ struct AlertsQuery {
     limit: Option<usize>,
 }
 
-async fn list_alerts(State(shared): State<Arc<Shared>>, query: Result<Query<AlertsQuery>, QueryRejection>) -> ApiResult {
+async fn list_alerts(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> ApiResult {
     let Query(query) = query?;
     let states: &[AlertState] = match query.state.as_deref().unwrap_or("all") {
         "firing" => &[AlertState::Firing],
         "pending" => &[AlertState::Pending],
         "resolved" => &[AlertState::Resolved],
-        "all" => &[AlertState::Pending, AlertState::Firing, AlertState::Resolved],
+        "all" => &[
+            AlertState::Pending,
+            AlertState::Firing,
+            AlertState::Resolved,
+        ],
         other => {
             return Err(ApiError::BadRequest(format!(
                 "state `{other}` is not one of firing, pending, resolved, all"
@@ -106,10 +113,16 @@ async fn list_alerts(State(shared): State<Arc<Shared>>, query: Result<Query<Aler
         }
     };
     let limit = limit(query.limit);
-    let stored = shared.store.alerts(states, query.region.as_deref(), limit)?;
+    let stored = shared
+        .store
+        .alerts(states, query.region.as_deref(), limit)?;
     // Open alerts are read live from the engine (their values move every round).
-    let live: std::collections::HashMap<String, Alert> =
-        shared.engine.lock().alerts().map(|a| (a.id.clone(), a.clone())).collect();
+    let live: std::collections::HashMap<String, Alert> = shared
+        .engine
+        .lock()
+        .alerts()
+        .map(|a| (a.id.clone(), a.clone()))
+        .collect();
     let mut alerts = Vec::with_capacity(stored.len());
     for alert in stored {
         let alert = live.get(&alert.id).cloned().unwrap_or(alert);
@@ -119,13 +132,23 @@ async fn list_alerts(State(shared): State<Arc<Shared>>, query: Result<Query<Aler
             "deliveries": deliveries,
         }));
     }
-    let configured = shared.config.alerter.slack.webhook_url.as_ref().is_some_and(|w| !w.is_empty());
-    Ok(Json(json!({ "alerts": alerts, "slack_configured": configured })))
+    let configured = shared
+        .config
+        .alerter
+        .slack
+        .webhook_url
+        .as_ref()
+        .is_some_and(|w| !w.is_empty());
+    Ok(Json(
+        json!({ "alerts": alerts, "slack_configured": configured }),
+    ))
 }
 
 async fn alert_history(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
     let Some(alert) = shared.store.alert(&id)? else {
-        return Err(ApiError::NotFound(format!("no alert or fingerprint `{id}`")));
+        return Err(ApiError::NotFound(format!(
+            "no alert or fingerprint `{id}`"
+        )));
     };
     let history = shared.store.history(&id)?;
     let deliveries = if id == alert.fingerprint {
@@ -133,7 +156,9 @@ async fn alert_history(State(shared): State<Arc<Shared>>, Path(id): Path<String>
     } else {
         shared.store.deliveries(None, Some(&id), MAX_LIMIT)?
     };
-    Ok(Json(json!({ "alert": alert, "history": history, "deliveries": deliveries })))
+    Ok(Json(
+        json!({ "alert": alert, "history": history, "deliveries": deliveries }),
+    ))
 }
 
 fn silence_view(silence: &Silence, now: DateTime<Utc>) -> Value {
@@ -166,7 +191,13 @@ struct NewSilence {
 }
 
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = shared.config.http.api_token.as_ref().filter(|t| !t.is_empty()) else {
+    let Some(token) = shared
+        .config
+        .http
+        .api_token
+        .as_ref()
+        .filter(|t| !t.is_empty())
+    else {
         return Ok(());
     };
     let given = headers
@@ -196,17 +227,32 @@ async fn create_silence(
     Ok((StatusCode::CREATED, Json(silence_view(&silence, now))))
 }
 
-fn validate_silence(shared: &Shared, body: NewSilence, now: DateTime<Utc>) -> Result<Silence, ApiError> {
+fn validate_silence(
+    shared: &Shared,
+    body: NewSilence,
+    now: DateTime<Utc>,
+) -> Result<Silence, ApiError> {
     let mut problems = Vec::new();
     let blank = |s: &Option<String>| s.as_ref().is_none_or(|s| s.trim().is_empty());
     if blank(&body.rule) && blank(&body.region) {
-        problems.push("give `rule`, `region` or both: a silence of everything is not allowed".to_string());
+        problems.push(
+            "give `rule`, `region` or both: a silence of everything is not allowed".to_string(),
+        );
     }
     if let Some(rule) = body.rule.as_deref().filter(|r| !r.trim().is_empty()) {
-        let mut known: Vec<String> = shared.config.alerter.rules.iter().map(|r| r.name().to_string()).collect();
+        let mut known: Vec<String> = shared
+            .config
+            .alerter
+            .rules
+            .iter()
+            .map(|r| r.name().to_string())
+            .collect();
         known.push(PIPELINE_DOWN.to_string());
         if !known.iter().any(|k| k == rule) {
-            problems.push(format!("rule `{rule}` does not exist (rules: {})", known.join(", ")));
+            problems.push(format!(
+                "rule `{rule}` does not exist (rules: {})",
+                known.join(", ")
+            ));
         }
     }
     if body.author.trim().is_empty() {
@@ -249,7 +295,13 @@ fn validate_silence(shared: &Shared, body: NewSilence, now: DateTime<Utc>) -> Re
     let region = trimmed(body.region);
     let created = now.timestamp_nanos_opt().unwrap_or_default().to_string();
     Ok(Silence {
-        id: stable_id(&["silence", &created, &body.author, rule.as_deref().unwrap_or(""), region.as_deref().unwrap_or("")]),
+        id: stable_id(&[
+            "silence",
+            &created,
+            &body.author,
+            rule.as_deref().unwrap_or(""),
+            region.as_deref().unwrap_or(""),
+        ]),
         rule,
         region,
         starts_at,
@@ -260,7 +312,11 @@ fn validate_silence(shared: &Shared, body: NewSilence, now: DateTime<Utc>) -> Re
     })
 }
 
-async fn expire_silence(State(shared): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+async fn expire_silence(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
     authorize(&shared, &headers)?;
     let now = shared.clock.now();
     let silence = shared.engine.lock().expire_silence(&id, now);
@@ -279,9 +335,17 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> ApiResult {
     let of = |name: &str| -> Vec<&Finding> { findings.iter().filter(|f| f.rule == name).collect() };
     let mut rules = Vec::new();
     for rule in engine.rules() {
-        let config = shared.config.alerter.rules.iter().find(|c| c.name() == rule.name());
+        let config = shared
+            .config
+            .alerter
+            .rules
+            .iter()
+            .find(|c| c.name() == rule.name());
         let evaluation = of(rule.name());
-        let active = evaluation.iter().filter(|f| f.verdict == crate::rules::Verdict::Active).count();
+        let active = evaluation
+            .iter()
+            .filter(|f| f.verdict == crate::rules::Verdict::Active)
+            .count();
         rules.push(json!({
             "name": rule.name(),
             "kind": rule.kind(),
@@ -328,7 +392,13 @@ async fn list_deliveries(
     };
     let deliveries = shared.store.deliveries(status, None, limit(query.limit))?;
     let counts = shared.store.delivery_counts()?;
-    let configured = shared.config.alerter.slack.webhook_url.as_ref().is_some_and(|w| !w.is_empty());
+    let configured = shared
+        .config
+        .alerter
+        .slack
+        .webhook_url
+        .as_ref()
+        .is_some_and(|w| !w.is_empty());
     Ok(Json(json!({
         "slack_configured": configured,
         "counts": counts,

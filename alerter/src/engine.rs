@@ -150,8 +150,16 @@ impl Engine {
     }
 
     /// Puts back what was persisted before a restart.
-    pub fn restore(&mut self, alerts: Vec<Alert>, silences: Vec<Silence>, memory: BTreeMap<String, serde_json::Value>) {
-        self.alerts = alerts.into_iter().map(|a| (a.fingerprint.clone(), a)).collect();
+    pub fn restore(
+        &mut self,
+        alerts: Vec<Alert>,
+        silences: Vec<Silence>,
+        memory: BTreeMap<String, serde_json::Value>,
+    ) {
+        self.alerts = alerts
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
         self.silences = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
         for rule in &mut self.rules {
             if let Some(snapshot) = memory.get(rule.name()) {
@@ -179,7 +187,12 @@ impl Engine {
         if !std::mem::take(&mut self.memory_dirty) {
             return None;
         }
-        Some(self.rules.iter().map(|r| (r.name().to_string(), r.snapshot())).collect())
+        Some(
+            self.rules
+                .iter()
+                .map(|r| (r.name().to_string(), r.snapshot()))
+                .collect(),
+        )
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &dyn Rule> {
@@ -260,12 +273,24 @@ impl Engine {
             .values()
             .find(|s| s.silences(now, &finding.rule, finding.region.as_deref()))
             .map(|s| s.id.clone());
-        let open = self.alerts.get(&fp).filter(|a| a.state != AlertState::Resolved).cloned();
+        let open = self
+            .alerts
+            .get(&fp)
+            .filter(|a| a.state != AlertState::Resolved)
+            .cloned();
         let (mut alert, mut event, mut notice) = match open {
             None if finding.verdict == Verdict::Active => {
-                let state = if finding.pending_for.is_zero() { AlertState::Firing } else { AlertState::Pending };
+                let state = if finding.pending_for.is_zero() {
+                    AlertState::Firing
+                } else {
+                    AlertState::Pending
+                };
                 let alert = Alert {
-                    id: stable_id(&["alert", &fp, &now.timestamp_nanos_opt().unwrap_or_default().to_string()]),
+                    id: stable_id(&[
+                        "alert",
+                        &fp,
+                        &now.timestamp_nanos_opt().unwrap_or_default().to_string(),
+                    ]),
                     fingerprint: fp.clone(),
                     rule: finding.rule.clone(),
                     region: finding.region.clone(),
@@ -304,7 +329,9 @@ impl Engine {
                         alert.resolved_at = Some(now);
                         alert.summary = format!("Cleared before firing: {}", finding.summary);
                     }
-                    (AlertState::Firing, Verdict::Active | Verdict::Band) => alert.clear_since = None,
+                    (AlertState::Firing, Verdict::Active | Verdict::Band) => {
+                        alert.clear_since = None
+                    }
                     (AlertState::Firing, Verdict::Clear) => {
                         let clear_since = *alert.clear_since.get_or_insert(now);
                         if to_std(now - clear_since) >= self.lifecycle.min_hold {
@@ -331,24 +358,12 @@ impl Engine {
                 .get(&fingerprint(rule, None))
                 .is_some_and(|a| a.state != AlertState::Resolved)
         });
-        // An alert whose condition already cleared is not announced late: it would page
-        // about something over.
-        let announceable = alert.silenced_by.is_none() && alert.inhibited_by.is_none() && alert.clear_since.is_none();
-        if alert.state == AlertState::Firing && announceable {
-            let reminder_due = alert.last_notified_at.is_some_and(|last| {
-                !self.lifecycle.repeat_interval.is_zero() && to_std(now - last) >= self.lifecycle.repeat_interval
-            });
-            if !alert.notified_firing {
-                notice = Some(NoticeKind::Firing);
-                alert.notified_firing = true;
-                alert.last_notified_at = Some(now);
-            } else if reminder_due {
-                notice = Some(NoticeKind::Reminder);
-                alert.last_notified_at = Some(now);
-            }
+        if alert.state == AlertState::Firing {
+            notice = notice.or(self.announce(&mut alert, now));
         }
         let previous = self.alerts.insert(fp, alert.clone());
-        let material = previous.is_none_or(|p| p.material() != alert.material() || p.id != alert.id);
+        let material =
+            previous.is_none_or(|p| p.material() != alert.material() || p.id != alert.id);
         let event = event.take().map(|_| alert.event(now));
         if event.is_none() && notice.is_none() && !material {
             return None;
@@ -358,6 +373,47 @@ impl Engine {
             event,
             notice: notice.take(),
         })
+    }
+
+    /// The Slack message a firing alert calls for now, if any: its first announcement once
+    /// nothing holds it back, or a reminder every `repeat_interval`.
+    fn announce(&self, alert: &mut Alert, now: DateTime<Utc>) -> Option<NoticeKind> {
+        // An alert whose condition already cleared is not announced late: it would page
+        // about something over.
+        let held_back = alert.silenced_by.is_some()
+            || alert.inhibited_by.is_some()
+            || alert.clear_since.is_some();
+        if held_back {
+            return None;
+        }
+        let reminder_due = alert.last_notified_at.is_some_and(|last| {
+            !self.lifecycle.repeat_interval.is_zero()
+                && to_std(now - last) >= self.lifecycle.repeat_interval
+        });
+        let notice = if !alert.notified_firing {
+            alert.notified_firing = true;
+            NoticeKind::Firing
+        } else if reminder_due {
+            NoticeKind::Reminder
+        } else {
+            return None;
+        };
+        alert.last_notified_at = Some(now);
+        Some(notice)
+    }
+
+    /// Forgets silences that ended before `before`; returns their ids.
+    pub fn forget_silences(&mut self, before: DateTime<Utc>) -> Vec<String> {
+        let old: Vec<String> = self
+            .silences
+            .values()
+            .filter(|s| s.ends_at < before)
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &old {
+            self.silences.remove(id);
+        }
+        old
     }
 }
 
@@ -420,7 +476,10 @@ mod tests {
     }
 
     fn notices(changes: &[Change]) -> Vec<(NoticeKind, Option<String>)> {
-        changes.iter().filter_map(|c| Some((c.notice?, c.alert.region.clone()))).collect()
+        changes
+            .iter()
+            .filter_map(|c| Some((c.notice?, c.alert.region.clone())))
+            .collect()
     }
 
     #[test]
@@ -477,9 +536,20 @@ mod tests {
         reading(&mut e, t0(), "Dakar", 42.0);
         let mut kinds = Vec::new();
         for i in 0..=25 {
-            kinds.extend(notices(&e.evaluate(t0() + S(10 * i))).into_iter().map(|n| n.0));
+            kinds.extend(
+                notices(&e.evaluate(t0() + S(10 * i)))
+                    .into_iter()
+                    .map(|n| n.0),
+            );
         }
-        assert_eq!(kinds, [NoticeKind::Firing, NoticeKind::Reminder, NoticeKind::Reminder]);
+        assert_eq!(
+            kinds,
+            [
+                NoticeKind::Firing,
+                NoticeKind::Reminder,
+                NoticeKind::Reminder
+            ]
+        );
     }
 
     #[test]
@@ -501,7 +571,10 @@ mod tests {
         assert_eq!(c[0].alert.silenced_by.as_deref(), Some("s1"));
         assert!(notices(&c).is_empty());
         assert!(notices(&e.evaluate(t0() + S(30))).is_empty());
-        assert_eq!(notices(&e.evaluate(t0() + S(60))), [(NoticeKind::Firing, Some("Dakar".into()))]);
+        assert_eq!(
+            notices(&e.evaluate(t0() + S(60))),
+            [(NoticeKind::Firing, Some("Dakar".into()))]
+        );
     }
 
     #[test]
@@ -545,11 +618,17 @@ mod tests {
         }
         assert_eq!(all, [(NoticeKind::Firing, None)]);
         let firing = e.alerts().filter(|a| a.state == AlertState::Firing).count();
-        assert_eq!(firing, 4, "the regions are tracked as firing, just not announced");
+        assert_eq!(
+            firing, 4,
+            "the regions are tracked as firing, just not announced"
+        );
         for r in regions {
             reading(&mut e, t0() + S(50), r, 25.0);
         }
-        assert_eq!(notices(&e.evaluate(t0() + S(50))), [(NoticeKind::Resolved, None)]);
+        assert_eq!(
+            notices(&e.evaluate(t0() + S(50))),
+            [(NoticeKind::Resolved, None)]
+        );
         assert!(e.alerts().all(|a| a.state == AlertState::Resolved));
     }
 
@@ -566,6 +645,9 @@ mod tests {
         assert!(notices(&again.evaluate(t0() + S(1))).is_empty());
         reading(&mut again, t0() + S(2), "Dakar", 20.0);
         again.evaluate(t0() + S(2));
-        assert_eq!(notices(&again.evaluate(t0() + S(62))), [(NoticeKind::Resolved, Some("Dakar".into()))]);
+        assert_eq!(
+            notices(&again.evaluate(t0() + S(62))),
+            [(NoticeKind::Resolved, Some("Dakar".into()))]
+        );
     }
 }

@@ -24,8 +24,14 @@ mod tests {
 
     #[test]
     fn intervals_of_the_collectors_default_schedules() {
-        assert_eq!(collection_interval("*/10 * * * * *"), Some(Duration::from_secs(10)));
-        assert_eq!(collection_interval("0 */15 * * * *"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            collection_interval("*/10 * * * * *"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            collection_interval("0 */15 * * * *"),
+            Some(Duration::from_secs(900))
+        );
         assert_eq!(collection_interval("not a cron"), None);
     }
 }

@@ -88,7 +88,10 @@ struct Batch {
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.alerts.is_empty() && self.events.is_empty() && self.messages.is_empty() && self.memory.is_none()
+        self.alerts.is_empty()
+            && self.events.is_empty()
+            && self.messages.is_empty()
+            && self.memory.is_none()
     }
 }
 
@@ -98,7 +101,11 @@ impl Alerter {
     }
 
     /// As [`Alerter::new`] on the given clock (tests use a `ManualClock`).
-    pub async fn with_clock(config: Arc<Config>, bus: SharedBus, clock: SharedClock) -> Result<Self, AlerterError> {
+    pub async fn with_clock(
+        config: Arc<Config>,
+        bus: SharedBus,
+        clock: SharedClock,
+    ) -> Result<Self, AlerterError> {
         let store = Arc::new(Store::open(&config.data_dir.join("alerter"))?);
         let loaded = store.load()?;
         let collection_interval = schedule::collection_interval(&config.collector.schedule()).unwrap_or_else(|| {
@@ -120,8 +127,19 @@ impl Alerter {
         if open > 0 {
             tracing::info!(open, "alert state restored");
         }
-        let subscription = EventSubscription::new(bus.clone(), &[Topic::Observations, Topic::Forecasts], "alerter").await?;
-        if config.alerter.slack.webhook_url.as_ref().is_none_or(|w| w.is_empty()) {
+        let subscription = EventSubscription::new(
+            bus.clone(),
+            &[Topic::Observations, Topic::Forecasts],
+            "alerter",
+        )
+        .await?;
+        if config
+            .alerter
+            .slack
+            .webhook_url
+            .as_ref()
+            .is_none_or(|w| w.is_empty())
+        {
             tracing::warn!("no Slack webhook configured (WINDSOCK_SLACK_WEBHOOK_URL): alerts are tracked and shown, not sent");
         }
         Ok(Self {
@@ -209,7 +227,14 @@ impl Alerter {
                 },
                 _ = ticker.tick() => {}
             }
-            step(&shared, bus.as_ref(), &mut subscription, &mut batch, &mut unacked).await;
+            step(
+                &shared,
+                bus.as_ref(),
+                &mut subscription,
+                &mut batch,
+                &mut unacked,
+            )
+            .await;
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(tokio::time::Instant::now());
                 prune(&shared);
@@ -219,7 +244,14 @@ impl Alerter {
             }
         }
         // Finish what was accepted: judge and commit what was read, then stop sending.
-        step(&shared, bus.as_ref(), &mut subscription, &mut batch, &mut unacked).await;
+        step(
+            &shared,
+            bus.as_ref(),
+            &mut subscription,
+            &mut batch,
+            &mut unacked,
+        )
+        .await;
         let _ = subscription.commit().await;
         deliveries.cancel();
         if let Some(worker) = worker {
@@ -249,7 +281,13 @@ async fn step(
     unacked: &mut Vec<Delivery>,
 ) {
     let now = shared.clock.now();
-    let webhook = shared.config.alerter.slack.webhook_url.as_ref().is_some_and(|w| !w.is_empty());
+    let webhook = shared
+        .config
+        .alerter
+        .slack
+        .webhook_url
+        .as_ref()
+        .is_some_and(|w| !w.is_empty());
     {
         let mut engine = shared.engine.lock();
         let changes = engine.evaluate(now);
@@ -262,17 +300,19 @@ async fn step(
     }
     if !batch.is_empty() {
         let alerts: Vec<Alert> = batch.alerts.values().cloned().collect();
-        match shared
-            .store
-            .commit(&alerts, &batch.events, &batch.messages, batch.memory.as_ref(), now)
-        {
+        match shared.store.commit(
+            &alerts,
+            &batch.events,
+            &batch.messages,
+            batch.memory.as_ref(),
+            now,
+        ) {
             Ok(()) => {
                 let sent = batch.messages.len();
                 *batch = Batch::default();
                 if sent > 0 {
                     shared.wake_delivery.notify_one();
                 }
-                publish_pending(shared, bus).await;
             }
             Err(err) => {
                 // Kept in `batch` and committed with the next evaluation: nothing decided is lost.
@@ -283,6 +323,8 @@ async fn step(
             }
         }
     }
+    // Also retries what an earlier bus failure left unpublished.
+    publish_pending(shared, bus).await;
     for delivery in unacked.drain(..) {
         if let Err(err) = subscription.ack(&delivery) {
             tracing::warn!(error = %err, "ack failed");
@@ -291,7 +333,13 @@ async fn step(
     shared.evaluations.send_modify(|n| *n += 1);
 }
 
-fn add_change(batch: &mut Batch, change: Change, now: DateTime<Utc>, public_url: &str, webhook: bool) {
+fn add_change(
+    batch: &mut Batch,
+    change: Change,
+    now: DateTime<Utc>,
+    public_url: &str,
+    webhook: bool,
+) {
     if let Some(event) = change.event {
         tracing::info!(
             rule = %change.alert.rule,
@@ -307,7 +355,11 @@ fn add_change(batch: &mut Batch, change: Change, now: DateTime<Utc>, public_url:
             alert: change.alert.clone(),
             notice,
             payload,
-            status: if webhook { DeliveryStatus::Pending } else { DeliveryStatus::NotConfigured },
+            status: if webhook {
+                DeliveryStatus::Pending
+            } else {
+                DeliveryStatus::NotConfigured
+            },
         });
     }
     batch.alerts.insert(change.alert.id.clone(), change.alert);
@@ -343,8 +395,16 @@ async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
 }
 
 fn prune(shared: &Shared) {
-    let retention = chrono::Duration::from_std(shared.config.alerter.history_retention).unwrap_or(chrono::Duration::days(35));
-    match shared.store.prune(shared.clock.now() - retention) {
+    let retention = chrono::Duration::from_std(shared.config.alerter.history_retention)
+        .unwrap_or(chrono::Duration::days(35));
+    let before = shared.clock.now() - retention;
+    let forgotten = shared.engine.lock().forget_silences(before);
+    for id in forgotten {
+        if let Err(err) = shared.store.delete_silence(&id) {
+            tracing::warn!(error = %err, "forgetting an old silence failed");
+        }
+    }
+    match shared.store.prune(before) {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "pruned alert history past its retention"),
         Err(err) => tracing::warn!(error = %err, "pruning alert history failed"),

@@ -73,7 +73,11 @@ mod tests {
         assert!(!silence.silences(t(5), "late_data", Some("Dakar")));
         assert!(!silence.silences(t(20), "late_data", Some("Dakar")));
         assert_eq!(silence.status(t(25)), SilenceStatus::Expired);
-        let regional = Silence { rule: None, region: Some("Dakar".into()), ..silence };
+        let regional = Silence {
+            rule: None,
+            region: Some("Dakar".into()),
+            ..silence
+        };
         assert!(regional.silences(t(15), "x", Some("Dakar")));
         assert!(!regional.silences(t(15), "x", None));
     }

@@ -189,13 +189,19 @@ impl Store {
             .collect::<Result<Vec<Silence>>>()?;
         let memory = db
             .prepare("SELECT rule, body FROM memory")?
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
             .map(|pair| {
                 let (rule, body) = pair?;
                 Ok((rule, serde_json::from_str(&body)?))
             })
             .collect::<Result<BTreeMap<_, _>>>()?;
-        Ok(Loaded { open, silences, memory })
+        Ok(Loaded {
+            open,
+            silences,
+            memory,
+        })
     }
 
     /// Commits one evaluation's decisions in one transaction.
@@ -226,7 +232,12 @@ impl Store {
         for (alert_id, event) in events {
             tx.execute(
                 "INSERT INTO history (alert_id, fingerprint, at, event) VALUES (?1, ?2, ?3, ?4)",
-                params![alert_id, event.fingerprint, millis(event.at), serde_json::to_string(event)?],
+                params![
+                    alert_id,
+                    event.fingerprint,
+                    millis(event.at),
+                    serde_json::to_string(event)?
+                ],
             )?;
         }
         for message in messages {
@@ -266,12 +277,22 @@ impl Store {
         Ok(())
     }
 
+    pub fn delete_silence(&self, id: &str) -> Result<()> {
+        self.db
+            .lock()
+            .execute("DELETE FROM silences WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
     /// State changes not yet published on the bus, oldest first.
     pub fn unpublished(&self, limit: usize) -> Result<Vec<(i64, AlertEvent)>> {
         let db = self.db.lock();
-        let mut statement = db.prepare("SELECT seq, event FROM history WHERE published = 0 ORDER BY seq LIMIT ?1")?;
+        let mut statement =
+            db.prepare("SELECT seq, event FROM history WHERE published = 0 ORDER BY seq LIMIT ?1")?;
         let rows = statement
-            .query_map([limit as i64], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?
+            .query_map([limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?
             .map(|row| {
                 let (seq, event) = row?;
                 Ok((seq, serde_json::from_str(&event)?))
@@ -281,7 +302,9 @@ impl Store {
     }
 
     pub fn mark_published(&self, seq: i64) -> Result<()> {
-        self.db.lock().execute("UPDATE history SET published = 1 WHERE seq = ?1", [seq])?;
+        self.db
+            .lock()
+            .execute("UPDATE history SET published = 1 WHERE seq = ?1", [seq])?;
         Ok(())
     }
 
@@ -308,7 +331,13 @@ impl Store {
     }
 
     /// The final outcome of a message: delivered, failed or expired.
-    pub fn finish(&self, seq: i64, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> Result<()> {
+    pub fn finish(
+        &self,
+        seq: i64,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let delivered_at = (status == DeliveryStatus::Delivered).then_some(millis(now));
         self.db.lock().execute(
             "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = COALESCE(?3, last_error),
@@ -319,22 +348,35 @@ impl Store {
     }
 
     /// Messages, newest first, optionally of one status or one alert.
-    pub fn deliveries(&self, status: Option<DeliveryStatus>, alert_id: Option<&str>, limit: usize) -> Result<Vec<Delivery>> {
+    pub fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        alert_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
         let db = self.db.lock();
         let mut statement = db.prepare(&format!(
             "{SELECT_DELIVERY} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR alert_id = ?2) ORDER BY seq DESC LIMIT ?3"
         ))?;
         let rows = statement
-            .query_map(params![status.map(|s| s.as_str()), alert_id, limit as i64], delivery_row)?
+            .query_map(
+                params![status.map(|s| s.as_str()), alert_id, limit as i64],
+                delivery_row,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     pub fn delivery_counts(&self) -> Result<BTreeMap<&'static str, i64>> {
         let db = self.db.lock();
-        let mut counts: BTreeMap<&'static str, i64> = DeliveryStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut counts: BTreeMap<&'static str, i64> = DeliveryStatus::ALL
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
         let mut statement = db.prepare("SELECT status, COUNT(*) FROM outbox GROUP BY status")?;
-        for row in statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))? {
+        for row in statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })? {
             let (status, n) = row?;
             if let Some(status) = DeliveryStatus::parse(&status) {
                 counts.insert(status.as_str(), n);
@@ -344,7 +386,12 @@ impl Store {
     }
 
     /// Alert occurrences, newest first, by state (`None`: any) and region.
-    pub fn alerts(&self, states: &[AlertState], region: Option<&str>, limit: usize) -> Result<Vec<Alert>> {
+    pub fn alerts(
+        &self,
+        states: &[AlertState],
+        region: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Alert>> {
         let db = self.db.lock();
         let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let mut statement = db.prepare(
@@ -352,7 +399,10 @@ impl Store {
              ORDER BY started_at DESC LIMIT ?3",
         )?;
         let rows = statement
-            .query_map(params![format!(",{},", states.join(",")), region, limit as i64], |row| row.get::<_, String>(0))?
+            .query_map(
+                params![format!(",{},", states.join(",")), region, limit as i64],
+                |row| row.get::<_, String>(0),
+            )?
             .map(|body| Ok(serde_json::from_str(&body?)?))
             .collect();
         rows
@@ -377,7 +427,13 @@ impl Store {
         let mut statement =
             db.prepare("SELECT seq, alert_id, event FROM history WHERE alert_id = ?1 OR fingerprint = ?1 ORDER BY seq")?;
         let rows = statement
-            .query_map([id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?
+            .query_map([id], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?
             .map(|row| {
                 let (seq, alert_id, event) = row?;
                 Ok(HistoryEntry {
@@ -394,14 +450,22 @@ impl Store {
     pub fn prune(&self, before: DateTime<Utc>) -> Result<usize> {
         let db = self.db.lock();
         let cut = millis(before);
-        let mut removed = db.execute("DELETE FROM history WHERE at < ?1 AND published = 1", [cut])?;
-        removed += db.execute("DELETE FROM outbox WHERE created_at < ?1 AND status != 'pending'", [cut])?;
-        removed += db.execute("DELETE FROM alerts WHERE state = 'resolved' AND started_at < ?1", [cut])?;
+        let mut removed =
+            db.execute("DELETE FROM history WHERE at < ?1 AND published = 1", [cut])?;
+        removed += db.execute(
+            "DELETE FROM outbox WHERE created_at < ?1 AND status != 'pending'",
+            [cut],
+        )?;
+        removed += db.execute(
+            "DELETE FROM alerts WHERE state = 'resolved' AND started_at < ?1",
+            [cut],
+        )?;
         Ok(removed)
     }
 }
 
-const SELECT_DELIVERY: &str = "SELECT seq, alert_id, rule, region, notice, created_at, status, attempts, last_error,
+const SELECT_DELIVERY: &str =
+    "SELECT seq, alert_id, rule, region, notice, created_at, status, attempts, last_error,
     updated_at, delivered_at, payload FROM outbox";
 
 fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
@@ -457,17 +521,38 @@ mod tests {
         let recent = now - chrono::Duration::days(31);
         for (id, at) in [("old", old), ("recent", recent)] {
             let a = alert(id, AlertState::Resolved, at);
-            store.commit(&[a.clone()], &[(a.id.clone(), a.event(at))], &[], None, at).unwrap();
+            store
+                .commit(
+                    std::slice::from_ref(&a),
+                    &[(a.id.clone(), a.event(at))],
+                    &[],
+                    None,
+                    at,
+                )
+                .unwrap();
             let (seq, _) = store.unpublished(10).unwrap()[0].clone();
             store.mark_published(seq).unwrap();
         }
         let firing = alert("open", AlertState::Firing, old);
-        store.commit(&[firing.clone()], &[], &[], None, old).unwrap();
+        store
+            .commit(std::slice::from_ref(&firing), &[], &[], None, old)
+            .unwrap();
         let removed = store.prune(now - chrono::Duration::days(35)).unwrap();
-        assert_eq!(removed, 2, "the old history entry and the old resolved occurrence");
+        assert_eq!(
+            removed, 2,
+            "the old history entry and the old resolved occurrence"
+        );
         assert!(store.history("old").unwrap().is_empty());
-        assert_eq!(store.history("recent").unwrap().len(), 1, "31 days old is kept");
-        assert_eq!(store.load().unwrap().open.len(), 1, "an open alert is never pruned");
+        assert_eq!(
+            store.history("recent").unwrap().len(),
+            1,
+            "31 days old is kept"
+        );
+        assert_eq!(
+            store.load().unwrap().open.len(),
+            1,
+            "an open alert is never pruned"
+        );
     }
 
     #[test]
@@ -486,13 +571,21 @@ mod tests {
                 .collect();
             store.commit(&[], &[], &messages, None, now).unwrap();
             let first = store.next_pending().unwrap().unwrap();
-            store.finish(first.seq, DeliveryStatus::Delivered, None, now).unwrap();
+            store
+                .finish(first.seq, DeliveryStatus::Delivered, None, now)
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let next = store.next_pending().unwrap().unwrap();
         assert_eq!(next.alert_id, "a1");
-        store.record_attempt(next.seq, "HTTP 500: boom", now).unwrap();
-        assert_eq!(store.next_pending().unwrap().unwrap().alert_id, "a1", "retried before later ones");
+        store
+            .record_attempt(next.seq, "HTTP 500: boom", now)
+            .unwrap();
+        assert_eq!(
+            store.next_pending().unwrap().unwrap().alert_id,
+            "a1",
+            "retried before later ones"
+        );
         let counts = store.delivery_counts().unwrap();
         assert_eq!((counts["delivered"], counts["pending"]), (1, 2));
     }

@@ -74,7 +74,11 @@ impl ForecastDeviationRule {
             return None;
         }
         let scale = match self.level {
-            Some(level) if (level - forecast.level).abs() > 1e-9 && forecast.level > 0.0 && forecast.level < 1.0 => {
+            Some(level)
+                if (level - forecast.level).abs() > 1e-9
+                    && forecast.level > 0.0
+                    && forecast.level < 1.0 =>
+            {
                 z_score(level) / z_score(forecast.level)
             }
             _ => 1.0,
@@ -92,7 +96,8 @@ impl ForecastDeviationRule {
 pub fn z_score(level: f64) -> f64 {
     let tail = ((1.0 - level) / 2.0).clamp(1e-12, 0.5);
     let t = (-2.0 * tail.ln()).sqrt();
-    t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+    t - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+        / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
 }
 
 impl Rule for ForecastDeviationRule {
@@ -114,21 +119,31 @@ impl Rule for ForecastDeviationRule {
             .get(&forecast.region)
             .is_none_or(|f| f.generated_at <= forecast.generated_at);
         if newer {
-            self.memory.forecasts.insert(forecast.region.clone(), forecast.clone());
+            self.memory
+                .forecasts
+                .insert(forecast.region.clone(), forecast.clone());
         }
     }
 
     fn observe(&mut self, _now: DateTime<Utc>, observation: &Observation) {
         let region = &observation.region;
-        let Some(forecast) = self.memory.forecasts.get(region) else { return };
-        let Some((lower, upper)) = self.interval(forecast, observation.observed_at) else { return };
+        let Some(forecast) = self.memory.forecasts.get(region) else {
+            return;
+        };
+        let Some((lower, upper)) = self.interval(forecast, observation.observed_at) else {
+            return;
+        };
         let previous = self.memory.checks.get(region);
         if previous.is_some_and(|p| p.observed_at >= observation.observed_at) {
             return; // a duplicate or an older reading: already counted
         }
         let value = observation.temperature_c;
         let outside = value < lower || value > upper;
-        let outside_in_a_row = if outside { previous.map_or(0, |p| p.outside_in_a_row) + 1 } else { 0 };
+        let outside_in_a_row = if outside {
+            previous.map_or(0, |p| p.outside_in_a_row) + 1
+        } else {
+            0
+        };
         self.memory.checks.insert(
             region.clone(),
             Check {

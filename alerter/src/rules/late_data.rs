@@ -8,6 +8,10 @@
 //! them passes its deadline slightly before the last. A region therefore counts as late on
 //! its own only when another region has reported since, at least half an interval later:
 //! otherwise its silence is the pipeline's and `pipeline_down` is about to fire.
+//!
+//! After a restart, lateness is not judged anew for `late_after`: the alerter's own downtime
+//! (and the backlog it has yet to read) is not the pipeline's. Alerts already firing stay
+//! firing meanwhile; new ones wait.
 
 use super::{Finding, Rule, RuleContext, Verdict};
 use chrono::{DateTime, Utc};
@@ -28,6 +32,8 @@ pub struct LateDataRule {
     round_skew: chrono::Duration,
     pipeline_down: bool,
     regions: Vec<String>,
+    /// When this process started watching (not persisted, unlike `memory.since`).
+    started: DateTime<Utc>,
     memory: Memory,
 }
 
@@ -59,6 +65,7 @@ impl LateDataRule {
             round_skew: to_chrono(context.collection_interval / 2),
             pipeline_down: *pipeline_down,
             regions: context.regions.clone(),
+            started: context.since,
             memory: Memory {
                 since: Some(context.since),
                 last_seen: BTreeMap::new(),
@@ -70,11 +77,22 @@ impl LateDataRule {
         self.late_after.to_std().unwrap_or_default()
     }
 
-    fn finding(&self, rule: &str, region: Option<&str>, verdict: Verdict, silent_for: chrono::Duration, summary: String) -> Finding {
+    fn finding(
+        &self,
+        rule: &str,
+        region: Option<&str>,
+        verdict: Verdict,
+        silent_for: chrono::Duration,
+        summary: String,
+    ) -> Finding {
         Finding {
             rule: rule.to_string(),
             region: region.map(str::to_string),
-            severity: if region.is_none() { Severity::Critical } else { self.severity },
+            severity: if region.is_none() {
+                Severity::Critical
+            } else {
+                self.severity
+            },
             verdict,
             value: Some(silent_for.num_milliseconds() as f64 / 1000.0),
             expected: Some(format!("data within {}", human(self.late_after))),
@@ -105,21 +123,42 @@ impl Rule for LateDataRule {
     }
 
     fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {
-        let seen = self.memory.last_seen.entry(observation.region.clone()).or_insert(now);
+        let seen = self
+            .memory
+            .last_seen
+            .entry(observation.region.clone())
+            .or_insert(now);
         *seen = (*seen).max(now);
     }
 
     fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
         let since = self.memory.since.unwrap_or(now);
         let last_of = |region: &str| self.memory.last_seen.get(region).copied().unwrap_or(since);
-        let newest = self.memory.last_seen.values().copied().max().unwrap_or(since).max(since);
+        let newest = self
+            .memory
+            .last_seen
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(since)
+            .max(since);
         let pipeline_silent = now - newest;
         let pipeline_down = self.pipeline_down && pipeline_silent > self.late_after;
+        // Within `late_after` of a restart nothing new fires (Band keeps what fires firing).
+        let warming_up = now - self.started <= self.late_after;
+        let active = if warming_up {
+            Verdict::Band
+        } else {
+            Verdict::Active
+        };
         if self.pipeline_down {
             let (verdict, summary) = if pipeline_down {
                 (
-                    Verdict::Active,
-                    format!("No region has reported for {}: the pipeline is down", human(pipeline_silent)),
+                    active,
+                    format!(
+                        "No region has reported for {}: the pipeline is down",
+                        human(pipeline_silent)
+                    ),
                 )
             } else {
                 (Verdict::Clear, "Regions are reporting".to_string())
@@ -135,12 +174,18 @@ impl Rule for LateDataRule {
                 self.finding(
                     &self.name,
                     Some(region),
-                    Verdict::Active,
+                    active,
                     silent_for,
                     format!("No observation from {region} for {}", human(silent_for)),
                 )
             } else {
-                self.finding(&self.name, Some(region), Verdict::Clear, silent_for, format!("{region} is reporting"))
+                self.finding(
+                    &self.name,
+                    Some(region),
+                    Verdict::Clear,
+                    silent_for,
+                    format!("{region} is reporting"),
+                )
             };
             if self.pipeline_down {
                 finding.inhibitor = Some(PIPELINE_DOWN.to_string());
@@ -216,7 +261,11 @@ mod tests {
         assert_eq!(v[0], (None, Verdict::Clear));
         assert_eq!(v[1], (Some("A".into()), Verdict::Clear));
         assert_eq!(v[2], (Some("B".into()), Verdict::Active));
-        assert_eq!(verdicts(&rule, t0 + s(24))[2].1, Verdict::Clear, "not before the deadline");
+        assert_eq!(
+            verdicts(&rule, t0 + s(24))[2].1,
+            Verdict::Clear,
+            "not before the deadline"
+        );
     }
 
     #[test]
@@ -227,10 +276,52 @@ mod tests {
         observe(&mut rule, t0 + ms(300), "B");
         // A's deadline passed, B's not yet: A's silence is the pipeline's, not A's alone.
         let v = verdicts(&rule, t0 + ms(25_100));
-        assert!(v.iter().all(|(_, verdict)| *verdict == Verdict::Clear), "{v:?}");
+        assert!(
+            v.iter().all(|(_, verdict)| *verdict == Verdict::Clear),
+            "{v:?}"
+        );
         let v = verdicts(&rule, t0 + ms(25_400));
         assert_eq!(v[0], (None, Verdict::Active));
-        assert!(v[1..].iter().all(|(_, verdict)| *verdict == Verdict::Active));
+        assert!(v[1..]
+            .iter()
+            .all(|(_, verdict)| *verdict == Verdict::Active));
+    }
+
+    #[test]
+    fn after_a_restart_nothing_new_fires_for_late_after() {
+        let (mut before, t0) = rule(&["A", "B"]);
+        observe(&mut before, t0, "A");
+        observe(&mut before, t0, "B");
+        // Restarted an hour later: the old memory says everyone is an hour late.
+        let restart = t0 + chrono::Duration::hours(1);
+        let context = RuleContext {
+            regions: vec!["A".into(), "B".into()],
+            collection_interval: Duration::from_secs(10),
+            since: restart,
+        };
+        let mut after = LateDataRule::new(&before_config(), &context);
+        after.restore(before.snapshot());
+        let v = verdicts(&after, restart + chrono::Duration::seconds(5));
+        assert!(
+            v.iter().all(|(_, verdict)| *verdict == Verdict::Band),
+            "{v:?}"
+        );
+        let v = verdicts(&after, restart + chrono::Duration::seconds(26));
+        assert_eq!(
+            v[0],
+            (None, Verdict::Active),
+            "after the warm-up the silence counts: the pipeline is down"
+        );
+    }
+
+    fn before_config() -> RuleConfig {
+        RuleConfig::LateData {
+            name: "late_data".into(),
+            severity: Severity::Warning,
+            late_after: None,
+            grace: Duration::from_secs(5),
+            pipeline_down: true,
+        }
     }
 
     #[test]
@@ -239,6 +330,9 @@ mod tests {
         observe(&mut rule, t0 + chrono::Duration::seconds(100), "A");
         let (mut again, _) = self::rule(&["A"]);
         again.restore(rule.snapshot());
-        assert_eq!(verdicts(&again, t0 + chrono::Duration::seconds(110))[1].1, Verdict::Clear);
+        assert_eq!(
+            verdicts(&again, t0 + chrono::Duration::seconds(110))[1].1,
+            Verdict::Clear
+        );
     }
 }

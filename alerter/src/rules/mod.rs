@@ -85,7 +85,9 @@ pub fn build(configs: &[RuleConfig], context: &RuleContext) -> Vec<Box<dyn Rule>
             match config {
                 RuleConfig::LateData { .. } => Box::new(LateDataRule::new(config, context)),
                 RuleConfig::Threshold { .. } => Box::new(ThresholdRule::new(config)),
-                RuleConfig::ForecastDeviation { .. } => Box::new(ForecastDeviationRule::new(config)),
+                RuleConfig::ForecastDeviation { .. } => {
+                    Box::new(ForecastDeviationRule::new(config))
+                }
                 RuleConfig::Outlier { .. } => Box::new(OutlierRule::new(config, context)),
             }
         })

@@ -26,6 +26,7 @@ pub struct OutlierRule {
     min_history: usize,
     window: usize,
     consecutive: u32,
+    min_deviation: f64,
     /// How far apart one round's readings may be fetched.
     round_skew: chrono::Duration,
     memory: Memory,
@@ -73,12 +74,15 @@ impl Judgement {
     }
 }
 
+/// Per value, whether it is an outlier; and the normal band when the detector gives one.
+pub type Detection = (Vec<bool>, Option<(f64, f64)>);
+
 /// Which of `values` are outliers among them, and the normal band when the detector gives one.
 pub fn is_outlier(
     values: &[f64],
     method: OutlierMethod,
     sensitivity: f64,
-) -> Result<(Vec<bool>, Option<(f64, f64)>), augurs::outlier::Error> {
+) -> Result<Detection, augurs::outlier::Error> {
     let series: Vec<[f64; 1]> = values.iter().map(|v| [*v]).collect();
     let rows: Vec<&[f64]> = series.iter().map(|s| s.as_slice()).collect();
     let output: OutlierOutput = match method {
@@ -100,6 +104,17 @@ pub fn is_outlier(
     Ok((flags, band))
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
 impl OutlierRule {
     pub fn new(config: &RuleConfig, context: &RuleContext) -> Self {
         let RuleConfig::Outlier {
@@ -112,6 +127,7 @@ impl OutlierRule {
             min_history,
             window,
             consecutive,
+            min_deviation,
         } = config
         else {
             unreachable!("built from an outlier config")
@@ -126,14 +142,34 @@ impl OutlierRule {
             min_history: *min_history,
             window: *window,
             consecutive: *consecutive,
+            min_deviation: *min_deviation,
             round_skew: chrono::Duration::from_std(context.collection_interval / 2)
                 .unwrap_or(chrono::Duration::seconds(5)),
             memory: Memory::default(),
         }
     }
 
+    /// The detector's verdicts, keeping only values at least `min_deviation` from the median.
+    /// A detector that cannot judge (all readings equal: no spread) finds no outlier.
+    fn detect(&self, values: &[f64]) -> Detection {
+        let Ok((flags, band)) = is_outlier(values, self.method, self.sensitivity) else {
+            return (vec![false; values.len()], None);
+        };
+        let median = median(values);
+        let flags = flags
+            .into_iter()
+            .zip(values)
+            .map(|(flag, v)| flag && (v - median).abs() >= self.min_deviation)
+            .collect();
+        (flags, band)
+    }
+
     fn judge(&mut self, region: &str, outlier: bool, band: Option<(f64, f64)>) {
-        let memory = self.memory.regions.get_mut(region).expect("judged regions are known");
+        let memory = self
+            .memory
+            .regions
+            .get_mut(region)
+            .expect("judged regions are known");
         let Some(latest) = &memory.latest else { return };
         let before = match &memory.judged {
             // The same reading judged again with more of its round: keep its count.
@@ -157,15 +193,15 @@ impl OutlierRule {
             .iter()
             .filter_map(|(region, m)| {
                 let latest = m.latest.as_ref()?;
-                ((latest.fetched_at - fetched_at).abs() <= self.round_skew).then(|| (region.clone(), latest.value))
+                ((latest.fetched_at - fetched_at).abs() <= self.round_skew)
+                    .then(|| (region.clone(), latest.value))
             })
             .collect();
         if round.len() < MIN_GROUP {
             return;
         }
         let values: Vec<f64> = round.iter().map(|(_, v)| *v).collect();
-        // A detector that cannot judge (all readings equal: no spread) finds no outlier.
-        let (flags, band) = is_outlier(&values, self.method, self.sensitivity).unwrap_or((vec![false; values.len()], None));
+        let (flags, band) = self.detect(&values);
         for ((region, _), outlier) in round.iter().zip(flags) {
             let warm = self.memory.regions[region].seen >= self.min_history;
             self.judge(region, outlier && warm, band);
@@ -180,7 +216,7 @@ impl OutlierRule {
         }
         let mut values: Vec<f64> = memory.history.iter().copied().collect();
         values.push(latest.value);
-        let (flags, band) = is_outlier(&values, self.method, self.sensitivity).unwrap_or((vec![false; values.len()], None));
+        let (flags, band) = self.detect(&values);
         let outlier = flags.last().copied().unwrap_or(false);
         self.judge(region, outlier, band);
     }
@@ -196,10 +232,20 @@ impl Rule for OutlierRule {
     }
 
     fn observe(&mut self, _now: DateTime<Utc>, observation: &Observation) {
-        let Some(value) = observation.metric(&self.metric).filter(|v| v.is_finite()) else { return };
+        let Some(value) = observation.metric(&self.metric).filter(|v| v.is_finite()) else {
+            return;
+        };
         let window = self.window;
-        let memory = self.memory.regions.entry(observation.region.clone()).or_default();
-        if memory.latest.as_ref().is_some_and(|l| l.observed_at >= observation.observed_at) {
+        let memory = self
+            .memory
+            .regions
+            .entry(observation.region.clone())
+            .or_default();
+        if memory
+            .latest
+            .as_ref()
+            .is_some_and(|l| l.observed_at >= observation.observed_at)
+        {
             return; // a duplicate or an older reading
         }
         if let Some(previous) = memory.latest.take() {
@@ -222,7 +268,9 @@ impl Rule for OutlierRule {
 
     fn evaluate(&self, _now: DateTime<Utc>, out: &mut Vec<Finding>) {
         for (region, memory) in &self.memory.regions {
-            let Some(judged) = &memory.judged else { continue };
+            let Some(judged) = &memory.judged else {
+                continue;
+            };
             let in_a_row = judged.in_a_row();
             let verdict = if in_a_row >= self.consecutive {
                 Verdict::Active
@@ -235,7 +283,9 @@ impl Rule for OutlierRule {
                 OutlierScope::Regions => "the other regions this round",
                 OutlierScope::History => "its own recent readings",
             };
-            let expected = judged.band.map(|(lo, hi)| format!("[{}, {}]", show(lo), show(hi)));
+            let expected = judged
+                .band
+                .map(|(lo, hi)| format!("[{}, {}]", show(lo), show(hi)));
             out.push(Finding {
                 rule: self.name.clone(),
                 region: Some(region.clone()),
@@ -244,9 +294,17 @@ impl Rule for OutlierRule {
                 value: Some(judged.value),
                 expected,
                 summary: if judged.outlier {
-                    format!("{} in {region} is {}, an outlier against {against}", self.metric, show(judged.value))
+                    format!(
+                        "{} in {region} is {}, an outlier against {against}",
+                        self.metric,
+                        show(judged.value)
+                    )
                 } else {
-                    format!("{} in {region} is {}, in line with {against}", self.metric, show(judged.value))
+                    format!(
+                        "{} in {region} is {}, in line with {against}",
+                        self.metric,
+                        show(judged.value)
+                    )
                 },
                 pending_for: Duration::ZERO,
                 inhibitor: None,
@@ -287,13 +345,15 @@ mod tests {
                 min_history,
                 window: 48,
                 consecutive: 1,
+                min_deviation: 3.0,
             },
             &context,
         )
     }
 
     fn round(rule: &mut OutlierRule, n: i64, values: &[(&str, f64)]) -> BTreeMap<String, Verdict> {
-        let at = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap() + chrono::Duration::minutes(10 * n);
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+            + chrono::Duration::minutes(10 * n);
         for (i, (region, value)) in values.iter().enumerate() {
             rule.observe(
                 at,
@@ -308,14 +368,21 @@ mod tests {
         }
         let mut out = Vec::new();
         rule.evaluate(at, &mut out);
-        out.into_iter().map(|f| (f.region.unwrap(), f.verdict)).collect()
+        out.into_iter()
+            .map(|f| (f.region.unwrap(), f.verdict))
+            .collect()
     }
 
     const NAMES: [&str; 8] = ["A", "B", "C", "D", "E", "F", "G", "H"];
 
     fn regions(odd: f64) -> Vec<(&'static str, f64)> {
         let normal = [27.1, 26.4, 28.0, 27.5, 26.9, 27.8, 26.2];
-        NAMES[..7].iter().zip(normal).map(|(n, v)| (*n, v)).chain([("H", odd)]).collect()
+        NAMES[..7]
+            .iter()
+            .zip(normal)
+            .map(|(n, v)| (*n, v))
+            .chain([("H", odd)])
+            .collect()
     }
 
     #[test]
@@ -324,10 +391,24 @@ mod tests {
             let mut r = rule(OutlierScope::Regions, method, 1);
             let verdicts = round(&mut r, 0, &regions(41.0));
             assert_eq!(verdicts["H"], Verdict::Active, "{method:?}: {verdicts:?}");
-            assert!(NAMES[..7].iter().all(|n| verdicts[*n] == Verdict::Clear), "{method:?}: {verdicts:?}");
+            assert!(
+                NAMES[..7].iter().all(|n| verdicts[*n] == Verdict::Clear),
+                "{method:?}: {verdicts:?}"
+            );
             let verdicts = round(&mut r, 1, &regions(27.3));
             assert_eq!(verdicts["H"], Verdict::Clear, "{method:?}");
         }
+    }
+
+    #[test]
+    fn small_natural_differences_are_not_outliers() {
+        let mut r = rule(OutlierScope::Regions, OutlierMethod::Mad, 1);
+        // 29.5 is statistically odd against a tight group, but only 2.3 from the median.
+        let verdicts = round(&mut r, 0, &regions(29.5));
+        assert!(
+            verdicts.values().all(|v| *v == Verdict::Clear),
+            "{verdicts:?}"
+        );
     }
 
     #[test]

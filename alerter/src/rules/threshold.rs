@@ -94,7 +94,11 @@ impl Rule for ThresholdRule {
     }
 
     fn observe(&mut self, _now: DateTime<Utc>, observation: &Observation) {
-        if self.region.as_ref().is_some_and(|r| *r != observation.region) {
+        if self
+            .region
+            .as_ref()
+            .is_some_and(|r| *r != observation.region)
+        {
             return;
         }
         let Some(value) = observation.metric(&self.metric).filter(|v| v.is_finite()) else {

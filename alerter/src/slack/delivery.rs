@@ -33,14 +33,21 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 pub enum Outcome {
     Delivered,
     /// Try the same message again after `after` (Retry-After) or after a backoff.
-    Retry { after: Option<Duration>, error: String },
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
     Permanent(String),
 }
 
 /// Classifies Slack's answer to a webhook POST.
 pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Outcome {
     let body: String = body.trim().chars().take(200).collect();
-    let error = format!("HTTP {}: {}", status.as_u16(), if body.is_empty() { "(no body)" } else { &body });
+    let error = format!(
+        "HTTP {}: {}",
+        status.as_u16(),
+        if body.is_empty() { "(no body)" } else { &body }
+    );
     if status.is_success() {
         Outcome::Delivered
     } else if status == StatusCode::TOO_MANY_REQUESTS {
@@ -48,7 +55,10 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Ou
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER))
             .unwrap_or(Duration::from_secs(1));
-        Outcome::Retry { after: Some(after), error }
+        Outcome::Retry {
+            after: Some(after),
+            error,
+        }
     } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         Outcome::Retry { after: None, error }
     } else {
@@ -67,7 +77,10 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub async fn run(self, shutdown: CancellationToken) {
-        let client = match reqwest::Client::builder().timeout(self.config.timeout).build() {
+        let client = match reqwest::Client::builder()
+            .timeout(self.config.timeout)
+            .build()
+        {
             Ok(client) => client,
             Err(err) => {
                 tracing::error!(error = %err.without_url(), "cannot build the Slack HTTP client; deliveries stop");
@@ -97,7 +110,11 @@ impl Deliverer {
             let age = self.clock.now() - message.created_at;
             if age.to_std().unwrap_or_default() > self.config.give_up_after {
                 tracing::warn!(alert = %message.alert_id, notice = %message.notice, "gave up on a Slack message after retrying too long");
-                self.finish(&message, DeliveryStatus::Expired, Some("gave up: retryable failures for longer than give_up_after"));
+                self.finish(
+                    &message,
+                    DeliveryStatus::Expired,
+                    Some("gave up: retryable failures for longer than give_up_after"),
+                );
                 self.counters.dropped(1, "slack_expired");
                 continue;
             }
@@ -127,8 +144,15 @@ impl Deliverer {
                         backoff = (backoff * 2).min(self.config.backoff_max);
                     }
                     tracing::warn!(alert = %message.alert_id, %error, wait_ms = wait.as_millis() as u64, "Slack delivery will be retried");
-                    self.counters.error(if after.is_some() { "slack_429" } else { "slack_retry" });
-                    if let Err(err) = self.store.record_attempt(message.seq, &error, self.clock.now()) {
+                    self.counters.error(if after.is_some() {
+                        "slack_429"
+                    } else {
+                        "slack_retry"
+                    });
+                    if let Err(err) =
+                        self.store
+                            .record_attempt(message.seq, &error, self.clock.now())
+                    {
                         tracing::error!(error = %err, "recording a delivery attempt failed");
                     }
                     tokio::select! {
@@ -159,7 +183,13 @@ impl Deliverer {
                 classify(status, retry_after.as_deref(), &body)
             }
             Err(err) => {
-                let kind = if err.is_timeout() { "timeout" } else if err.is_connect() { "connection failed" } else { "request failed" };
+                let kind = if err.is_timeout() {
+                    "timeout"
+                } else if err.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
                 // Without the URL: it is the secret.
                 Outcome::Retry {
                     after: None,
@@ -170,7 +200,10 @@ impl Deliverer {
     }
 
     fn finish(&self, message: &Delivery, status: DeliveryStatus, error: Option<&str>) {
-        if let Err(err) = self.store.finish(message.seq, status, error, self.clock.now()) {
+        if let Err(err) = self
+            .store
+            .finish(message.seq, status, error, self.clock.now())
+        {
             tracing::error!(error = %err, "recording a delivery outcome failed");
         }
     }
@@ -196,11 +229,26 @@ mod tests {
                 error: "HTTP 429: (no body)".into()
             }
         );
-        assert!(matches!(classify(StatusCode::INTERNAL_SERVER_ERROR, None, "x"), Outcome::Retry { after: None, .. }));
-        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, None, ""), Outcome::Retry { after: None, .. }));
-        for (status, body) in [(400, "invalid_payload"), (403, "action_prohibited"), (404, "no_service"), (404, "channel_not_found"), (410, "channel_is_archived")] {
+        assert!(matches!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR, None, "x"),
+            Outcome::Retry { after: None, .. }
+        ));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, None, ""),
+            Outcome::Retry { after: None, .. }
+        ));
+        for (status, body) in [
+            (400, "invalid_payload"),
+            (403, "action_prohibited"),
+            (404, "no_service"),
+            (404, "channel_not_found"),
+            (410, "channel_is_archived"),
+        ] {
             let outcome = classify(StatusCode::from_u16(status).unwrap(), None, body);
-            assert_eq!(outcome, Outcome::Permanent(format!("HTTP {status}: {body}")));
+            assert_eq!(
+                outcome,
+                Outcome::Permanent(format!("HTTP {status}: {body}"))
+            );
         }
     }
 

@@ -19,11 +19,21 @@ pub const MAX_HEADER: usize = 150;
 pub const MAX_FALLBACK: usize = 4000;
 
 /// The link to the UI search of that region around that time.
-pub fn search_link(public_url: &str, region: Option<&str>, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-    let query = region.map(|r| format!("region:\"{r}\"")).unwrap_or_default();
+pub fn search_link(
+    public_url: &str,
+    region: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> String {
+    let query = region
+        .map(|r| format!("region:\"{r}\""))
+        .unwrap_or_default();
     let params = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("q", &query)
-        .append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .append_pair(
+            "from",
+            &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
         .append_pair("to", &to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .finish();
     format!("{}/?{params}", public_url.trim_end_matches('/'))
@@ -31,7 +41,9 @@ pub fn search_link(public_url: &str, region: Option<&str>, from: DateTime<Utc>, 
 
 /// Escapes the three characters Slack's mrkdwn reserves.
 pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Cuts `text` to at most `max` characters, ending in `…` when cut, never inside an escape.
@@ -71,7 +83,10 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         NoticeKind::Reminder => (":bell:", "STILL FIRING"),
         NoticeKind::Resolved => (":white_check_mark:", "RESOLVED"),
     };
-    let place = alert.region.clone().unwrap_or_else(|| "all regions".to_string());
+    let place = alert
+        .region
+        .clone()
+        .unwrap_or_else(|| "all regions".to_string());
     let header = format!("{emoji} {word}: {} — {place}", alert.rule);
     let started = alert.fired_at.unwrap_or(alert.started_at);
     let mut fields = vec![
@@ -79,7 +94,12 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         format!("*Severity*\n{}", alert.severity.as_str()),
     ];
     if let Some(value) = alert.value {
-        let unit = if alert.rule == PIPELINE_DOWN || alert.expected.as_deref().is_some_and(|e| e.starts_with("data within")) {
+        let unit = if alert.rule == PIPELINE_DOWN
+            || alert
+                .expected
+                .as_deref()
+                .is_some_and(|e| e.starts_with("data within"))
+        {
             " s silent"
         } else {
             ""
@@ -105,7 +125,11 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         until + chrono::Duration::minutes(15),
     );
     let summary = match notice {
-        NoticeKind::Resolved => format!("Resolved after {}. {}", lasted(started, until), alert.summary),
+        NoticeKind::Resolved => format!(
+            "Resolved after {}. {}",
+            lasted(started, until),
+            alert.summary
+        ),
         _ => alert.summary.clone(),
     };
     let fallback = format!("{word}: {} — {place}: {summary}", alert.rule);
@@ -142,8 +166,16 @@ pub fn fit(mut payload: Value) -> Value {
         ]}));
     }
     for block in blocks.iter_mut() {
-        let kind = block.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let text_limit = if kind == "header" { MAX_HEADER } else { MAX_SECTION_TEXT };
+        let kind = block
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let text_limit = if kind == "header" {
+            MAX_HEADER
+        } else {
+            MAX_SECTION_TEXT
+        };
         if let Some(text) = block.pointer_mut("/text/text") {
             if let Some(s) = text.as_str() {
                 *text = Value::String(truncate(s, text_limit));
@@ -205,14 +237,32 @@ mod tests {
     #[test]
     fn a_resolved_message_has_everything_people_need() {
         let a = alert();
-        let payload = render(&a, NoticeKind::Resolved, a.resolved_at.unwrap(), "http://ws.example:8080/");
+        let payload = render(
+            &a,
+            NoticeKind::Resolved,
+            a.resolved_at.unwrap(),
+            "http://ws.example:8080/",
+        );
         let text = payload.to_string();
         let header = payload["blocks"][0]["text"]["text"].as_str().unwrap();
-        assert!(header.contains("RESOLVED") && header.contains("extreme_heat") && header.contains("Kédougou"), "{header}");
-        assert!(text.contains("46.25") && text.contains("&lt;= 45"), "{text}");
+        assert!(
+            header.contains("RESOLVED")
+                && header.contains("extreme_heat")
+                && header.contains("Kédougou"),
+            "{header}"
+        );
+        assert!(
+            text.contains("46.25") && text.contains("&lt;= 45"),
+            "{text}"
+        );
         assert!(text.contains("Lasted") && text.contains("42m"), "{text}");
         assert!(text.contains("<!date^1795608000^"), "{text}");
-        let link = search_link("http://ws.example:8080", Some("Kédougou"), a.started_at, a.started_at);
+        let link = search_link(
+            "http://ws.example:8080",
+            Some("Kédougou"),
+            a.started_at,
+            a.started_at,
+        );
         assert!(link.starts_with("http://ws.example:8080/?q=region%3A%22K%C3%A9dougou%22&from=2026-11-25T12%3A00%3A00Z&to="), "{link}");
         assert!(text.contains("http://ws.example:8080/?q=region%3A%22K%C3%A9dougou%22&from=2026-11-25T11%3A00%3A00Z"), "{text}");
     }
@@ -230,7 +280,9 @@ mod tests {
         assert!(section.chars().count() <= MAX_SECTION_TEXT);
         assert!(!section.trim_end_matches('…').ends_with("&am") && section.ends_with('…'));
 
-        let blocks: Vec<Value> = (0..70).map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": i.to_string()}})).collect();
+        let blocks: Vec<Value> = (0..70)
+            .map(|i| json!({"type": "section", "text": {"type": "mrkdwn", "text": i.to_string()}}))
+            .collect();
         let fitted = fit(json!({"text": "t", "blocks": blocks}));
         let blocks = fitted["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), MAX_BLOCKS);

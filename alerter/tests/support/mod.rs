@@ -29,7 +29,9 @@ pub const WEBHOOK_SECRET: &str = "T0001/B0002/xoxSECRETxox9f8e7d";
 #[derive(Clone, Debug)]
 pub enum Answer {
     Ok,
-    TooMany { retry_after: u64 },
+    TooMany {
+        retry_after: u64,
+    },
     ServerError,
     InvalidPayload,
     NoService,
@@ -48,6 +50,8 @@ struct SlackState {
     delivered: Vec<Value>,
     /// Every POST received, whatever the answer.
     posts: usize,
+    /// When each POST arrived.
+    arrivals: Vec<std::time::Instant>,
 }
 
 #[derive(Clone)]
@@ -62,11 +66,16 @@ impl FakeSlack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(SlackState::default()));
-        let app = Router::new().route("/services/{*path}", post(webhook)).with_state(state.clone());
+        let app = Router::new()
+            .route("/services/{*path}", post(webhook))
+            .with_state(state.clone());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+                .unwrap();
         });
         Self {
             state,
@@ -88,6 +97,10 @@ impl FakeSlack {
         self.state.lock().delivered.clone()
     }
 
+    pub fn arrivals(&self) -> Vec<std::time::Instant> {
+        self.state.lock().arrivals.clone()
+    }
+
     pub fn posts(&self) -> usize {
         self.state.lock().posts
     }
@@ -96,7 +109,12 @@ impl FakeSlack {
     pub fn headers(&self) -> Vec<String> {
         self.delivered()
             .iter()
-            .map(|p| p["blocks"][0]["text"]["text"].as_str().unwrap_or("").to_string())
+            .map(|p| {
+                p["blocks"][0]["text"]["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -113,7 +131,11 @@ async fn webhook(State(state): State<Arc<Mutex<SlackState>>>, body: Bytes) -> Re
     let answer = {
         let mut s = state.lock();
         s.posts += 1;
-        s.script.pop_front().or_else(|| s.default.clone()).unwrap_or(Answer::Ok)
+        s.arrivals.push(std::time::Instant::now());
+        s.script
+            .pop_front()
+            .or_else(|| s.default.clone())
+            .unwrap_or(Answer::Ok)
     };
     match answer {
         Answer::Ok => {
@@ -126,10 +148,15 @@ async fn webhook(State(state): State<Arc<Mutex<SlackState>>>, body: Bytes) -> Re
             state.lock().delivered.push(payload);
             (StatusCode::OK, "ok").into_response()
         }
-        Answer::TooMany { retry_after } => {
-            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", retry_after.to_string())], "rate_limited").into_response()
+        Answer::TooMany { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", retry_after.to_string())],
+            "rate_limited",
+        )
+            .into_response(),
+        Answer::ServerError => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error").into_response()
         }
-        Answer::ServerError => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error").into_response(),
         Answer::InvalidPayload => (StatusCode::BAD_REQUEST, "invalid_payload").into_response(),
         Answer::NoService => (StatusCode::NOT_FOUND, "no_service").into_response(),
         Answer::ChannelNotFound => (StatusCode::NOT_FOUND, "channel_not_found").into_response(),
@@ -146,7 +173,11 @@ pub fn t0() -> DateTime<Utc> {
 }
 
 pub fn regions(names: &[&str]) -> Vec<Region> {
-    names.iter().enumerate().map(|(i, n)| Region::new(n, 14.0 + i as f64 * 0.1, -16.0)).collect()
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Region::new(n, 14.0 + i as f64 * 0.1, -16.0))
+        .collect()
 }
 
 pub fn hot_rule(pending_for: Duration, hysteresis: f64) -> RuleConfig {
@@ -173,10 +204,17 @@ pub fn late_rule(late_after: Duration) -> RuleConfig {
 }
 
 /// A configuration for tests: fast delivery settings, the given rules and regions.
-pub fn config(data_dir: &std::path::Path, webhook: Option<&str>, rules: Vec<RuleConfig>, regions: Vec<Region>) -> Config {
-    let mut config = Config::default();
-    config.data_dir = data_dir.to_path_buf();
-    config.regions = regions;
+pub fn config(
+    data_dir: &std::path::Path,
+    webhook: Option<&str>,
+    rules: Vec<RuleConfig>,
+    regions: Vec<Region>,
+) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        regions,
+        ..Config::default()
+    };
     config.http.public_url = Some("http://windsock.test:8080".into());
     config.alerter.rules = rules;
     config.alerter.evaluation_interval = Duration::from_millis(10);
@@ -208,13 +246,17 @@ impl Harness {
     }
 
     pub async fn start_on(config: Config, clock: ManualClock, bus: SharedBus) -> Self {
-        let alerter = Alerter::with_clock(Arc::new(config), bus.clone(), Arc::new(clock.clone())).await.unwrap();
+        let alerter = Alerter::with_clock(Arc::new(config), bus.clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let routes = alerter.routes();
         let serve_stop = shutdown.clone();
-        tokio::spawn(async move { windsock_core::http::serve_on(listener, routes, serve_stop).await });
+        tokio::spawn(
+            async move { windsock_core::http::serve_on(listener, routes, serve_stop).await },
+        );
         let probe = alerter.probe();
         let task = tokio::spawn(alerter.run(shutdown.clone()));
         Self {
@@ -244,7 +286,9 @@ impl Harness {
             temperature_c,
             ..Default::default()
         };
-        publish_event(self.bus.as_ref(), Event::Observation(observation)).await.unwrap();
+        publish_event(self.bus.as_ref(), Event::Observation(observation))
+            .await
+            .unwrap();
     }
 
     /// Moves the clock and waits for an evaluation that saw the new time (and everything
@@ -255,8 +299,17 @@ impl Harness {
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let response = self.http.get(format!("{}{path}", self.api)).send().await.unwrap();
-        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        let response = self
+            .http
+            .get(format!("{}{path}", self.api))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 }
@@ -265,7 +318,10 @@ impl Harness {
 pub async fn eventually<F: FnMut() -> bool>(within: Duration, what: &str, mut check: F) {
     let deadline = tokio::time::Instant::now() + within;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

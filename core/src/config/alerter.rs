@@ -91,6 +91,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             min_history: 5,
             window: 48,
             consecutive: 2,
+            min_deviation: 5.0,
         },
     ]
 }
@@ -211,6 +212,10 @@ pub enum RuleConfig {
         window: usize,
         #[serde(default = "default_outlier_consecutive")]
         consecutive: u32,
+        /// The least distance from the group's median (in the metric's unit) that counts:
+        /// regions close together make tiny, natural differences look statistically odd.
+        #[serde(default = "default_min_deviation")]
+        min_deviation: f64,
     },
 }
 
@@ -237,6 +242,9 @@ fn default_sensitivity() -> f64 {
 }
 fn default_min_history() -> usize {
     5
+}
+fn default_min_deviation() -> f64 {
+    5.0
 }
 fn default_window() -> usize {
     48
@@ -318,9 +326,13 @@ impl RuleConfig {
                 window,
                 consecutive,
                 scope,
+                min_deviation,
                 ..
             } => {
                 check_metric(metric, &at("metric"), problems);
+                if !min_deviation.is_finite() || *min_deviation < 0.0 {
+                    problems.push(at("min_deviation"), "must be 0 or more");
+                }
                 if !(*sensitivity > 0.0 && *sensitivity < 1.0) {
                     problems.push(at("sensitivity"), "must be between 0 and 1 (exclusive)");
                 }
