@@ -183,7 +183,7 @@ class AlertsPage {
         const ends = Date.parse(silence.ends_at ?? silence.end);
         const starts = Date.parse(silence.starts_at ?? silence.start);
         const state = silence.status ?? silence.state ?? (ends <= now ? "expired" : starts > now ? "pending" : "active");
-        return h("tr", null,
+        return h("tr", { class: "silence-row", dataset: { id: String(silence.id ?? ""), status: String(state) } },
           h("td", null, badge(String(state), state === "active" ? "active" : "resolved")),
           h("td", null, matchersText(silence)),
           h("td", { class: "time" }, formatTime(silence.starts_at ?? silence.start)),

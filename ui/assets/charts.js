@@ -47,16 +47,22 @@ export function histogram(container, buckets, { from, to, interval, onZoom }) {
   const end = Math.max(to, buckets.length ? buckets[buckets.length - 1].start + step : to);
   const span = Math.max(1, end - start);
   const x = (t) => pad.left + ((t - start) / span) * innerW;
-  const maxCount = Math.max(1, ...buckets.map((b) => b.count));
+  const highest = Math.max(1, ...buckets.map((b) => b.count));
+  // The scale ends on a round tick at or above the highest bar, so the top is labelled.
+  const countTicks = niceTicks(0, highest, 3);
+  const tickStep = countTicks.length > 1 ? countTicks[1] - countTicks[0] : highest;
+  while (countTicks[countTicks.length - 1] < highest) countTicks.push(countTicks[countTicks.length - 1] + tickStep);
+  const maxCount = Math.max(highest, countTicks[countTicks.length - 1]);
   const y = (c) => pad.top + innerH - (c / maxCount) * innerH;
 
-  const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Histogram of hits over time, ${buckets.length} buckets, at most ${maxCount} per bucket` });
+  const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Histogram of hits over time, ${buckets.length} buckets, at most ${highest} per bucket` });
   const axis = s("g", { class: "axis" });
-  for (const tick of niceTicks(0, maxCount, 3)) {
+  for (const tick of countTicks) {
     axis.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick) }));
     axis.append(s("text", { x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, String(tick)));
   }
   for (const tick of timeTicks(start, end, Math.max(2, Math.floor(innerW / 110)))) {
+    if (x(tick) > width - pad.right - 30) continue;
     axis.append(s("text", { x: x(tick), y: height - 6, "text-anchor": "middle" }, tickLabel(new Date(tick), span)));
   }
   svg.append(axis);
@@ -159,6 +165,13 @@ export function temperatureChart(container, { observed, forecast, now = Date.now
   const t0 = Math.min(...all), t1 = Math.max(...all, t0 + 1);
   let v0 = Math.min(...values), v1 = Math.max(...values);
   if (v1 - v0 < 2) { v0 -= 1; v1 += 1; }
+  // Widen the scale to round ticks so the band never runs past the last gridline.
+  const step = niceTicks(v0, v1, 5);
+  if (step.length > 1) {
+    const gap = step[1] - step[0];
+    v0 = Math.floor(v0 / gap) * gap;
+    v1 = Math.ceil(v1 / gap) * gap;
+  }
   const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
   const y = (v) => pad.top + (1 - (v - v0) / (v1 - v0)) * (height - pad.top - pad.bottom);
 
@@ -169,6 +182,7 @@ export function temperatureChart(container, { observed, forecast, now = Date.now
     axis.append(s("text", { x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, `${tick}°`));
   }
   for (const tick of timeTicks(t0, t1, Math.max(2, Math.floor(width / 120)))) {
+    if (x(tick) < pad.left + 20 || x(tick) > width - pad.right - 30) continue; // a label cut by the edge helps nobody
     axis.append(s("text", { x: x(tick), y: height - 6, "text-anchor": "middle" }, tickLabel(new Date(tick), t1 - t0)));
   }
   svg.append(grid, axis);

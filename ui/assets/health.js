@@ -69,26 +69,42 @@ function breakdown(map) {
   return Object.entries(map || {}).map(([k, v]) => `${k}: ${v}`).join(", ");
 }
 
-const TIME_KEY = /(_at|time|last_seen|started|finished)$/;
+const when = (value) => (value ? `${formatTime(value)} (${ago(value)})` : "–");
 
-/** The collector's status, whatever its exact shape: times as times, nested objects flat. */
+/** The collector's status: the schedule, the last round with each region's outcome, the backfill. */
 function collectorStatus(status) {
-  const round = status.last_round ?? status.round ?? status;
-  const pairs = [];
-  const add = (prefix, value) => {
-    if (value && typeof value === "object" && !Array.isArray(value)) {
-      for (const [k, v] of Object.entries(value)) add(prefix ? `${prefix}.${k}` : k, v);
-    } else if (Array.isArray(value)) {
-      pairs.push([prefix, value.length <= 8 ? value.map((v) => (typeof v === "object" ? JSON.stringify(v) : String(v))).join(", ") : `${value.length} items`]);
-    } else if (typeof value === "string" && TIME_KEY.test(prefix) && !Number.isNaN(Date.parse(value))) {
-      pairs.push([prefix, `${formatTime(value)} (${ago(value)})`]);
-    } else {
-      pairs.push([prefix, value === null ? "–" : String(value)]);
-    }
-  };
-  add("", round);
-  if (round !== status) {
-    for (const [k, v] of Object.entries(status)) if (k !== "last_round" && k !== "round") add(k, v);
-  }
-  return h("div", { class: "panel" }, keyValues(pairs));
+  const round = status.last_round;
+  const outcomes = round && round.outcomes ? Object.entries(round.outcomes).map(([k, v]) => `${v} ${k.replace(/_/g, " ")}`).join(", ") : "–";
+  const summary = keyValues([
+    ["Source", String(status.source ?? "–")],
+    ["Schedule", String(status.schedule ?? "–")],
+    ["Rounds completed", status.rounds_completed === undefined ? "–" : number(status.rounds_completed)],
+    ["Last round", round ? when(round.started ?? round.tick) : "none yet"],
+    ["Took", round && round.started && round.finished ? `${Date.parse(round.finished) - Date.parse(round.started)} ms` : "–"],
+    ["Outcomes", outcomes],
+    ["Next round", when(status.next_round)],
+    ["Backfill", backfillText(status.backfill)],
+  ]);
+  const regions = round && Array.isArray(round.regions) ? round.regions : [];
+  return h("div", null,
+    h("div", { class: "panel" }, summary),
+    regions.length
+      ? h("div", { class: "table-wrap" }, h("table", { "aria-label": "Regions of the last round" },
+          h("thead", null, h("tr", null, h("th", { scope: "col" }, "Region"), h("th", { scope: "col" }, "Outcome"),
+            ["Observations", "Published", "Attempts", "Latency"].map((c) => h("th", { scope: "col", class: "num" }, c)), h("th", { scope: "col" }, "Error"))),
+          h("tbody", null, regions.map((r) => h("tr", null,
+            h("th", { scope: "row" }, String(r.region ?? "")),
+            h("td", null, badge(String(r.outcome ?? "?"), r.outcome === "ok" ? "ok" : r.outcome === "failed" ? "failed" : "pending")),
+            h("td", { class: "num" }, number(r.observations)),
+            h("td", { class: "num" }, number(r.published)),
+            h("td", { class: "num" }, number(r.attempts)),
+            h("td", { class: "num" }, r.latency_ms === undefined ? "–" : `${r.latency_ms} ms`),
+            h("td", { class: "msg" }, [r.http_status ? `HTTP ${r.http_status}` : null, r.error].filter(Boolean).join(": ")))))))
+      : null);
+}
+
+function backfillText(backfill) {
+  if (!backfill) return "–";
+  if (backfill.skipped) return `skipped: ${backfill.skipped}`;
+  return `${number(backfill.published)} of ${number(backfill.observations)} observations published over ${number(backfill.instants)} instants${backfill.failures ? `, ${backfill.failures} failures` : ""}`;
 }

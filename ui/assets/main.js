@@ -15,8 +15,8 @@ let current = { page: null, path: null, instance: null };
 /** The page module for a path, and its title. */
 function route(pathname) {
   if (pathname === "/" || pathname === "/search") return { name: "search", module: search, title: "Search" };
-  if (pathname === "/regions") return { name: "regions", module: regions, title: "Regions" };
-  if (pathname.startsWith("/regions/")) return { name: "regions", module: regions, title: decodeURIComponent(pathname.slice(9)) };
+  if (pathname === "/regions" || pathname === "/regions/") return { name: "regions", module: regions, title: "Regions" };
+  if (pathname.startsWith("/regions/")) return { name: "regions", module: regions, title: regions.regionFromPath(pathname) };
   if (pathname === "/alerts") return { name: "alerts", module: alerts, title: "Alerts" };
   if (pathname === "/health") return { name: "health", module: health, title: "Health" };
   return null;
@@ -59,7 +59,26 @@ function notFound() {
 /** Goes to an in-app URL without reloading. */
 export function navigate(url) {
   history.pushState(null, "", url);
-  show();
+  // A script error should not leave a silently half-drawn page: say so, with the reason.
+function reportError(message) {
+  let notice = document.getElementById("page-error");
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.id = "page-error";
+    notice.className = "notice error";
+    notice.setAttribute("role", "alert");
+    document.body.insertBefore(notice, main);
+  }
+  notice.textContent = `Part of this page failed to draw: ${message}. Reloading may help; if not, please report it.`;
+}
+window.addEventListener("error", (event) => reportError(event.message || "script error"));
+window.addEventListener("unhandledrejection", (event) => {
+  const reason = event.reason;
+  if (reason && reason.name === "AbortError") return;
+  reportError(reason && reason.message ? reason.message : String(reason));
+});
+
+show();
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
 }
@@ -103,6 +122,25 @@ themeButton.addEventListener("click", () => {
   theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
   localStorage.setItem("windsock.theme", theme);
   applyTheme(theme);
+});
+
+// A script error should not leave a silently half-drawn page: say so, with the reason.
+function reportError(message) {
+  let notice = document.getElementById("page-error");
+  if (!notice) {
+    notice = document.createElement("p");
+    notice.id = "page-error";
+    notice.className = "notice error";
+    notice.setAttribute("role", "alert");
+    document.body.insertBefore(notice, main);
+  }
+  notice.textContent = `Part of this page failed to draw: ${message}. Reloading may help; if not, please report it.`;
+}
+window.addEventListener("error", (event) => reportError(event.message || "script error"));
+window.addEventListener("unhandledrejection", (event) => {
+  const reason = event.reason;
+  if (reason && reason.name === "AbortError") return;
+  reportError(reason && reason.message ? reason.message : String(reason));
 });
 
 show();

@@ -13,8 +13,18 @@ const REFRESH_MS = 30e3;
 
 export function render(main, ctx) {
   const path = location.pathname;
-  if (path.startsWith("/regions/")) return new RegionPage(main, decodeURIComponent(path.slice("/regions/".length)));
+  if (path.startsWith("/regions/") && path.length > "/regions/".length) return new RegionPage(main, regionFromPath(path));
   return new RegionList(main);
+}
+
+/** The region named by `/regions/<name>` (a malformed escape is taken as written). */
+export function regionFromPath(path) {
+  const raw = path.slice("/regions/".length);
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 // ---- Reading answers tolerantly ----
@@ -111,7 +121,7 @@ class RegionList {
 class RegionPage {
   constructor(main, name) {
     this.name = name;
-    this.summary = h("div");
+    this.summary = h("div", { class: "region-summary" });
     this.chart = h("div", { class: "chart-box" });
     this.model = h("div", { class: "muted" });
     this.alerts = h("div");
@@ -187,6 +197,7 @@ function forecastSummary(answer) {
   if (forecast.model) parts.push(`model ${forecast.model}`);
   if (forecast.generated_at) parts.push(`generated ${ago(forecast.generated_at)}`);
   if (forecast.level) parts.push(`${Math.round(Number(forecast.level) * 100)}% interval`);
+  if (forecast.history_hours) parts.push(`fitted on ${forecast.history_hours} h of history`);
   const mae = forecast.backtest_mae ?? answer.backtest_mae;
   if (mae && typeof mae === "object") {
     const scores = Object.entries(mae).filter(([, v]) => Number.isFinite(Number(v))).map(([model, v]) => `${model} ${Number(v).toFixed(2)} °C`);

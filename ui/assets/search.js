@@ -154,17 +154,18 @@ class SearchPage {
     this.filterBar = h("div", { class: "filters", "aria-label": "Active filters" });
     this.status = h("div", { class: "status-line", role: "status" });
     this.facets = h("aside", { class: "facets", "aria-label": "Top values" });
-    this.chart = h("div", { class: "histogram", "aria-label": "Hits over time" });
+    this.chart = h("div", { class: "histogram", tabindex: "0", role: "group", "aria-label": "Hits over time. Left and right arrows move the range, plus and minus zoom.", onkeydown: (e) => this.onHistogramKey(e) });
     this.zoomOut = h("button", { type: "button", class: "ghost small", onclick: () => this.zoomOutRange() }, "Zoom out");
     this.tbody = h("tbody");
     this.more = h("div", { class: "more" });
     const table = h("table", { class: "results", "aria-label": "Search results" },
       h("thead", null, h("tr", null,
-        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Expand")),
-        h("th", { scope: "col" }, "Time"),
+        h("th", { scope: "col", class: "col-expand" }, h("span", { class: "visually-hidden" }, "Expand")),
+        (this.timeHeader = h("th", { scope: "col", class: "col-time", "aria-sort": "descending" },
+          (this.sortButton = h("button", { type: "button", class: "sort", title: "Change the order", onclick: () => this.toggleSort() }, "Time ↓")))),
         h("th", { scope: "col", class: "col-kind" }, "Kind"),
         h("th", { scope: "col", class: "col-region" }, "Region"),
-        h("th", { scope: "col" }, "Level"),
+        h("th", { scope: "col", class: "col-level" }, "Level"),
         h("th", { scope: "col" }, "Message"))),
       this.tbody);
     this.tbody.addEventListener("click", (event) => this.onTableClick(event));
@@ -177,12 +178,12 @@ class SearchPage {
     replace(main,
       h("h1", { class: "visually-hidden" }, "Search events"),
       this.form, this.error, this.filterBar, this.status,
-      h("div", { class: "search-layout" },
+      (this.layout = h("div", { class: "search-layout" },
         this.facets,
         h("section", { "aria-label": "Results" },
-          h("div", { class: "panel" }, this.chart, h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in. ", this.zoomOut)),
+          h("div", { class: "panel" }, this.chart, h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in (keys: ← → + −). ", this.zoomOut)),
           h("div", { class: "results-wrap" }, table),
-          this.more)));
+          this.more))));
   }
 
   /** Shows `state` (from the URL) and runs it. */
@@ -191,6 +192,7 @@ class SearchPage {
     this.query.value = state.q;
     this.fillRange(state);
     this.renderFilters();
+    this.showSort();
     this.setLive(state.live);
     this.run();
   }
@@ -234,6 +236,7 @@ class SearchPage {
     if (url !== location.pathname + location.search) history.pushState(null, "", url);
     this.fillRange(next);
     this.renderFilters();
+    this.showSort();
     this.run();
   }
 
@@ -250,6 +253,34 @@ class SearchPage {
       h("button", { type: "button", "aria-label": `${exclude ? "Include" : "Exclude"} ${f.field} ${f.value} instead`, title: "Invert", onclick: () => this.addFilter(f.field, f.value, !exclude) }, "⇄"),
       h("button", { type: "button", "aria-label": `Remove filter ${f.field} ${f.value}`, title: "Remove", onclick: () => this.go({ ...this.state, filters: this.state.filters.filter((x) => x !== f), excludes: this.state.excludes.filter((x) => x !== f) }) }, "×"));
     replace(this.filterBar, this.state.filters.map((f) => pill(f, false)), this.state.excludes.map((f) => pill(f, true)));
+  }
+
+  toggleSort() {
+    this.go({ ...this.state, sort: this.state.sort === "oldest" ? "" : "oldest" });
+  }
+
+  showSort() {
+    const oldest = this.state.sort === "oldest";
+    this.timeHeader.setAttribute("aria-sort", oldest ? "ascending" : "descending");
+    this.sortButton.textContent = oldest ? "Time ↑" : "Time ↓";
+    this.sortButton.setAttribute("aria-label", oldest ? "Time, oldest first: show newest first" : "Time, newest first: show oldest first");
+  }
+
+  /** Keys on the focused histogram: ← → move the range by a quarter, + zooms in, − zooms out. */
+  onHistogramKey(event) {
+    const from = resolve(this.state.from), to = resolve(this.state.to);
+    if (!from || !to) return;
+    const span = to - from;
+    let next = null;
+    if (event.key === "ArrowLeft") next = [from - span / 4, to - span / 4];
+    else if (event.key === "ArrowRight") next = [from.getTime() + span / 4, Math.min(Date.now(), to.getTime() + span / 4)];
+    else if (event.key === "+" || event.key === "=") next = [from.getTime() + span / 4, to - span / 4];
+    else if (event.key === "-" || event.key === "_") return void (event.preventDefault(), this.zoomOutRange());
+    if (!next) return;
+    event.preventDefault();
+    if (next[1] - next[0] < 1000) return;
+    this.go({ ...this.state, from: rfc3339(new Date(next[0])), to: rfc3339(new Date(next[1])), live: false });
+    this.setLive(false);
   }
 
   zoomOutRange() {
@@ -296,6 +327,7 @@ class SearchPage {
     if (controller !== this.controller) return;
     const started = performance.now();
     this.error.hidden = true;
+    this.layout.classList.remove("stale");
     this.query.removeAttribute("aria-invalid");
     const hits = listOf(answer.hits, "hits");
     if (append) {
@@ -310,6 +342,7 @@ class SearchPage {
       this.shown = hits.length;
     }
     this.renderMore();
+    void this.tbody.offsetHeight; // include style and layout in the measured time, not just DOM building
     const renderMs = performance.now() - started;
     document.body.dataset.renderMs = renderMs.toFixed(1);
     document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
@@ -320,7 +353,6 @@ class SearchPage {
       answer.took_ms !== undefined ? h("span", null, `search ${Number(answer.took_ms).toFixed(1)} ms`) : null,
       h("span", null, `rendered in ${renderMs.toFixed(0)} ms`),
       h("span", null, `${formatTime(resolve(this.state.from))} → ${formatTime(resolve(this.state.to))}`),
-      this.state.live ? h("span", null, "live") : null,
       notes.map((n) => h("span", { class: "bad" }, n)));
     if (!quiet) announce(`${this.total} hits`);
   }
@@ -328,6 +360,7 @@ class SearchPage {
   showError(err) {
     this.error.textContent = describeError(err);
     this.error.hidden = false;
+    this.layout.classList.add("stale"); // the results below are from the previous search
     if (err.status === 400) this.query.setAttribute("aria-invalid", "true");
     this.status.replaceChildren(h("span", { class: "bad" }, err.status === 400 ? "The search could not run." : "Search unavailable."));
   }

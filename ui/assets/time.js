@@ -74,7 +74,7 @@ export function parseDuration(text) {
 
 /** The value of an `<input type="datetime-local">` for a Date (local time). */
 export function toLocalInput(date) {
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
 /** An RFC 3339 string in UTC, to seconds. */

@@ -114,7 +114,8 @@ pub fn respond(
     caching: Caching,
 ) -> Response {
     let body: bytes::Bytes = body.into();
-    let etag = format!("\"{}\"", &blake3::hash(&body).to_hex()[..20]);
+    // Weak: the same content may leave gzipped or not, byte-different but equivalent.
+    let etag = format!("W/\"{}\"", &blake3::hash(&body).to_hex()[..20]);
     let cache_control = match caching {
         Caching::Immutable => "public, max-age=31536000, immutable",
         Caching::Revalidate => "no-cache",

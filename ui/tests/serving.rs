@@ -117,7 +117,7 @@ async fn assets_have_their_content_type_and_are_cached_by_version() {
 
         // A revalidation with the same ETag is answered without the body.
         let etag = header_str(&headers, header::ETAG).to_string();
-        assert!(etag.starts_with('"'), "{etag}");
+        assert!(etag.starts_with("W/\""), "{etag}");
         let (status, _, body) = call(
             &router,
             Method::GET,
@@ -141,6 +141,47 @@ async fn assets_have_their_content_type_and_are_cached_by_version() {
         "application/json"
     );
     assert!(String::from_utf8(body).unwrap().contains("missing.js"));
+}
+
+#[tokio::test]
+async fn assets_and_pages_are_gzipped_for_browsers_that_accept_it() {
+    let router = ui(Config::default());
+    let path = format!("/assets/{}/search.js", assets::version());
+    let (status, headers, body) = call(
+        &router,
+        Method::GET,
+        &path,
+        &[("accept-encoding", "gzip")],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header_str(&headers, header::CONTENT_ENCODING), "gzip");
+    assert_eq!(
+        header_str(&headers, header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert!(
+        body.len() * 2 < assets::find("search.js").unwrap().bytes.len(),
+        "{} bytes gzipped",
+        body.len()
+    );
+    let (_, headers, _) = call(
+        &router,
+        Method::GET,
+        "/",
+        &[("accept-encoding", "gzip")],
+        "",
+    )
+    .await;
+    assert_eq!(header_str(&headers, header::CONTENT_ENCODING), "gzip");
+    let (_, headers, body) = get_page(&router, &path).await;
+    assert_eq!(
+        header_str(&headers, header::CONTENT_ENCODING),
+        "",
+        "plain for clients that did not ask"
+    );
+    assert_eq!(body, assets::find("search.js").unwrap().bytes);
 }
 
 #[tokio::test]
