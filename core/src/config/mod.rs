@@ -28,6 +28,10 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// `WINDSOCK_` variables that are not configuration keys: the config file's path (read by
+/// the command line) and the secrets (which have their own rule).
+const NOT_KEYS: &[&str] = &["WINDSOCK_CONFIG"];
+
 /// Environment variables that carry secrets, and the config key each one sets.
 pub const SECRET_ENV: &[(&str, &str)] = &[
     ("OPENWEATHERMAP_API_KEY", "collector.openweathermap.api_key"),
@@ -258,7 +262,8 @@ fn env_overrides(env: &[(String, String)]) -> Figment {
         let Some(rest) = var.strip_prefix("WINDSOCK_") else {
             continue;
         };
-        if SECRET_ENV.iter().any(|(secret, _)| secret == var) || rest.is_empty() {
+        let secret = SECRET_ENV.iter().any(|(secret, _)| secret == var);
+        if secret || NOT_KEYS.contains(&var.as_str()) || rest.is_empty() {
             continue;
         }
         let key = rest
@@ -312,6 +317,7 @@ mod tests {
                 ("WINDSOCK_BUS__KIND", "kafka"),
                 ("WINDSOCK_COLLECTOR__SCHEDULE", "*/5 * * * * *"),
                 ("WINDSOCK_DATA_DIR", "/tmp/ws"),
+                ("WINDSOCK_CONFIG", "/elsewhere/windsock.toml"),
                 ("UNRELATED", "x"),
             ]),
         )
