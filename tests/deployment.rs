@@ -83,3 +83,16 @@ fn secrets_are_passed_from_the_environment_never_written_in_the_file() {
         }
     }
 }
+
+#[test]
+fn the_documented_example_configuration_is_valid_and_states_the_defaults() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("windsock.example.toml");
+    let documented = Config::load_with_env(Some(&example), Vec::new())
+        .unwrap_or_else(|err| panic!("windsock.example.toml: {err}"));
+    let defaults = Config::load_with_env(None, Vec::new()).unwrap();
+    assert_eq!(
+        toml::to_string(&documented).unwrap(),
+        toml::to_string(&defaults).unwrap(),
+        "windsock.example.toml must document the defaults as they are"
+    );
+}
