@@ -13,7 +13,11 @@ use windsock_core::config::Config;
 use windsock_core::{http, telemetry, CancellationToken};
 
 #[derive(Parser)]
-#[command(name = "windsock", version, about = "Weather observability and alerting: collect, index, forecast, alert")]
+#[command(
+    name = "windsock",
+    version,
+    about = "Weather observability and alerting: collect, index, forecast, alert"
+)]
 struct Cli {
     /// The configuration file (TOML). Without it, `windsock.toml` is read if present,
     /// else the defaults apply. Every key can be overridden by `WINDSOCK_<SECTION>__<KEY>`.
@@ -112,7 +116,12 @@ fn main() -> std::process::ExitCode {
             Command::Alerter => run_services(config, &[Service::Alerter]).await,
             Command::Ui => run_services(config, &[Service::Ui]).await,
             Command::Config(ConfigCommand::Check) => {
-                println!("configuration ok: {} regions, bus {:?}, source {:?}", config.regions.len(), config.bus.kind, config.collector.source);
+                println!(
+                    "configuration ok: {} regions, bus {:?}, source {:?}",
+                    config.regions.len(),
+                    config.bus.kind,
+                    config.collector.source
+                );
                 Ok(())
             }
             Command::Config(ConfigCommand::Show) => {
@@ -157,7 +166,11 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     let bus: SharedBus = bus::connect(&config.bus)
         .await
         .context("connecting to the bus")?;
-    tracing::info!(bus = bus.kind(), services = services.len(), "starting windsock");
+    tracing::info!(
+        bus = bus.kind(),
+        services = services.len(),
+        "starting windsock"
+    );
 
     // Producers stop first, then consumers get a moment to drain what was accepted.
     let producers_stop = CancellationToken::new();
@@ -209,7 +222,11 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("listening on {}", config.http.listen))?;
-    let server = tokio::spawn(http::serve_on(listener, with_request_tracing(router), http_stop.clone()));
+    let server = tokio::spawn(http::serve_on(
+        listener,
+        with_request_tracing(router),
+        http_stop.clone(),
+    ));
 
     // Run until a signal, or until a service fails.
     let failure = tokio::select! {
@@ -220,7 +237,9 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     if let Some(result) = failure {
         match result {
             Ok(Ok(())) => tracing::warn!("a service stopped on its own; shutting down"),
-            Ok(Err(err)) => tracing::error!(error = %format!("{err:#}"), "a service failed; shutting down"),
+            Ok(Err(err)) => {
+                tracing::error!(error = %format!("{err:#}"), "a service failed; shutting down")
+            }
             Err(err) => tracing::error!(error = %err, "a service panicked; shutting down"),
         }
     }

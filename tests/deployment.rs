@@ -45,19 +45,32 @@ fn scalar(value: &Value) -> String {
 fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
     let compose = compose();
     let services = compose["services"].as_mapping().expect("services");
-    let names: Vec<String> = services.keys().map(|k| k.as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = services
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
     let mut checked = 0;
     for (name, service) in services {
         let name = name.as_str().unwrap();
-        for dependency in service["depends_on"].as_mapping().into_iter().flat_map(|m| m.keys()) {
+        for dependency in service["depends_on"]
+            .as_mapping()
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
             let dependency = dependency.as_str().unwrap();
-            assert!(names.iter().any(|n| n == dependency), "{name} depends on unknown {dependency}");
+            assert!(
+                names.iter().any(|n| n == dependency),
+                "{name} depends on unknown {dependency}"
+            );
         }
         if service["image"].as_str() != Some("windsock:latest") {
             continue;
         }
         let command = service["command"][0].as_str().expect("a command");
-        assert!(SUBCOMMANDS.contains(&command), "{name}: `{command}` is not a windsock subcommand");
+        assert!(
+            SUBCOMMANDS.contains(&command),
+            "{name}: `{command}` is not a windsock subcommand"
+        );
         let env: BTreeMap<String, String> = service["environment"]
             .as_mapping()
             .expect("environment as a map")
@@ -76,10 +89,22 @@ fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
 
 #[test]
 fn secrets_are_passed_from_the_environment_never_written_in_the_file() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).unwrap();
-    for secret in ["OPENWEATHERMAP_API_KEY", "WINDSOCK_SLACK_WEBHOOK_URL", "WINDSOCK_API_TOKEN"] {
-        for line in text.lines().filter(|l| l.trim_start().starts_with(&format!("{secret}:"))) {
-            assert!(line.contains(&format!("${{{secret}:-}}")), "{secret} must come from the environment: {line}");
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml"))
+            .unwrap();
+    for secret in [
+        "OPENWEATHERMAP_API_KEY",
+        "WINDSOCK_SLACK_WEBHOOK_URL",
+        "WINDSOCK_API_TOKEN",
+    ] {
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{secret}:")))
+        {
+            assert!(
+                line.contains(&format!("${{{secret}:-}}")),
+                "{secret} must come from the environment: {line}"
+            );
         }
     }
 }

@@ -42,20 +42,37 @@ fn up_with_the_simulated_source_publishes_every_region_within_one_round() {
         .filter_map(|r| r["name"].as_str())
         .collect();
     assert_eq!(regions.len(), 14, "{regions:?}");
-    assert!(unseen.is_empty(), "regions without an observation after one round: {unseen:?}\n{}", windsock.logs());
+    assert!(
+        unseen.is_empty(),
+        "regions without an observation after one round: {unseen:?}\n{}",
+        windsock.logs()
+    );
 
     // The pipeline's own logs are searchable beside the data.
     let logs = json(&format!("{base}/api/search?q=kind:log&from=now-1h"));
-    assert!(logs["total"].as_u64().unwrap_or(0) > 0, "no log events indexed: {logs}");
+    assert!(
+        logs["total"].as_u64().unwrap_or(0) > 0,
+        "no log events indexed: {logs}"
+    );
 
     // Prometheus counters per service.
     let (status, metrics) = get(&format!("{base}/metrics"));
     assert_eq!(status, 200);
-    assert!(metrics.contains("windsock_sent_total{service=\"collector\"}"), "{metrics}");
-    assert!(metrics.contains("windsock_received_total{service=\"indexer\"}"), "{metrics}");
+    assert!(
+        metrics.contains("windsock_sent_total{service=\"collector\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("windsock_received_total{service=\"indexer\"}"),
+        "{metrics}"
+    );
 
     // SIGTERM shuts down cleanly.
-    assert!(windsock.stop(Duration::from_secs(20)), "unclean shutdown:\n{}", windsock.logs());
+    assert!(
+        windsock.stop(Duration::from_secs(20)),
+        "unclean shutdown:\n{}",
+        windsock.logs()
+    );
 }
 
 #[test]
@@ -83,7 +100,11 @@ fn config_check_prints_every_problem_with_its_key() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration ok"));
 }
 
@@ -91,12 +112,19 @@ fn config_check_prints_every_problem_with_its_key() {
 fn config_show_never_prints_secrets() {
     let out = Command::new(BIN)
         .args(["config", "show"])
-        .env("WINDSOCK_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T1/B2/very-secret")
+        .env(
+            "WINDSOCK_SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T1/B2/very-secret",
+        )
         .env("OPENWEATHERMAP_API_KEY", "owm-very-secret")
         .env("WINDSOCK_API_TOKEN", "token-very-secret")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("[redacted]"), "{stdout}");
     assert!(!stdout.contains("very-secret"), "{stdout}");

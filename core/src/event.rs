@@ -132,9 +132,7 @@ impl Event {
             Event::Forecast(f) => {
                 stable_id(&["forecast", &f.region, &f.model, &ts(&f.generated_at)])
             }
-            Event::Alert(a) => {
-                stable_id(&["alert", &a.fingerprint, a.state.as_str(), &ts(&a.at)])
-            }
+            Event::Alert(a) => stable_id(&["alert", &a.fingerprint, a.state.as_str(), &ts(&a.at)]),
             Event::DeadLetter(d) => stable_id(&[
                 "dead_letter",
                 &d.topic,
@@ -384,10 +382,10 @@ mod tests {
     fn the_same_observation_fetched_twice_has_the_same_id() {
         let first = Event::Observation(observation());
         let mut again = observation();
-        again.fetched_at = again.fetched_at + chrono::Duration::seconds(30);
+        again.fetched_at += chrono::Duration::seconds(30);
         assert_eq!(first.id(), Event::Observation(again).id());
         let mut later = observation();
-        later.observed_at = later.observed_at + chrono::Duration::minutes(15);
+        later.observed_at += chrono::Duration::minutes(15);
         assert_ne!(first.id(), Event::Observation(later).id());
     }
 
@@ -398,7 +396,10 @@ mod tests {
         assert_eq!(json["kind"], "observation");
         assert_eq!(json["schema_version"], 1);
         assert_eq!(json["region"], "Dakar");
-        assert!(json.get("feels_like_c").is_none(), "absent optionals are omitted");
+        assert!(
+            json.get("feels_like_c").is_none(),
+            "absent optionals are omitted"
+        );
         let back = Envelope::from_json(&envelope.to_json()).unwrap();
         assert_eq!(back, envelope);
     }

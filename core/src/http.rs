@@ -10,7 +10,10 @@ use tokio_util::sync::CancellationToken;
 /// `/healthz` (liveness, JSON) and `/metrics` (Prometheus text).
 pub fn base_routes() -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/metrics",
             get(|| async {
@@ -23,7 +26,11 @@ pub fn base_routes() -> Router {
 }
 
 /// The JSON error body every windsock API answers with: `{"error": "...", "detail": ...}`.
-pub fn error_response(status: StatusCode, error: impl Into<String>, detail: Option<serde_json::Value>) -> Response {
+pub fn error_response(
+    status: StatusCode,
+    error: impl Into<String>,
+    detail: Option<serde_json::Value>,
+) -> Response {
     let mut body = serde_json::json!({ "error": error.into() });
     if let Some(detail) = detail {
         body["detail"] = detail;
@@ -32,7 +39,11 @@ pub fn error_response(status: StatusCode, error: impl Into<String>, detail: Opti
 }
 
 /// Serves `router` on `listen` until `shutdown`, finishing requests in flight.
-pub async fn serve(listen: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listen: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     serve_on(listener, router, shutdown).await
 }

@@ -57,8 +57,15 @@ pub fn redact_url(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
         return "[unparseable url]".to_string();
     };
-    if url.host_str().is_some_and(|h| h.ends_with("hooks.slack.com")) {
-        return format!("{}://{}/[redacted]", url.scheme(), url.host_str().unwrap_or(""));
+    if url
+        .host_str()
+        .is_some_and(|h| h.ends_with("hooks.slack.com"))
+    {
+        return format!(
+            "{}://{}/[redacted]",
+            url.scheme(),
+            url.host_str().unwrap_or("")
+        );
     }
     let _ = url.set_password(None).map(|_| ());
     if !url.username().is_empty() {
@@ -68,7 +75,11 @@ pub fn redact_url(raw: &str) -> String {
         .query_pairs()
         .map(|(k, v)| {
             let secret = SECRET_PARAMS.iter().any(|p| k.eq_ignore_ascii_case(p));
-            let value = if secret { "[redacted]".to_string() } else { v.into_owned() };
+            let value = if secret {
+                "[redacted]".to_string()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), value)
         })
         .collect();
@@ -95,7 +106,9 @@ mod tests {
 
     #[test]
     fn urls_lose_their_keys() {
-        let u = redact_url("https://api.openweathermap.org/data/3.0/onecall?lat=1&lon=2&appid=abc123&units=metric");
+        let u = redact_url(
+            "https://api.openweathermap.org/data/3.0/onecall?lat=1&lon=2&appid=abc123&units=metric",
+        );
         assert!(!u.contains("abc123"), "{u}");
         assert!(u.contains("appid=[redacted]") && u.contains("lat=1"), "{u}");
         let slack = redact_url("https://hooks.slack.com/services/T000/B000/XXXX");

@@ -22,7 +22,12 @@ const LOG_QUEUE: usize = 10_000;
 
 /// Targets never republished: the bus's own records (publishing them would feed back on
 /// itself when the bus logs) and librdkafka's.
-const NOT_PUBLISHED: &[&str] = &["windsock_core::bus", "windsock_core::telemetry", "rdkafka", "librdkafka"];
+const NOT_PUBLISHED: &[&str] = &[
+    "windsock_core::bus",
+    "windsock_core::telemetry",
+    "rdkafka",
+    "librdkafka",
+];
 
 /// The counters every service keeps, labelled with its name.
 #[derive(Clone, Copy, Debug)]
@@ -113,7 +118,10 @@ pub fn spawn_log_publisher(
                 _ = shutdown.cancelled() => None,
             };
             let Some(record) = record else { break };
-            if publish_event(bus.as_ref(), Event::Log(record)).await.is_err() {
+            if publish_event(bus.as_ref(), Event::Log(record))
+                .await
+                .is_err()
+            {
                 metrics::counter!("windsock_dropped_total", "service" => "windsock", "reason" => "log_publish").increment(1);
             }
         }
@@ -236,6 +244,9 @@ mod tests {
         assert_eq!(record.message, "fetch failed");
         assert_eq!(record.region.as_deref(), Some("Dakar"));
         assert_eq!(record.fields["status"], 500);
-        assert!(rx.try_recv().is_err(), "the bus's own records are not republished");
+        assert!(
+            rx.try_recv().is_err(),
+            "the bus's own records are not republished"
+        );
     }
 }

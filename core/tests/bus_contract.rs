@@ -202,7 +202,7 @@ mod contract {
         }
         let mut redelivered = BTreeSet::new();
         let mut sentinels = 0;
-        within(support::TIMEOUT, async {
+        let finished = tokio::time::timeout(support::TIMEOUT, async {
             while sentinels < KEYS.len() {
                 let delivery = subscription.next().await.unwrap().expect("a message");
                 let (key, sequence) = parse(&delivery);
@@ -214,6 +214,11 @@ mod contract {
             }
         })
         .await;
+        assert!(
+            finished.is_ok(),
+            "after a restart, got {sentinels} of {} last messages and redeliveries {redelivered:?} (unacked: {unacked:?})",
+            KEYS.len()
+        );
         assert_eq!(
             redelivered, unacked,
             "exactly the unacked messages come back"

@@ -85,7 +85,7 @@ async fn a_slow_consumer_gets_everything_in_order() {
             assert_eq!(n, previous + 2, "per-key order, nothing dropped");
         }
         consumer.ack(&delivery).unwrap();
-        if n % 500 == 0 {
+        if n.is_multiple_of(500) {
             tokio::task::yield_now().await;
         }
     }

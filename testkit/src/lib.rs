@@ -21,7 +21,9 @@ pub fn free_port() -> u16 {
 
 /// The workspace's shared test data folder (`../shared/data` beside the repository).
 pub fn shared_data(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(file)
 }
 
 /// A `windsock` child process with its own data directory and HTTP port.
@@ -93,15 +95,25 @@ impl WindsockProcess {
         let deadline = Instant::now() + timeout;
         let health = format!("{}/healthz", self.base_url());
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                anyhow::bail!("windsock exited with {status} before it was healthy:\n{}", self.logs());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                anyhow::bail!(
+                    "windsock exited with {status} before it was healthy:\n{}",
+                    self.logs()
+                );
             }
             if http_get(&health).is_ok_and(|(status, _)| status == 200) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        anyhow::bail!("windsock was not healthy within {timeout:?}:\n{}", self.logs())
+        anyhow::bail!(
+            "windsock was not healthy within {timeout:?}:\n{}",
+            self.logs()
+        )
     }
 
     /// `kill -9`: no chance to flush or commit anything.
@@ -114,8 +126,13 @@ impl WindsockProcess {
 
     /// SIGTERM and wait for a clean exit (up to `timeout`); returns whether it exited cleanly.
     pub fn stop(&mut self, timeout: Duration) -> bool {
-        let Some(mut child) = self.child.take() else { return true };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -129,7 +146,9 @@ impl WindsockProcess {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Everything the process printed so far (all runs).
@@ -155,7 +174,10 @@ pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
     let path = if path.is_empty() { "/" } else { path };
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
@@ -164,8 +186,17 @@ pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
         .get(9..12)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("not an HTTP response from {url}"))?;
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
 }
 
 fn dechunk(mut body: &str) -> String {

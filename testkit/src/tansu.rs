@@ -19,6 +19,16 @@ use std::time::{Duration, Instant};
 
 const INSTALL: &str = "cargo install tansu --locked --features dynostore,libsql";
 
+/// Runs the broker (`$0 "$@"`) and kills it (-9) once stdin reaches end of file: when
+/// [`Tansu::stop`] closes it, or when the test process dies and the OS closes it. Exits with
+/// the broker, so an early broker exit is seen as the child exiting.
+/// (A background job's stdin is /dev/null in `sh`, hence the copy of stdin on fd 3.)
+const GUARD: &str = r#"exec 3<&0
+"$0" "$@" </dev/null 3<&- &
+broker=$!
+(cat <&3 >/dev/null; kill -9 "$broker" 2>/dev/null) &
+wait "$broker""#;
+
 /// How long a broker may take to accept Kafka requests after it was spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -74,9 +84,10 @@ impl Tansu {
     /// Kills the broker (as a crash would: no shutdown handshake). Data survives unless it
     /// was started with [`Tansu::start_in_memory`].
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut guard) = self.child.take() {
+            // Closing the guard's stdin makes it kill -9 the broker, wait for it, and exit.
+            drop(guard.stdin.take());
+            let _ = guard.wait();
         }
     }
 
@@ -114,14 +125,18 @@ impl Tansu {
             .append(true)
             .open(self.log_path())
             .expect("tansu log file");
-        let child = Command::new(&self.binary)
+        // Through a small shell guard (see `GUARD`), so the broker dies with this process
+        // even when it is killed and `Drop` never runs.
+        let child = Command::new("sh")
+            .args(["-c", GUARD])
+            .arg(&self.binary)
             .arg("broker")
             .args(["--listener-url", &url])
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", &storage])
             .current_dir(self.dir.path())
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("tansu log file"))
             .stderr(log)
             .spawn()
@@ -134,8 +149,15 @@ impl Tansu {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("tansu exited with {status} before it was ready:\n{}", self.logs());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "tansu exited with {status} before it was ready:\n{}",
+                    self.logs()
+                );
             }
             if answers_api_versions(self.port) {
                 return;
@@ -213,7 +235,10 @@ mod tests {
         let mut broker = Tansu::start();
         assert!(answers_api_versions(broker.port()));
         broker.stop();
-        assert!(!answers_api_versions(broker.port()), "a stopped broker must not answer");
+        assert!(
+            !answers_api_versions(broker.port()),
+            "a stopped broker must not answer"
+        );
         broker.restart();
         assert!(broker.is_running());
         assert!(answers_api_versions(broker.port()));

@@ -6,13 +6,17 @@
 //!   only on [`Subscription::ack`] (`enable.auto.offset.store=false`) and committed
 //!   periodically, on [`Subscription::commit`], on partition revoke and on close, so the group
 //!   never moves past a message that was not processed.
-//! - A replay is a group-less consumer assigned every partition from the beginning up to
-//!   the high watermarks taken when it starts.
+//! - A replay is a consumer outside any group's membership (it assigns partitions itself and
+//!   never commits) reading every partition from the beginning up to the high watermarks
+//!   taken when it starts.
+//! - `publish` awaits the broker's ack, so one awaited `publish` at a time is bound by the
+//!   round trip (hundreds per second); `publish_batch` keeps many in flight, in order.
 
 use super::{Bus, BusError, Delivery, Subscription, Topic};
 use crate::config::BusConfig;
 use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::RwLock;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -37,42 +41,53 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Timeout of metadata and watermark requests.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long dropping a subscription waits for its consumer to close (see its `Drop`).
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
 /// Numbers replays, whose group ids must not collide.
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
 
+/// How many times a publish starts over on a fresh producer after a fatal producer error.
+const FATAL_RETRIES: usize = 3;
+
 pub struct KafkaBus {
     config: BusConfig,
-    producer: FutureProducer,
+    /// Replaced when librdkafka declares it fatally failed (see [`KafkaBus::renew_if_fatal`]).
+    producer: RwLock<Arc<FutureProducer>>,
 }
 
 impl KafkaBus {
     /// Connects to the configured brokers and creates windsock's topics where missing.
     pub async fn connect(config: &BusConfig) -> Result<Self, BusError> {
-        let producer: FutureProducer = client_config(config)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set(
-                "delivery.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            // The Java client's partitioner: a key maps to the same partition from any client.
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .create()
-            .map_err(kafka)?;
         let bus = Self {
             config: config.clone(),
-            producer,
+            producer: RwLock::new(Arc::new(new_producer(config)?)),
         };
         bus.create_topics().await?;
         Ok(bus)
     }
 
+    /// Creates the topics the cluster does not have yet (only those: a cluster whose topics
+    /// are provisioned beforehand need not allow creating any).
     async fn create_topics(&self) -> Result<(), BusError> {
+        let producer = self.producer();
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, REQUEST_TIMEOUT)
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("metadata request panicked: {e}")))?
+        .map_err(kafka)?;
+        let missing: Vec<String> = Topic::ALL
+            .iter()
+            .map(|t| self.topic_name(*t))
+            .filter(|name| !metadata.topics().iter().any(|t| t.name() == name))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> =
             client_config(&self.config).create().map_err(kafka)?;
-        let names: Vec<String> = Topic::ALL.iter().map(|t| self.topic_name(*t)).collect();
-        let new_topics: Vec<NewTopic<'_>> = names
+        let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|name| {
                 NewTopic::new(
@@ -82,7 +97,9 @@ impl KafkaBus {
                 )
             })
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(REQUEST_TIMEOUT))
+            .request_timeout(Some(REQUEST_TIMEOUT));
         let results = admin
             .create_topics(&new_topics, &options)
             .await
@@ -102,31 +119,111 @@ impl KafkaBus {
         topic.name(&self.config.topic_prefix)
     }
 
-    /// Hands one message to librdkafka, waiting while its queue is full; the returned future
-    /// resolves when the broker acknowledged it. Enqueue order is partition order.
-    async fn enqueue(
-        &self,
-        name: &str,
-        key: &str,
-        payload: &[u8],
-        in_flight: &mut VecDeque<DeliveryFuture>,
-    ) -> Result<DeliveryFuture, BusError> {
+    fn producer(&self) -> Arc<FutureProducer> {
+        self.producer.read().clone()
+    }
+
+    /// An idempotent producer stops for good after a fatal error (the broker lost or
+    /// rejected its sequence state): start a fresh one in its place. True if it was fatal.
+    fn renew_if_fatal(&self, failed: &Arc<FutureProducer>) -> bool {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return false;
+        };
+        let mut current = self.producer.write();
+        if Arc::ptr_eq(&current, failed) {
+            tracing::warn!(
+                target: "windsock_core::bus",
+                %code,
+                %reason,
+                "the Kafka producer failed fatally; starting a new one and publishing again"
+            );
+            match new_producer(&self.config) {
+                Ok(fresh) => *current = Arc::new(fresh),
+                Err(err) => {
+                    tracing::error!(target: "windsock_core::bus", %err, "no new Kafka producer")
+                }
+            }
+        }
+        true
+    }
+
+    /// Publishes `messages` in order with all of them in flight, starting over (from the
+    /// first unconfirmed message) on a fresh producer if the producer fails fatally.
+    async fn publish_all(&self, topic: Topic, messages: &[(&str, &[u8])]) -> Result<(), BusError> {
+        let name = self.topic_name(topic);
+        let mut confirmed = 0;
+        let mut attempt = 0;
         loop {
-            let record = FutureRecord::to(name).key(key).payload(payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Make room by waiting for the oldest message we have in flight, or for
-                    // librdkafka to drain messages other callers queued.
-                    match in_flight.pop_front() {
-                        Some(oldest) => delivered(oldest).await?,
-                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+            let producer = self.producer();
+            match send_in_order(&producer, &name, &messages[confirmed..]).await {
+                Ok(()) => return Ok(()),
+                Err((sent, err)) => {
+                    confirmed += sent;
+                    attempt += 1;
+                    if attempt > FATAL_RETRIES || !self.renew_if_fatal(&producer) {
+                        return Err(err);
                     }
                 }
-                Err((err, _)) => return Err(kafka(err)),
             }
         }
     }
+}
+
+/// Sends `messages` with all of them in flight, then awaits every ack in order. On failure,
+/// says how many leading messages were acked. (Messages after a failed one may also have
+/// landed: a retry can duplicate, never lose; event ids make duplicates harmless.)
+async fn send_in_order(
+    producer: &FutureProducer,
+    topic: &str,
+    messages: &[(&str, &[u8])],
+) -> Result<(), (usize, BusError)> {
+    let mut in_flight = VecDeque::with_capacity(messages.len());
+    let mut acked = 0;
+    for (key, payload) in messages {
+        loop {
+            let record = FutureRecord::to(topic).key(*key).payload(*payload);
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    in_flight.push_back(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Make room by waiting for our oldest message in flight, or for
+                    // librdkafka to drain what other callers queued.
+                    match in_flight.pop_front() {
+                        Some(oldest) => {
+                            delivered(oldest).await.map_err(|e| (acked, e))?;
+                            acked += 1;
+                        }
+                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+                Err((err, _)) => return Err((acked, kafka(err))),
+            }
+        }
+    }
+    for delivery in in_flight {
+        delivered(delivery).await.map_err(|e| (acked, e))?;
+        acked += 1;
+    }
+    Ok(())
+}
+
+/// The idempotent producer every publish goes through.
+fn new_producer(config: &BusConfig) -> Result<FutureProducer, BusError> {
+    client_config(config)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set(
+            "delivery.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        )
+        // The Java client's partitioner: a key maps to the same partition from any client.
+        .set("partitioner", "murmur2_random")
+        // Batches still form under load; a lone awaited `publish` waits 1 ms, not 5.
+        .set("linger.ms", "1")
+        .create()
+        .map_err(kafka)
 }
 
 /// Waits for a message's acknowledgement.
@@ -141,11 +238,7 @@ async fn delivered(delivery: DeliveryFuture) -> Result<(), BusError> {
 #[async_trait]
 impl Bus for KafkaBus {
     async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError> {
-        let name = self.topic_name(topic);
-        let delivery = self
-            .enqueue(&name, key, &payload, &mut VecDeque::new())
-            .await?;
-        delivered(delivery).await
+        self.publish_all(topic, &[(key, &payload)]).await
     }
 
     async fn publish_batch(
@@ -153,16 +246,11 @@ impl Bus for KafkaBus {
         topic: Topic,
         messages: Vec<(String, Bytes)>,
     ) -> Result<(), BusError> {
-        let name = self.topic_name(topic);
-        let mut in_flight = VecDeque::with_capacity(messages.len());
-        for (key, payload) in &messages {
-            let delivery = self.enqueue(&name, key, payload, &mut in_flight).await?;
-            in_flight.push_back(delivery);
-        }
-        for delivery in in_flight {
-            delivered(delivery).await?;
-        }
-        Ok(())
+        let messages: Vec<(&str, &[u8])> = messages
+            .iter()
+            .map(|(key, payload)| (key.as_str(), payload.as_ref()))
+            .collect();
+        self.publish_all(topic, &messages).await
     }
 
     async fn subscribe(
@@ -178,7 +266,7 @@ impl Bus for KafkaBus {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
+            .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "1000")
             .create_with_context(context)
@@ -187,7 +275,7 @@ impl Bus for KafkaBus {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(kafka)?;
         Ok(Box::new(GroupSubscription {
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
             topic_prefix: self.config.topic_prefix.clone(),
             lag,
         }))
@@ -242,7 +330,7 @@ impl Drop for KafkaBus {
     fn drop(&mut self) {
         // Whatever was accepted gets a last chance to reach the broker; bounded so a dead
         // broker cannot hang shutdown.
-        let _ = self.producer.flush(Duration::from_secs(5));
+        let _ = self.producer().flush(Duration::from_secs(5));
     }
 }
 
@@ -305,13 +393,15 @@ impl ClientContext for GroupContext {
             .topics
             .values()
             .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.desired)
+            .filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0)
             .map(|p| {
-                if p.consumer_lag_stored >= 0 {
-                    p.consumer_lag_stored
-                } else {
-                    p.consumer_lag.max(0)
-                }
+                // What the group has acked: the stored offset, else the committed one, else
+                // (a new group reading from the earliest) the log start.
+                let acked = [p.stored_offset, p.committed_offset, p.lo_offset, 0]
+                    .into_iter()
+                    .find(|offset| *offset >= 0)
+                    .unwrap_or(0);
+                (p.hi_offset - acked).max(0)
             })
             .sum();
         self.lag.store(lag, Ordering::Relaxed);
@@ -335,16 +425,25 @@ impl ConsumerContext for GroupContext {
 }
 
 struct GroupSubscription {
-    consumer: Arc<StreamConsumer<GroupContext>>,
+    /// Shared with blocking commits; `None` only once dropped (closed off the async workers).
+    consumer: Option<Arc<StreamConsumer<GroupContext>>>,
     topic_prefix: String,
     lag: Arc<AtomicI64>,
+}
+
+impl GroupSubscription {
+    fn consumer(&self) -> &Arc<StreamConsumer<GroupContext>> {
+        self.consumer
+            .as_ref()
+            .expect("the consumer lives until the subscription is dropped")
+    }
 }
 
 #[async_trait]
 impl Subscription for GroupSubscription {
     async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
         loop {
-            match self.consumer.recv().await {
+            match self.consumer().recv().await {
                 Ok(message) => {
                     let Some(topic) = Topic::from_name(&self.topic_prefix, message.topic()) else {
                         continue;
@@ -366,10 +465,10 @@ impl Subscription for GroupSubscription {
     fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         let name = delivery.topic.name(&self.topic_prefix);
         // librdkafka stores `offset + 1`: the next message to read.
-        match self
-            .consumer
-            .store_offset(&name, delivery.partition, delivery.offset)
-        {
+        let stored = self
+            .consumer()
+            .store_offset(&name, delivery.partition, delivery.offset);
+        match stored {
             Ok(()) => Ok(()),
             // The partition moved to another member in a rebalance: it redelivers from the
             // last committed offset, so this message is not lost.
@@ -379,19 +478,68 @@ impl Subscription for GroupSubscription {
     }
 
     async fn commit(&mut self) -> Result<(), BusError> {
-        let consumer = self.consumer.clone();
-        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
-            .await
-            .map_err(|e| BusError::Other(format!("commit panicked: {e}")))?
-            .or_else(|err| match err {
-                KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset) => Ok(()),
-                err => Err(kafka(err)),
-            })
+        let consumer = self.consumer().clone();
+        let committed = detached("windsock-kafka-commit", move || {
+            consumer.commit_consumer_state(CommitMode::Sync)
+        });
+        match tokio::time::timeout(REQUEST_TIMEOUT, committed).await {
+            Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => Ok(()),
+            Ok(Ok(Err(err))) => Err(kafka(err)),
+            Ok(Err(_)) => Err(BusError::Other("the commit thread panicked".into())),
+            Err(_) => Err(BusError::Kafka(format!(
+                "commit not confirmed within {REQUEST_TIMEOUT:?} (is the broker down?)"
+            ))),
+        }
     }
 
     fn lag(&self) -> Option<i64> {
         Some(self.lag.load(Ordering::Relaxed))
     }
+}
+
+impl Drop for GroupSubscription {
+    fn drop(&mut self) {
+        // Closing commits what was acked and leaves the group: milliseconds with a broker,
+        // but up to the session timeout without one (and longer if the broker dies mid-close).
+        // So it runs on a thread of its own and the drop waits for it only a little: long
+        // enough that a member subscribing right after finds the group already left, short
+        // enough that a dead broker cannot hang shutdown. If the process exits before the
+        // close is done, what was acked since the last commit is redelivered, not lost.
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        let (closed, close_done) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("windsock-kafka-close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = closed.send(());
+            });
+        // (Had the thread not started, the consumer was closed right here, when the closure
+        // was dropped.)
+        if spawned.is_ok() && close_done.recv_timeout(CLOSE_WAIT).is_err() {
+            tracing::debug!(target: "windsock_core::bus", "a consumer is still closing in the background");
+        }
+    }
+}
+
+/// Runs blocking librdkafka work on a thread of its own; the receiver gets its result.
+/// (Not `spawn_blocking`: a runtime waits for those when it shuts down, and a request to a
+/// broker that went away can take far longer than a shutdown should.)
+fn detached<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<T> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _ = sender.send(work());
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(target: "windsock_core::bus", %err, "could not start a thread for {name}");
+    }
+    receiver
 }
 
 fn to_delivery(topic: Topic, message: &impl Message) -> Delivery {

@@ -95,7 +95,8 @@ pub enum BusError {
 pub trait Bus: Send + Sync + 'static {
     /// Publishes one message. Returns once the bus has it durably (Kafka: acknowledged by
     /// all in-sync replicas) or, on the embedded bus, once it is queued; waits while the
-    /// embedded bus is full (backpressure), never drops.
+    /// embedded bus is full (backpressure), never drops. On Kafka each awaited call costs a
+    /// broker round trip: to send many messages, use [`Bus::publish_batch`].
     async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError>;
 
     /// Publishes `(key, payload)` messages in order (per key, as `publish` one after the

@@ -10,14 +10,16 @@ pub struct IndexerConfig {
     /// ...or this long after the first uncommitted one, whichever comes first.
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
-    /// Events older than this are deleted.
+    /// Events older than this (by their own timestamp) are deleted, swept every tenth of it
+    /// (at most every minute).
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
     /// Memory for tantivy's writer.
     pub writer_memory_mb: usize,
     /// The most hits one search returns; larger limits are clamped (and said so).
     pub max_limit: usize,
-    /// Where the UI and `windsock search` reach the search API in distributed mode.
+    /// Where the UI and `windsock search` reach the search API in distributed mode
+    /// (`http://indexer:8080`); unset, they use this process's own HTTP address.
     pub url: Option<String>,
 }
 
@@ -41,6 +43,12 @@ impl IndexerConfig {
         }
         if self.commit_interval.is_zero() {
             problems.push("indexer.commit_interval", "must be more than 0s");
+        }
+        if self.retention.is_zero() {
+            problems.push(
+                "indexer.retention",
+                "must be more than 0s (it is how long events are kept)",
+            );
         }
         if self.writer_memory_mb < 15 {
             problems.push("indexer.writer_memory_mb", "tantivy needs at least 15 MB");

@@ -12,7 +12,11 @@ pub struct Region {
 
 impl Region {
     pub fn new(name: &str, lat: f64, lon: f64) -> Self {
-        Self { name: name.into(), lat, lon }
+        Self {
+            name: name.into(),
+            lat,
+            lon,
+        }
     }
 }
 
@@ -47,13 +51,22 @@ pub(super) fn validate_regions(regions: &[Region], problems: &mut Problems) {
         if region.name.trim().is_empty() {
             problems.push(key("name"), "must not be empty");
         } else if !seen.insert(region.name.as_str()) {
-            problems.push(key("name"), format!("`{}` is configured twice", region.name));
+            problems.push(
+                key("name"),
+                format!("`{}` is configured twice", region.name),
+            );
         }
         if !(-90.0..=90.0).contains(&region.lat) {
-            problems.push(key("lat"), format!("{} is not a latitude (-90 to 90)", region.lat));
+            problems.push(
+                key("lat"),
+                format!("{} is not a latitude (-90 to 90)", region.lat),
+            );
         }
         if !(-180.0..=180.0).contains(&region.lon) {
-            problems.push(key("lon"), format!("{} is not a longitude (-180 to 180)", region.lon));
+            problems.push(
+                key("lon"),
+                format!("{} is not a longitude (-180 to 180)", region.lon),
+            );
         }
     }
 }
