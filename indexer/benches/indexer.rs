@@ -1,1 +1,440 @@
-fn main() {}
+//! The indexer's benchmark, on the same synthetic events (observations and logs, with some
+//! alerts and dead letters):
+//!
+//! 1. ingest through the bus into a committed index, beside raw tantivy indexing of the same
+//!    documents in this process (decode, build the document, add, one commit): the ratio;
+//! 2. search latency p50/p99 of a fixed mix (term, phrase, range, term + time range with
+//!    histogram and facets), beside SQLite FTS5 answering the same queries on the same events;
+//! 3. index size on disk per million events, and the indexer's peak memory.
+//!
+//! `WINDSOCK_BENCH_EVENTS` sets the number of events (default 1,000,000);
+//! `WINDSOCK_BENCH_SEARCHES` the runs of each query (default 50).
+//! Run: `WINDSOCK_BENCH_EVENTS=200000 cargo bench -p windsock-indexer`.
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rusqlite::{params, Connection};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+use tokio_util::sync::CancellationToken;
+use windsock_core::bus::{EmbeddedBus, SharedBus, Topic};
+use windsock_core::config::Config;
+use windsock_core::event::{Envelope, Event};
+use windsock_indexer::describe::describe;
+use windsock_indexer::search::{bucket_width_ms, SearchRequest, Sort};
+use windsock_indexer::{synthetic, EventIndex, Indexer};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap()
+}
+
+const SPAN_DAYS: i64 = 30;
+
+fn main() {
+    let n = env_number("WINDSOCK_BENCH_EVENTS", 1_000_000);
+    let searches = env_number("WINDSOCK_BENCH_SEARCHES", 50).max(1);
+    println!(
+        "windsock-indexer benchmark: {n} events over {SPAN_DAYS} days, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    // Only the wire form is kept: ~0.5 KB an event.
+    let payloads: Vec<(Topic, String, Bytes)> =
+        synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42)
+            .map(|e| (Topic::of(&e.event), e.event.key(), Bytes::from(e.to_json())))
+            .collect();
+    let mean_size = payloads.iter().map(|p| p.2.len()).sum::<usize>() / n.max(1);
+    println!("  mean event size on the wire: {mean_size} bytes");
+
+    // Where a raw document's time goes before tantivy sees it.
+    let started = Instant::now();
+    let fields = EventIndex::in_ram().unwrap().fields;
+    for (_, _, payload) in &payloads {
+        let json = std::str::from_utf8(payload).unwrap();
+        std::hint::black_box(
+            fields.document_with_json(&Envelope::from_json(payload).unwrap(), json),
+        );
+    }
+    let building = payloads.len() as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for (_, _, payload) in &payloads {
+        std::hint::black_box(Envelope::from_json(payload).unwrap());
+    }
+    let decoding = payloads.len() as f64 / started.elapsed().as_secs_f64();
+    println!("  one thread decodes {decoding:.0} events/s, decodes and builds documents of {building:.0} events/s");
+
+    let raw_dir = tempfile::tempdir().unwrap();
+    let raw = raw_tantivy(&payloads, raw_dir.path());
+    drop(raw_dir);
+
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pipeline, peak_mb, index) = runtime.block_on(through_the_bus(&payloads, dir.path()));
+    drop(payloads);
+
+    println!("\n## ingest");
+    println!(
+        "  raw tantivy (decode, build, add, 1 commit): {:>9.0} events/s",
+        raw
+    );
+    println!(
+        "  bus -> indexer -> committed index:          {:>9.0} events/s",
+        pipeline
+    );
+    println!(
+        "  ratio: {:.2} of raw tantivy (target >= 0.8); target >= 100,000 events/s",
+        pipeline / raw
+    );
+
+    let size = dir_size(&dir.path().join("index"));
+    println!("\n## size and memory");
+    println!(
+        "  index on disk: {:.1} MB = {:.1} MB per million events",
+        size as f64 / 1e6,
+        size as f64 / 1e6 / (n as f64 / 1e6)
+    );
+    match peak_mb {
+        Some(mb) => {
+            println!("  indexer peak memory (RSS high-water mark above the start): {mb:.0} MB")
+        }
+        None => {
+            println!("  indexer peak memory: not measurable here (needs /proc/self/clear_refs)")
+        }
+    }
+
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite = sqlite_load(&index, sqlite_dir.path(), n);
+    println!("\n## search latency ({searches} runs of each query; hits are the 50 newest, each with its event)");
+    println!(
+        "  {:<44} {:>9} {:>9} {:>11} {:>11} {:>8}",
+        "query", "p50 ms", "p99 ms", "fts5 p50", "fts5 p99", "ratio"
+    );
+    let mut all_tantivy = Vec::new();
+    let mut all_sqlite = Vec::new();
+    for query in mix() {
+        let (t_total, t) = time(searches, || tantivy_query(&index, &query));
+        let (s_total, s) = time(searches, || sqlite_query(&sqlite, &query));
+        assert_eq!(
+            t_total, s_total,
+            "{}: both engines count the same hits",
+            query.name
+        );
+        let (tp50, tp99) = (percentile(&t, 0.5), percentile(&t, 0.99));
+        let (sp50, sp99) = (percentile(&s, 0.5), percentile(&s, 0.99));
+        println!(
+            "  {:<44} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>7.1}x",
+            format!("{} ({} hits)", query.name, t_total),
+            tp50,
+            tp99,
+            sp50,
+            sp99,
+            sp99 / tp99
+        );
+        all_tantivy.extend(t);
+        all_sqlite.extend(s);
+    }
+    let (tp99, sp99) = (
+        percentile(&all_tantivy, 0.99),
+        percentile(&all_sqlite, 0.99),
+    );
+    println!(
+        "  whole mix: tantivy p50 {:.2} ms, p99 {:.2} ms; sqlite fts5 p50 {:.2} ms, p99 {:.2} ms; fts5 p99 / tantivy p99 = {:.1}x (target p99 < 50 ms at 10M)",
+        percentile(&all_tantivy, 0.5), tp99, percentile(&all_sqlite, 0.5), sp99, sp99 / tp99
+    );
+}
+
+/// The baseline: the same documents straight into tantivy, no bus, one commit.
+fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> f64 {
+    let index = EventIndex::open(dir).unwrap();
+    let mut writer: tantivy::IndexWriter = index
+        .index
+        .writer(Config::default().indexer.writer_memory_mb * 1_000_000)
+        .unwrap();
+    let started = Instant::now();
+    for (_, _, payload) in payloads {
+        let envelope = Envelope::from_json(payload).unwrap();
+        writer
+            .add_document(index.fields.document(&envelope))
+            .unwrap();
+    }
+    writer.commit().unwrap();
+    let rate = payloads.len() as f64 / started.elapsed().as_secs_f64();
+    writer.wait_merging_threads().unwrap();
+    rate
+}
+
+/// Events published on the embedded bus while the indexer (default settings) consumes them;
+/// timed until the last one is committed and searchable.
+async fn through_the_bus(
+    payloads: &[(Topic, String, Bytes)],
+    dir: &Path,
+) -> (f64, Option<f64>, EventIndex) {
+    let config = Arc::new(Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    });
+    let bus: SharedBus = Arc::new(EmbeddedBus::new(&config.bus));
+    let baseline = reset_peak_rss();
+    let indexer = Indexer::new(config, bus.clone()).await.unwrap();
+    let index = indexer.index().clone();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(indexer.run(shutdown.clone()));
+    let started = Instant::now();
+    let messages = payloads.to_vec();
+    let producer = tokio::spawn({
+        let bus = bus.clone();
+        async move {
+            for chunk in messages.chunks(4096) {
+                for (topic, key, payload) in chunk {
+                    bus.publish(*topic, key, payload.clone()).await.unwrap();
+                }
+            }
+        }
+    });
+    let n = payloads.len() as u64;
+    while index.len() < n {
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    producer.await.unwrap();
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let peak = baseline.and_then(|base| Some((peak_rss_kb()? as f64 - base as f64) / 1024.0));
+    (rate, peak, index)
+}
+
+struct BenchQuery {
+    name: &'static str,
+    q: &'static str,
+    sql: &'static str,
+    /// A 6-hour window with histogram and facets, or all time without.
+    windowed: bool,
+}
+
+fn mix() -> Vec<BenchQuery> {
+    vec![
+        BenchQuery {
+            name: "term region:Dakar",
+            q: "region:Dakar",
+            sql: "region = 'Dakar'",
+            windowed: false,
+        },
+        BenchQuery {
+            name: "phrase \"fetch failed\"",
+            q: "\"fetch failed\"",
+            sql: "rowid IN (SELECT rowid FROM fts WHERE fts MATCH '\"fetch failed\"')",
+            windowed: false,
+        },
+        BenchQuery {
+            name: "range temperature_c:[35 TO *]",
+            q: "temperature_c:[35 TO *]",
+            sql: "temperature_c >= 35",
+            windowed: false,
+        },
+        BenchQuery {
+            name: "level:warn, 6h, histogram + facets",
+            q: "level:warn",
+            sql: "level = 'warn'",
+            windowed: true,
+        },
+    ]
+}
+
+fn window(query: &BenchQuery) -> (DateTime<Utc>, DateTime<Utc>) {
+    if query.windowed {
+        let from = start() + Duration::days(SPAN_DAYS / 2);
+        (from, from + Duration::hours(6))
+    } else {
+        (
+            start() - Duration::days(1),
+            start() + Duration::days(SPAN_DAYS + 1),
+        )
+    }
+}
+
+fn tantivy_query(index: &EventIndex, query: &BenchQuery) -> usize {
+    let (from, to) = window(query);
+    let request = SearchRequest {
+        q: query.q.into(),
+        from,
+        to,
+        limit: 50,
+        offset: 0,
+        sort: Sort::Newest,
+        aggregate: query.windowed,
+    };
+    let results = index.search(&request).unwrap();
+    assert!(results.hits.len() <= 50);
+    results.total
+}
+
+fn sqlite_load(index: &EventIndex, dir: &Path, n: usize) -> Connection {
+    let db = Connection::open(dir.join("events.db")).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE events (id TEXT PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT, region TEXT, level TEXT,
+                              service TEXT, temperature_c REAL, event TEXT NOT NULL);
+         CREATE VIRTUAL TABLE fts USING fts5(message);",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let everything = SearchRequest {
+        q: "*".into(),
+        from: start() - Duration::days(1),
+        to: start() + Duration::days(SPAN_DAYS + 1),
+        limit: 1,
+        offset: 0,
+        sort: Sort::Oldest,
+        aggregate: false,
+    };
+    assert_eq!(index.search(&everything).unwrap().total, n);
+    // The same events, regenerated (the generator is deterministic).
+    let tx = db.unchecked_transaction().unwrap();
+    {
+        let mut insert = tx.prepare("INSERT INTO events (id, ts, kind, region, level, service, temperature_c, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
+        let mut fts = tx
+            .prepare("INSERT INTO fts (rowid, message) VALUES (?1, ?2)")
+            .unwrap();
+        for envelope in synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42) {
+            let d = describe(&envelope.event);
+            let temperature = match &envelope.event {
+                Event::Observation(o) => Some(o.temperature_c),
+                _ => None,
+            };
+            insert
+                .execute(params![
+                    envelope.id,
+                    envelope.event.timestamp().timestamp_micros(),
+                    d.kind,
+                    d.region,
+                    d.level,
+                    d.service,
+                    temperature,
+                    String::from_utf8(envelope.to_json()).unwrap()
+                ])
+                .unwrap();
+            fts.execute(params![tx.last_insert_rowid(), d.message])
+                .unwrap();
+        }
+    }
+    tx.execute_batch("CREATE INDEX by_ts ON events (ts); CREATE INDEX by_region ON events (region, ts); CREATE INDEX by_level ON events (level, ts); CREATE INDEX by_temperature ON events (temperature_c);").unwrap();
+    tx.commit().unwrap();
+    println!(
+        "\n(sqlite loaded with the same events in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    db
+}
+
+/// The SQLite answer of the same search: total, 50 newest with their events, and (windowed)
+/// the histogram and the four facets.
+fn sqlite_query(db: &Connection, query: &BenchQuery) -> usize {
+    let (from, to) = window(query);
+    let (from_us, to_us) = (from.timestamp_micros(), to.timestamp_micros());
+    let filter = format!("({}) AND ts BETWEEN {from_us} AND {to_us}", query.sql);
+    let total: i64 = db
+        .query_row(
+            &format!("SELECT count(*) FROM events WHERE {filter}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut hits = db
+        .prepare_cached(&format!(
+            "SELECT id, event FROM events WHERE {filter} ORDER BY ts DESC LIMIT 50"
+        ))
+        .unwrap();
+    let rows: Vec<(String, String)> = hits
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (_, event) in &rows {
+        let _: serde_json::Value = serde_json::from_str(event).unwrap();
+    }
+    if query.windowed {
+        let width_us = bucket_width_ms((to - from).num_milliseconds()) * 1000;
+        let mut histogram = db.prepare_cached(&format!("SELECT (ts - {from_us}) / {width_us}, count(*) FROM events WHERE {filter} GROUP BY 1")).unwrap();
+        let buckets: Vec<(i64, i64)> = histogram
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(!buckets.is_empty());
+        for facet in ["kind", "region", "level", "service"] {
+            let mut top = db.prepare_cached(&format!("SELECT {facet}, count(*) AS n FROM events WHERE {filter} GROUP BY 1 ORDER BY n DESC LIMIT 20")).unwrap();
+            let _: Vec<(Option<String>, i64)> = top
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        }
+    }
+    total as usize
+}
+
+/// Runs `f` `runs` times (after one warm-up): its last answer and each latency in ms.
+fn time(runs: usize, mut f: impl FnMut() -> usize) -> (usize, Vec<f64>) {
+    let answer = f();
+    let latencies = (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(f());
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    (answer, latencies)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Resets the kernel's RSS high-water mark (Linux); returns the RSS now, in KB.
+fn reset_peak_rss() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    proc_status_kb("VmRSS:")
+}
+
+fn peak_rss_kb() -> Option<u64> {
+    proc_status_kb("VmHWM:")
+}
+
+fn proc_status_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

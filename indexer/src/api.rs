@@ -35,11 +35,18 @@ pub struct SearchService {
 
 impl SearchService {
     pub fn new(index: EventIndex, config: Arc<Config>, clock: SharedClock) -> Self {
-        Self { index, config, clock }
+        Self {
+            index,
+            config,
+            clock,
+        }
     }
 
     /// Validates a search's parameters against this service's clock and limits.
-    pub fn request(&self, params: &SearchParams) -> Result<(SearchRequest, Option<LimitClamped>), ApiError> {
+    pub fn request(
+        &self,
+        params: &SearchParams,
+    ) -> Result<(SearchRequest, Option<LimitClamped>), ApiError> {
         let now = self.clock.now();
         let time = |name: &'static str, value: Option<&String>, default: &str| {
             let value = value.map(String::as_str).unwrap_or(default);
@@ -80,6 +87,7 @@ impl SearchService {
                 limit: requested.min(max),
                 offset: number("offset", params.offset.as_ref(), 0)?,
                 sort,
+                aggregate: true,
             },
             clamped,
         ))
@@ -160,14 +168,20 @@ pub enum ApiError {
 
 impl ApiError {
     fn bad_request(message: impl Into<String>, detail: Value) -> Self {
-        ApiError::BadRequest { message: message.into(), detail }
+        ApiError::BadRequest {
+            message: message.into(),
+            detail,
+        }
     }
 }
 
 impl From<SearchError> for ApiError {
     fn from(err: SearchError) -> Self {
         match err {
-            SearchError::Query(q) => ApiError::BadRequest { message: q.message, detail: q.detail },
+            SearchError::Query(q) => ApiError::BadRequest {
+                message: q.message,
+                detail: q.detail,
+            },
             SearchError::Index(e) => e.into(),
         }
     }
@@ -182,7 +196,9 @@ impl From<tantivy::TantivyError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::BadRequest { message, detail } => error_response(StatusCode::BAD_REQUEST, message, Some(detail)),
+            ApiError::BadRequest { message, detail } => {
+                error_response(StatusCode::BAD_REQUEST, message, Some(detail))
+            }
             ApiError::NotFound(what) => error_response(StatusCode::NOT_FOUND, what, None),
             ApiError::Internal(message) => {
                 tracing::error!(%message, "search failed");
@@ -202,13 +218,18 @@ pub fn routes(service: SearchService) -> Router {
 }
 
 /// Runs index work on the blocking pool: searches are CPU-bound.
-async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::Internal(format!("search task: {e}")))?
 }
 
-async fn search(State(service): State<SearchService>, Query(params): Query<SearchParams>) -> Result<Json<SearchResponse>, ApiError> {
+async fn search(
+    State(service): State<SearchService>,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchResponse>, ApiError> {
     let (request, limit_clamped) = service.request(&params)?;
     let started = Instant::now();
     let index = service.index.clone();
@@ -230,11 +251,18 @@ async fn search(State(service): State<SearchService>, Query(params): Query<Searc
     }))
 }
 
-async fn event(State(service): State<SearchService>, Path(id): Path<String>) -> Result<Json<Hit>, ApiError> {
+async fn event(
+    State(service): State<SearchService>,
+    Path(id): Path<String>,
+) -> Result<Json<Hit>, ApiError> {
     let index = service.index.clone();
-    off_thread(move || index.get(&id)?.ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`"))))
-        .await
-        .map(Json)
+    off_thread(move || {
+        index
+            .get(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`")))
+    })
+    .await
+    .map(Json)
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -253,9 +281,15 @@ async fn context(
     let after = number("after", params.after.as_ref(), DEFAULT_CONTEXT)?.min(max);
     let index = service.index.clone();
     off_thread(move || {
-        let event = index.get(&id)?.ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`")))?;
+        let event = index
+            .get(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`")))?;
         let (before, after) = index.context(&event, before, after)?;
-        Ok(ContextResponse { event, before, after })
+        Ok(ContextResponse {
+            event,
+            before,
+            after,
+        })
     })
     .await
     .map(Json)

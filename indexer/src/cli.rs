@@ -28,7 +28,11 @@ pub enum CliError {
     Unreachable { url: String, reason: String },
     /// The API refused the search (a malformed query or time): its message and where.
     #[error("{message}{}", .detail.as_ref().map(|d| format!("\n{d}")).unwrap_or_default())]
-    Refused { status: u16, message: String, detail: Option<String> },
+    Refused {
+        status: u16,
+        message: String,
+        detail: Option<String>,
+    },
     #[error("unexpected answer from the search API: {0}")]
     Unexpected(String),
 }
@@ -37,19 +41,39 @@ pub enum CliError {
 /// to print.
 pub async fn search(base_url: &str, args: SearchArgs) -> Result<String, CliError> {
     let url = format!("{}/api/search", base_url.trim_end_matches('/'));
-    let query = [("q", args.query), ("from", args.from), ("to", args.to), ("limit", args.limit.to_string())];
-    let unreachable = |e: reqwest::Error| CliError::Unreachable { url: url.clone(), reason: e.without_url().to_string() };
-    let response = reqwest::Client::new().get(&url).query(&query).send().await.map_err(unreachable)?;
+    let query = [
+        ("q", args.query),
+        ("from", args.from),
+        ("to", args.to),
+        ("limit", args.limit.to_string()),
+    ];
+    let unreachable = |e: reqwest::Error| CliError::Unreachable {
+        url: url.clone(),
+        reason: e.without_url().to_string(),
+    };
+    let response = reqwest::Client::new()
+        .get(&url)
+        .query(&query)
+        .send()
+        .await
+        .map_err(unreachable)?;
     let status = response.status();
-    let body: Value = response.json().await.map_err(|e| CliError::Unexpected(e.without_url().to_string()))?;
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| CliError::Unexpected(e.without_url().to_string()))?;
     if !status.is_success() {
         return Err(CliError::Refused {
             status: status.as_u16(),
-            message: body["error"].as_str().unwrap_or("search failed").to_string(),
+            message: body["error"]
+                .as_str()
+                .unwrap_or("search failed")
+                .to_string(),
             detail: body.get("detail").map(describe_detail),
         });
     }
-    let answer: SearchResponse = serde_json::from_value(body).map_err(|e| CliError::Unexpected(e.to_string()))?;
+    let answer: SearchResponse =
+        serde_json::from_value(body).map_err(|e| CliError::Unexpected(e.to_string()))?;
     Ok(render(&answer))
 }
 
@@ -58,7 +82,14 @@ fn describe_detail(detail: &Value) -> String {
     match detail {
         Value::Object(map) => map
             .iter()
-            .map(|(k, v)| format!("  {k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| {
+                format!(
+                    "  {k}: {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n"),
         other => format!("  {other}"),
@@ -87,18 +118,26 @@ pub fn render(answer: &SearchResponse) -> String {
         out.trim_end().to_string()
     };
     let mut out = vec![line(header)];
-    out.extend(rows.iter().map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4]])));
+    out.extend(
+        rows.iter()
+            .map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4]])),
+    );
     let shown = answer.results.hits.len();
     let mut footer = format!(
         "{} hits ({} shown) from {} to {}, took {:.1} ms",
         answer.results.total,
         shown,
-        answer.from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        answer
+            .from
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         answer.to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         answer.took_ms
     );
     if let Some(clamped) = &answer.limit_clamped {
-        footer.push_str(&format!(" (limit {} lowered to the maximum {})", clamped.requested, clamped.max));
+        footer.push_str(&format!(
+            " (limit {} lowered to the maximum {})",
+            clamped.requested, clamped.max
+        ));
     }
     out.push(String::new());
     out.push(footer);
@@ -107,7 +146,8 @@ pub fn render(answer: &SearchResponse) -> String {
 
 fn row(hit: &Hit) -> [String; 5] {
     [
-        hit.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        hit.timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         hit.kind.clone(),
         hit.region.clone().unwrap_or_else(|| "-".into()),
         hit.level.clone(),

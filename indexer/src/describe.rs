@@ -41,9 +41,12 @@ pub fn describe(event: &Event) -> Description {
             message: l.message.clone(),
         },
         Event::Forecast(f) => {
-            let (low, high) = f.points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-                (lo.min(p.temperature_c), hi.max(p.temperature_c))
-            });
+            let (low, high) = f
+                .points
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                    (lo.min(p.temperature_c), hi.max(p.temperature_c))
+                });
             let span = if f.points.is_empty() {
                 "no points".to_string()
             } else {
@@ -69,7 +72,13 @@ pub fn describe(event: &Event) -> Description {
             },
             service: "alerter".into(),
             source: a.rule.clone(),
-            message: format!("{} {} {}: {}", a.state.as_str(), a.severity, a.rule, a.message),
+            message: format!(
+                "{} {} {}: {}",
+                a.state.as_str(),
+                a.severity,
+                a.rule,
+                a.message
+            ),
         },
         Event::DeadLetter(d) => Description {
             kind: event.kind(),
@@ -118,7 +127,10 @@ mod tests {
         };
         let d = describe(&Event::Observation(o));
         assert_eq!(d.message, "Dakar 27.5 °C, clear sky, humidity 60%");
-        assert_eq!((d.kind, d.level, d.service.as_str()), ("observation", "info", "collector"));
+        assert_eq!(
+            (d.kind, d.level, d.service.as_str()),
+            ("observation", "info", "collector")
+        );
         assert_eq!(d.source, "simulated");
     }
 
@@ -139,7 +151,10 @@ mod tests {
         let d = describe(&Event::Alert(alert.clone()));
         assert_eq!(d.level, "error");
         assert_eq!(d.message, "firing critical heat: 44 °C");
-        let resolved = AlertEvent { state: AlertState::Resolved, ..alert };
+        let resolved = AlertEvent {
+            state: AlertState::Resolved,
+            ..alert
+        };
         assert_eq!(describe(&Event::Alert(resolved)).level, "info");
         let letter = DeadLetter {
             at: Utc::now(),

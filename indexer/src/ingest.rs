@@ -4,15 +4,20 @@
 
 use crate::store::{CommitPayload, IndexSink, StoreResult};
 use crate::IndexerError;
+use futures::FutureExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{Delivery, EventSubscription, Topic};
 use windsock_core::clock::SharedClock;
+use windsock_core::event::Envelope;
 use windsock_core::telemetry::Counters;
 
 pub const COUNTERS: Counters = Counters::new("indexer");
+
+/// The most deliveries taken off the bus at once (without waiting) and indexed together.
+const MAX_BATCH: usize = 1024;
 
 /// How often Kafka is told the acked offsets (acks are also committed on shutdown).
 const BUS_COMMIT_EVERY: Duration = Duration::from_secs(1);
@@ -49,25 +54,27 @@ impl Ingest {
                     commit_due = None;
                 }
                 _ = retention.tick() => {
-                    let cutoff = self.clock.now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::TimeDelta::MAX);
-                    self.sink.delete_before(cutoff)?;
-                    commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
+                    // A retention reaching before the calendar starts keeps everything.
+                    let cutoff = chrono::Duration::from_std(self.retention)
+                        .ok()
+                        .and_then(|keep| self.clock.now().checked_sub_signed(keep));
+                    if let Some(cutoff) = cutoff {
+                        self.sink.delete_before(cutoff)?;
+                        commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
+                    }
                 }
                 next = self.subscription.next() => match next {
-                    Ok(Some((delivery, envelope))) => {
-                        COUNTERS.received(1);
-                        if self.skip.contains(&delivery) {
-                            // Indexed before a restart whose ack did not reach the bus.
-                            self.subscription.ack(&delivery)?;
-                            continue;
-                        }
-                        self.sink.upsert(&envelope, Some(&delivery))?;
-                        unacked.insert((delivery.topic, delivery.partition), delivery);
+                    Ok(Some(first)) => {
+                        let (batch, closed) = self.take_ready(first);
+                        self.index_batch(batch, &mut unacked)?;
                         if self.sink.uncommitted() >= self.commit_docs {
                             self.commit(&mut unacked)?;
                             commit_due = None;
-                        } else {
+                        } else if self.sink.uncommitted() > 0 {
                             commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
+                        }
+                        if closed {
+                            break;
                         }
                     }
                     Ok(None) => break,
@@ -88,6 +95,52 @@ impl Ingest {
         self.commit(&mut unacked)?;
         self.subscription.commit().await?;
         blocking(move || self.sink.finish())?;
+        Ok(())
+    }
+
+    /// `first` and whatever else the bus has ready right now (without waiting), up to the
+    /// next commit; and whether the bus said it closed.
+    fn take_ready(&mut self, first: (Delivery, Envelope)) -> (Vec<(Delivery, Envelope)>, bool) {
+        let room = self
+            .commit_docs
+            .saturating_sub(self.sink.uncommitted())
+            .clamp(1, MAX_BATCH);
+        let mut batch = vec![first];
+        while batch.len() < room {
+            match self.subscription.next().now_or_never() {
+                Some(Ok(Some(next))) => batch.push(next),
+                Some(Ok(None)) => return (batch, true),
+                Some(Err(err)) => {
+                    COUNTERS.error("bus");
+                    tracing::warn!(error = %err, "reading the bus failed; retrying");
+                    break;
+                }
+                None => break,
+            }
+        }
+        (batch, false)
+    }
+
+    /// Indexes a batch, skipping (and acking) what the index already holds.
+    fn index_batch(
+        &mut self,
+        batch: Vec<(Delivery, Envelope)>,
+        unacked: &mut Unacked,
+    ) -> Result<(), IndexerError> {
+        COUNTERS.received(batch.len() as u64);
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (delivery, envelope) in batch {
+            if self.skip.contains(&delivery) {
+                // Indexed before a restart whose ack did not reach the bus.
+                self.subscription.ack(&delivery)?;
+            } else {
+                fresh.push((delivery, envelope));
+            }
+        }
+        self.sink.upsert_all(&fresh)?;
+        for (delivery, _) in fresh {
+            unacked.insert((delivery.topic, delivery.partition), delivery);
+        }
         Ok(())
     }
 

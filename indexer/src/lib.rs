@@ -58,7 +58,11 @@ impl Indexer {
     }
 
     /// As [`Indexer::new`], with the clock that relative times and retention go by.
-    pub async fn with_clock(config: Arc<Config>, bus: SharedBus, clock: SharedClock) -> Result<Self, IndexerError> {
+    pub async fn with_clock(
+        config: Arc<Config>,
+        bus: SharedBus,
+        clock: SharedClock,
+    ) -> Result<Self, IndexerError> {
         let index = EventIndex::open(&config.data_dir.join("index"))?;
         let mut sink = index.writer(config.indexer.writer_memory_mb)?;
         let committed = index.committed()?;
@@ -79,16 +83,21 @@ impl Indexer {
             commit_docs: settings.commit_docs,
             commit_interval: settings.commit_interval,
             retention: settings.retention,
-            retention_every: (settings.retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(60)),
+            retention_every: (settings.retention / 10)
+                .clamp(Duration::from_millis(100), Duration::from_secs(60)),
             clock: clock.clone(),
         };
         let service = SearchService::new(index.clone(), config.clone(), clock);
-        Ok(Self { index, service, ingest })
+        Ok(Self {
+            index,
+            service,
+            ingest,
+        })
     }
 
     /// How often old events are swept (default: a tenth of the retention, at most a minute).
     pub fn retention_every(mut self, every: Duration) -> Self {
-        self.ingest.retention_every = every;
+        self.ingest.retention_every = every.max(Duration::from_millis(1));
         self
     }
 

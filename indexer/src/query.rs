@@ -25,7 +25,13 @@ fn known_fields(index: &EventIndex) -> Vec<String> {
         .fields()
         .map(|(_, entry)| entry.name().to_string())
         .filter(|name| name != "event")
-        .map(|name| if name == "fields" { "fields.<attribute>".into() } else { name })
+        .map(|name| {
+            if name == "fields" {
+                "fields.<attribute>".into()
+            } else {
+                name
+            }
+        })
         .collect();
     names.sort();
     names
@@ -47,7 +53,9 @@ pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryE
 /// `a AND NOT b` parses as `+a +(-b)`, and tantivy's `(-b)` alone matches nothing; lifting
 /// the exclusion into its parent (`+a -b`) gives what the words say.
 fn lift_negations(ast: UserInputAst) -> UserInputAst {
-    let UserInputAst::Clause(children) = ast else { return ast };
+    let UserInputAst::Clause(children) = ast else {
+        return ast;
+    };
     let mut lifted = Vec::with_capacity(children.len());
     for (occur, child) in children {
         match lift_negations(child) {
@@ -83,7 +91,11 @@ fn syntax_error(q: &str) -> QueryError {
 
 /// Up to 20 characters of the query from `pos`, to point at the spot.
 fn near(q: &str, pos: usize) -> String {
-    q.char_indices().skip_while(|(i, _)| *i < pos).take(20).map(|(_, c)| c).collect()
+    q.char_indices()
+        .skip_while(|(i, _)| *i < pos)
+        .take(20)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> QueryError {
@@ -97,9 +109,11 @@ fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> Query
                 known_fields(index).join(", ")
             )),
         ),
-        E::ExpectedFloat(_) | E::ExpectedInt(_) => {
-            ("not_a_number", None, Some("metric fields take numbers: temperature_c:[30 TO *]".into()))
-        }
+        E::ExpectedFloat(_) | E::ExpectedInt(_) => (
+            "not_a_number",
+            None,
+            Some("metric fields take numbers: temperature_c:[30 TO *]".into()),
+        ),
         E::DateFormatError(_) => (
             "not_a_date",
             None,
@@ -108,7 +122,9 @@ fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> Query
         E::AllButQueryForbidden => (
             "only_exclusions",
             None,
-            Some("add something to match, such as `* -level:info` or `kind:log -level:info`".into()),
+            Some(
+                "add something to match, such as `* -level:info` or `kind:log -level:info`".into(),
+            ),
         ),
         E::RangeMustNotHavePhrase => ("range_with_phrase", None, None),
         E::FieldNotIndexed(field) => ("field_not_searchable", Some(field.clone()), None),

@@ -7,7 +7,7 @@
 //! | `kind`, `region`, `level`, `service`, `source` | raw strings, fast | exact filters and facet counts |
 //! | `message` | full text with positions | bare words and phrases (`"clear sky"`) |
 //! | one f64 per [`Observation::METRICS`] | indexed, fast | `temperature_c:[30 TO *]` |
-//! | `event` | JSON, stored only | the envelope exactly as published, returned with each hit |
+//! | `event` | JSON text, stored only | the envelope exactly as published, returned with each hit |
 //! | `fields` | JSON, indexed only | any attribute by path: `fields.condition:rain`, `fields.status:500` |
 //!
 //! `fields` holds the envelope's attributes with a log's own `fields` map hoisted to the top,
@@ -19,10 +19,11 @@
 use crate::describe::{describe, Description};
 use serde_json::{Map, Value};
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, Schema,
-    TextFieldIndexing, TextOptions, INDEXED, STORED, STRING,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
+    OwnedValue, Schema, TextFieldIndexing, TextOptions, INDEXED, STORED, STRING,
 };
 use tantivy::{DateTime, TantivyDocument};
+use windsock_core::bus::Delivery;
 use windsock_core::event::{Envelope, Event, Observation};
 
 /// The precision of `timestamp` (log records carry sub-second times; ordering needs them).
@@ -53,7 +54,9 @@ pub fn build_schema() -> Schema {
     builder.add_text_field("id", STRING | STORED);
     builder.add_date_field(
         "timestamp",
-        DateOptions::from(INDEXED).set_fast().set_precision(TIMESTAMP_PRECISION),
+        DateOptions::from(INDEXED)
+            .set_fast()
+            .set_precision(TIMESTAMP_PRECISION),
     );
     let facet = TextOptions::default()
         .set_indexing_options(TextFieldIndexing::default().set_tokenizer("raw"))
@@ -72,7 +75,7 @@ pub fn build_schema() -> Schema {
     for metric in Observation::METRICS {
         builder.add_f64_field(metric, NumericOptions::default().set_indexed().set_fast());
     }
-    builder.add_json_field("event", JsonObjectOptions::from(STORED));
+    builder.add_text_field("event", STORED);
     builder.add_json_field(
         "fields",
         JsonObjectOptions::default()
@@ -109,7 +112,32 @@ impl Fields {
 
     /// The document of one event.
     pub fn document(&self, envelope: &Envelope) -> TantivyDocument {
-        let Description { kind, region, level, service, source, message } = describe(&envelope.event);
+        let json = envelope.to_json();
+        self.document_with_json(
+            envelope,
+            std::str::from_utf8(&json).expect("serde_json writes UTF-8"),
+        )
+    }
+
+    /// The document of an event, from its delivery's payload when there is one.
+    pub fn document_of(&self, envelope: &Envelope, delivery: Option<&Delivery>) -> TantivyDocument {
+        match delivery.and_then(|d| std::str::from_utf8(&d.payload).ok()) {
+            Some(json) => self.document_with_json(envelope, json),
+            None => self.document(envelope),
+        }
+    }
+
+    /// The document of one event whose wire form (`json`, as published) is at hand: it is
+    /// stored as is, so a hit shows exactly what was published.
+    pub fn document_with_json(&self, envelope: &Envelope, json: &str) -> TantivyDocument {
+        let Description {
+            kind,
+            region,
+            level,
+            service,
+            source,
+            message,
+        } = describe(&envelope.event);
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, &envelope.id);
         doc.add_date(self.timestamp, to_tantivy(envelope.event.timestamp()));
@@ -130,22 +158,28 @@ impl Fields {
                 }
             }
         }
-        let Value::Object(whole) = serde_json::to_value(envelope).expect("events serialize") else {
-            unreachable!("an envelope serializes to an object")
-        };
-        doc.add_object(self.attributes, json_to_tantivy(attributes(whole.clone())));
-        doc.add_object(self.event, json_to_tantivy(whole));
+        if let Ok(whole) = serde_json::from_str::<Map<String, Value>>(json) {
+            doc.add_field_value(self.attributes, &owned(Value::Object(attributes(whole))));
+        }
+        doc.add_text(self.event, json);
         doc
     }
 }
 
-/// The envelope's attributes for `fields`: a log's own `fields` map hoisted to the top (where
-/// a name is already taken, the attribute stays under `fields.fields`).
+/// The envelope's attributes for `fields` (all but `id` and `schema_version`): a log's own
+/// `fields` map hoisted to the top (where a name is already taken, the attribute stays under
+/// `fields.fields`).
 fn attributes(mut whole: Map<String, Value>) -> Map<String, Value> {
+    // The id has its own field; a unique term per event twice over would make every
+    // segment's term dictionary (and indexing) markedly larger.
+    whole.remove("id");
+    whole.remove("schema_version");
     if whole.get("kind").and_then(Value::as_str) != Some("log") {
         return whole;
     }
-    let Some(Value::Object(own)) = whole.remove("fields") else { return whole };
+    let Some(Value::Object(own)) = whole.remove("fields") else {
+        return whole;
+    };
     let mut clashing = Map::new();
     for (key, value) in own {
         if whole.contains_key(&key) {
@@ -160,14 +194,58 @@ fn attributes(mut whole: Map<String, Value>) -> Map<String, Value> {
     whole
 }
 
-fn json_to_tantivy(object: Map<String, Value>) -> std::collections::BTreeMap<String, tantivy::schema::OwnedValue> {
-    object.into_iter().map(|(k, v)| (k, tantivy::schema::OwnedValue::from(v))).collect()
+/// JSON as tantivy's value, strings kept as strings: tantivy's own conversion tries to read
+/// every string as a date, which costs more than indexing the event (times are searched
+/// through `timestamp`).
+fn owned(value: Value) -> OwnedValue {
+    match value {
+        Value::Null => OwnedValue::Null,
+        Value::Bool(b) => OwnedValue::Bool(b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => OwnedValue::I64(i),
+            (None, Some(u)) => OwnedValue::U64(u),
+            _ => OwnedValue::F64(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => OwnedValue::Str(s),
+        Value::Array(items) => OwnedValue::Array(items.into_iter().map(owned).collect()),
+        Value::Object(map) => {
+            OwnedValue::Object(map.into_iter().map(|(k, v)| (k, owned(v))).collect())
+        }
+    }
 }
 
 pub fn to_tantivy(at: chrono::DateTime<chrono::Utc>) -> DateTime {
     DateTime::from_timestamp_micros(at.timestamp_micros()).truncate(TIMESTAMP_PRECISION)
 }
 
-pub fn from_tantivy(at: DateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_micros(at.into_timestamp_micros()).unwrap_or_default()
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_logs_own_fields_are_hoisted_unless_the_name_is_taken() {
+        let Value::Object(envelope) = json!({
+            "schema_version": 1, "id": "abc", "kind": "log", "message": "fetch failed",
+            "fields": {"status": 500, "message": "upstream said no"}
+        }) else {
+            unreachable!()
+        };
+        let attributes = attributes(envelope);
+        assert_eq!(attributes["status"], 500);
+        assert_eq!(attributes["message"], "fetch failed");
+        assert_eq!(attributes["fields"], json!({"message": "upstream said no"}));
+        assert!(!attributes.contains_key("id") && !attributes.contains_key("schema_version"));
+    }
+
+    #[test]
+    fn strings_stay_strings_and_numbers_keep_their_kind() {
+        assert_eq!(
+            owned(json!("2026-11-25T12:00:00Z")),
+            OwnedValue::Str("2026-11-25T12:00:00Z".into())
+        );
+        assert_eq!(owned(json!(-3)), OwnedValue::I64(-3));
+        assert_eq!(owned(json!(u64::MAX)), OwnedValue::U64(u64::MAX));
+        assert_eq!(owned(json!(27.5)), OwnedValue::F64(27.5));
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::describe::describe;
 use crate::query::{parse_query, QueryError};
-use crate::schema::{from_tantivy, to_tantivy, FACETS, TIMESTAMP_PRECISION};
+use crate::schema::{to_tantivy, FACETS, TIMESTAMP_PRECISION};
 use crate::store::EventIndex;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::AggregationCollector;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, OwnedValue};
+use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 use windsock_core::event::Envelope;
 
@@ -39,6 +39,9 @@ pub struct SearchRequest {
     pub limit: usize,
     pub offset: usize,
     pub sort: Sort,
+    /// Whether to compute the histogram and facets (the API always does; a caller that only
+    /// wants hits saves the work).
+    pub aggregate: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,9 +99,39 @@ pub fn bucket_width_ms(range_ms: i64) -> i64 {
     const H: i64 = 60 * M;
     const D: i64 = 24 * H;
     const NICE: &[i64] = &[
-        S, 2 * S, 5 * S, 10 * S, 15 * S, 20 * S, 30 * S, M, 2 * M, 3 * M, 5 * M, 10 * M, 15 * M,
-        20 * M, 30 * M, H, 2 * H, 3 * H, 4 * H, 6 * H, 8 * H, 12 * H, D, 2 * D, 3 * D, 4 * D, 7 * D,
-        14 * D, 28 * D, 56 * D, 112 * D, 224 * D, 448 * D,
+        S,
+        2 * S,
+        5 * S,
+        10 * S,
+        15 * S,
+        20 * S,
+        30 * S,
+        M,
+        2 * M,
+        3 * M,
+        5 * M,
+        10 * M,
+        15 * M,
+        20 * M,
+        30 * M,
+        H,
+        2 * H,
+        3 * H,
+        4 * H,
+        6 * H,
+        8 * H,
+        12 * H,
+        D,
+        2 * D,
+        3 * D,
+        4 * D,
+        7 * D,
+        14 * D,
+        28 * D,
+        56 * D,
+        112 * D,
+        224 * D,
+        448 * D,
     ];
     let range_ms = range_ms.max(1);
     NICE.iter()
@@ -113,24 +146,40 @@ impl EventIndex {
         let parsed = parse_query(self, &request.q).map_err(SearchError::Query)?;
         let query = BooleanQuery::new(vec![
             (Occur::Must, parsed),
-            (Occur::Must, self.time_range(Bound::Included(request.from), Bound::Included(request.to))),
+            (
+                Occur::Must,
+                self.time_range(Bound::Included(request.from), Bound::Included(request.to)),
+            ),
         ]);
         let searcher = self.reader.searcher();
         let from_ms = request.from.timestamp_millis();
         let to_ms = request.to.timestamp_millis();
         let width = bucket_width_ms(to_ms - from_ms);
-        let aggregations = self.aggregations(from_ms, to_ms, width)?;
+        let aggregations = request
+            .aggregate
+            .then(|| self.aggregations(from_ms, to_ms, width))
+            .transpose()?;
         // TopDocs refuses a limit of 0; ask for one and drop it.
         let top = TopDocs::with_limit(request.limit.max(1)).and_offset(request.offset);
         let (total, addresses, aggregated) = match request.sort {
             Sort::Relevance => {
-                let (total, top, aggs) = searcher.search(&query, &(Count, top.order_by_score(), aggregations))?;
-                (total, top.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), aggs)
+                let (total, top, aggs) =
+                    searcher.search(&query, &(Count, top.order_by_score(), aggregations))?;
+                (
+                    total,
+                    top.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
+                    aggs,
+                )
             }
             sort => {
-                let order = if sort == Sort::Oldest { Order::Asc } else { Order::Desc };
+                let order = if sort == Sort::Oldest {
+                    Order::Asc
+                } else {
+                    Order::Desc
+                };
                 let by_time = top.order_by_fast_field::<tantivy::DateTime>("timestamp", order);
-                let (total, top, aggs) = searcher.search(&query, &(Count, by_time, aggregations))?;
+                let (total, top, aggs) =
+                    searcher.search(&query, &(Count, by_time, aggregations))?;
                 (total, top.into_iter().map(|(_, a)| a).collect(), aggs)
             }
         };
@@ -139,9 +188,12 @@ impl EventIndex {
             .take(request.limit)
             .map(|a| self.hit(&searcher, a))
             .collect::<Result<_, _>>()?;
-        let aggregated = serde_json::to_value(aggregated).map_err(|e| {
-            tantivy::TantivyError::InternalError(format!("aggregation results: {e}"))
-        })?;
+        let aggregated = match aggregated {
+            Some(results) => serde_json::to_value(results).map_err(|e| {
+                tantivy::TantivyError::InternalError(format!("aggregation results: {e}"))
+            })?,
+            None => Value::Null,
+        };
         Ok(SearchResults {
             total,
             hits,
@@ -153,7 +205,12 @@ impl EventIndex {
         })
     }
 
-    fn aggregations(&self, from_ms: i64, to_ms: i64, width: i64) -> Result<AggregationCollector, tantivy::TantivyError> {
+    fn aggregations(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        width: i64,
+    ) -> Result<AggregationCollector, tantivy::TantivyError> {
         let bounds = json!({"min": from_ms, "max": to_ms});
         let mut request = json!({
             "histogram": {"date_histogram": {
@@ -168,26 +225,39 @@ impl EventIndex {
         });
         for facet in FACETS {
             // segment_size above any facet's cardinality keeps the counts exact.
-            request[facet] = json!({"terms": {"field": facet, "size": FACET_SIZE, "segment_size": 10_000}});
+            request[facet] =
+                json!({"terms": {"field": facet, "size": FACET_SIZE, "segment_size": 10_000}});
         }
-        let aggregations: Aggregations = serde_json::from_value(request)
-            .map_err(|e| tantivy::TantivyError::InvalidArgument(format!("aggregation request: {e}")))?;
-        Ok(AggregationCollector::from_aggs(aggregations, Default::default()))
+        let aggregations: Aggregations = serde_json::from_value(request).map_err(|e| {
+            tantivy::TantivyError::InvalidArgument(format!("aggregation request: {e}"))
+        })?;
+        Ok(AggregationCollector::from_aggs(
+            aggregations,
+            Default::default(),
+        ))
     }
 
     /// Events whose timestamp lies within the bounds.
-    pub fn time_range(&self, from: Bound<DateTime<Utc>>, to: Bound<DateTime<Utc>>) -> Box<dyn Query> {
+    pub fn time_range(
+        &self,
+        from: Bound<DateTime<Utc>>,
+        to: Bound<DateTime<Utc>>,
+    ) -> Box<dyn Query> {
         let term = |t: DateTime<Utc>| {
-            Term::from_field_date(self.fields.timestamp, to_tantivy(t).truncate(TIMESTAMP_PRECISION))
+            Term::from_field_date(
+                self.fields.timestamp,
+                to_tantivy(t).truncate(TIMESTAMP_PRECISION),
+            )
         };
         Box::new(RangeQuery::new(from.map(term), to.map(term)))
     }
 
     fn hit(&self, searcher: &Searcher, address: DocAddress) -> Result<Hit, tantivy::TantivyError> {
         let doc: TantivyDocument = searcher.doc(address)?;
-        let event = doc
+        let event: Value = doc
             .get_first(self.fields.event)
-            .map(|v| serde_json::to_value(OwnedValue::from(v)).unwrap_or(Value::Null))
+            .and_then(|v| v.as_str())
+            .and_then(|text| serde_json::from_str(text).ok())
             .unwrap_or(Value::Null);
         let envelope: Envelope = serde_json::from_value(event.clone()).map_err(|e| {
             tantivy::TantivyError::InternalError(format!("a stored event does not decode: {e}"))
@@ -207,18 +277,36 @@ impl EventIndex {
     /// The event with this id, if indexed.
     pub fn get(&self, id: &str) -> Result<Option<Hit>, tantivy::TantivyError> {
         let searcher = self.reader.searcher();
-        let query = TermQuery::new(Term::from_field_text(self.fields.id, id), IndexRecordOption::Basic);
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, id),
+            IndexRecordOption::Basic,
+        );
         let found = searcher.search(&query, &TopDocs::with_limit(1).order_by_score())?;
-        found.into_iter().next().map(|(_, a)| self.hit(&searcher, a)).transpose()
+        found
+            .into_iter()
+            .next()
+            .map(|(_, a)| self.hit(&searcher, a))
+            .transpose()
     }
 
     /// Up to `before` events just before `anchor` and `after` just after it, in time order
     /// (ties broken by id, so every event has one place in the sequence).
-    pub fn context(&self, anchor: &Hit, before: usize, after: usize) -> Result<(Vec<Hit>, Vec<Hit>), tantivy::TantivyError> {
+    pub fn context(
+        &self,
+        anchor: &Hit,
+        before: usize,
+        after: usize,
+    ) -> Result<(Vec<Hit>, Vec<Hit>), tantivy::TantivyError> {
         let key = |h: &Hit| (h.timestamp, h.id.clone());
         let at = anchor.timestamp;
-        let same_instant = self.in_range(Bound::Included(at), Bound::Included(at), usize::MAX / 2, Order::Asc)?;
-        let mut earlier = self.in_range(Bound::Unbounded, Bound::Excluded(at), before, Order::Desc)?;
+        let same_instant = self.in_range(
+            Bound::Included(at),
+            Bound::Included(at),
+            usize::MAX / 2,
+            Order::Asc,
+        )?;
+        let mut earlier =
+            self.in_range(Bound::Unbounded, Bound::Excluded(at), before, Order::Desc)?;
         let mut later = self.in_range(Bound::Excluded(at), Bound::Unbounded, after, Order::Asc)?;
         for hit in same_instant {
             if key(&hit) < key(anchor) {
@@ -235,30 +323,48 @@ impl EventIndex {
         Ok((earlier, later))
     }
 
-    fn in_range(&self, from: Bound<DateTime<Utc>>, to: Bound<DateTime<Utc>>, limit: usize, order: Order) -> Result<Vec<Hit>, tantivy::TantivyError> {
+    fn in_range(
+        &self,
+        from: Bound<DateTime<Utc>>,
+        to: Bound<DateTime<Utc>>,
+        limit: usize,
+        order: Order,
+    ) -> Result<Vec<Hit>, tantivy::TantivyError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
         let limit = limit.min(searcher.num_docs() as usize).max(1);
-        let top = TopDocs::with_limit(limit).order_by_fast_field::<tantivy::DateTime>("timestamp", order);
+        let top =
+            TopDocs::with_limit(limit).order_by_fast_field::<tantivy::DateTime>("timestamp", order);
         let found = searcher.search(&self.time_range(from, to), &top)?;
-        found.into_iter().map(|(_, a)| self.hit(&searcher, a)).collect()
+        found
+            .into_iter()
+            .map(|(_, a)| self.hit(&searcher, a))
+            .collect()
     }
 
     /// The newest observation of a region.
     pub fn last_observation(&self, region: &str) -> Result<Option<Hit>, tantivy::TantivyError> {
         let searcher = self.reader.searcher();
         let term = |field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
         };
         let query = BooleanQuery::new(vec![
             (Occur::Must, term(self.fields.kind, "observation")),
             (Occur::Must, term(self.fields.region, region)),
         ]);
-        let top = TopDocs::with_limit(1).order_by_fast_field::<tantivy::DateTime>("timestamp", Order::Desc);
+        let top = TopDocs::with_limit(1)
+            .order_by_fast_field::<tantivy::DateTime>("timestamp", Order::Desc);
         let found = searcher.search(&query, &top)?;
-        found.into_iter().next().map(|(_, a)| self.hit(&searcher, a)).transpose()
+        found
+            .into_iter()
+            .next()
+            .map(|(_, a)| self.hit(&searcher, a))
+            .transpose()
     }
 
     /// Documents in the index (after deletes).
@@ -278,14 +384,19 @@ fn histogram(result: &Value, width: i64) -> Histogram {
             buckets
                 .iter()
                 .map(|b| Bucket {
-                    start: DateTime::from_timestamp_millis(b["key"].as_f64().unwrap_or_default() as i64)
-                        .unwrap_or_default(),
+                    start: DateTime::from_timestamp_millis(
+                        b["key"].as_f64().unwrap_or_default() as i64
+                    )
+                    .unwrap_or_default(),
                     count: b["doc_count"].as_u64().unwrap_or_default(),
                 })
                 .collect()
         })
         .unwrap_or_default();
-    Histogram { interval_ms: width, buckets }
+    Histogram {
+        interval_ms: width,
+        buckets,
+    }
 }
 
 fn facet_values(result: &Value) -> Vec<FacetValue> {
@@ -295,15 +406,13 @@ fn facet_values(result: &Value) -> Vec<FacetValue> {
             buckets
                 .iter()
                 .map(|b| FacetValue {
-                    value: b["key"].as_str().map(str::to_string).unwrap_or_else(|| b["key"].to_string()),
+                    value: b["key"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| b["key"].to_string()),
                     count: b["doc_count"].as_u64().unwrap_or_default(),
                 })
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The timestamp of a stored document's date value (used by tests that read fast fields).
-pub fn timestamp_of(value: tantivy::DateTime) -> DateTime<Utc> {
-    from_tantivy(value)
 }

@@ -10,11 +10,14 @@ use std::sync::Arc;
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::LogMergePolicy;
 use tantivy::query::RangeQuery;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use windsock_core::bus::{Delivery, Topic};
 use windsock_core::event::Envelope;
 
 pub type StoreResult<T> = Result<T, tantivy::TantivyError>;
+
+/// Batches at least this large build their documents on two threads.
+const PARALLEL_BATCH: usize = 64;
 
 /// The index and a reader of it; shared by the writer side and the search API.
 #[derive(Clone)]
@@ -42,8 +45,15 @@ impl EventIndex {
     fn from_index(index: Index) -> StoreResult<Self> {
         let fields = Arc::new(Fields::new(&index.schema())?);
         // Reloaded by the writer after each commit, so a commit is searchable at once.
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, fields })
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            index,
+            reader,
+            fields,
+        })
     }
 
     /// The bus positions the last commit contains (empty for a new index).
@@ -90,7 +100,8 @@ impl CommitPayload {
 
     /// Whether the index already contains this delivery.
     pub fn contains(&self, delivery: &Delivery) -> bool {
-        self.offset(delivery.topic, delivery.partition).is_some_and(|o| delivery.offset <= o)
+        self.offset(delivery.topic, delivery.partition)
+            .is_some_and(|o| delivery.offset <= o)
     }
 
     fn record(&mut self, delivery: &Delivery) {
@@ -116,11 +127,47 @@ pub struct IndexSink {
 impl IndexSink {
     /// Adds (or replaces: same id, one document) an event read from `delivery`.
     pub fn upsert(&mut self, envelope: &Envelope, delivery: Option<&Delivery>) -> StoreResult<()> {
+        let document = self.index.fields.document_of(envelope, delivery);
+        self.add(envelope, document, delivery)
+    }
+
+    /// Upserts deliveries in order, building their documents on two threads first (building
+    /// costs as much as tantivy's own indexing of them, and the consuming loop is one task).
+    pub fn upsert_all(&mut self, batch: &[(Delivery, Envelope)]) -> StoreResult<()> {
         let fields = &self.index.fields;
+        let build = |part: &[(Delivery, Envelope)]| -> Vec<TantivyDocument> {
+            part.iter()
+                .map(|(d, e)| fields.document_of(e, Some(d)))
+                .collect()
+        };
+        let documents = if batch.len() < PARALLEL_BATCH {
+            build(batch)
+        } else {
+            let (first, second) = batch.split_at(batch.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| build(second));
+                let mut documents = build(first);
+                documents.extend(other.join().expect("building documents does not panic"));
+                documents
+            })
+        };
+        for ((delivery, envelope), document) in batch.iter().zip(documents) {
+            self.add(envelope, document, Some(delivery))?;
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        envelope: &Envelope,
+        document: TantivyDocument,
+        delivery: Option<&Delivery>,
+    ) -> StoreResult<()> {
         // Delete and add get consecutive opstamps in the same commit: the delete applies to
         // every earlier copy, never to this one.
-        self.writer.delete_term(Term::from_field_text(fields.id, &envelope.id));
-        self.writer.add_document(fields.document(envelope))?;
+        self.writer
+            .delete_term(Term::from_field_text(self.index.fields.id, &envelope.id));
+        self.writer.add_document(document)?;
         if let Some(delivery) = delivery {
             self.committed.record(delivery);
         }
@@ -131,7 +178,10 @@ impl IndexSink {
     /// Deletes every event before `cutoff` (applied at the next commit).
     pub fn delete_before(&mut self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
         let upper = Term::from_field_date(self.index.fields.timestamp, to_tantivy(cutoff));
-        self.writer.delete_query(Box::new(RangeQuery::new(Bound::Unbounded, Bound::Excluded(upper))))?;
+        self.writer.delete_query(Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Excluded(upper),
+        )))?;
         self.uncommitted += 1;
         Ok(())
     }

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map};
 use windsock_core::config::senegal_regions;
-use windsock_core::event::{AlertEvent, AlertState, DeadLetter, Envelope, Event, Level, LogEvent, Observation};
+use windsock_core::event::{
+    AlertEvent, AlertState, DeadLetter, Envelope, Event, Level, LogEvent, Observation,
+};
 
 /// splitmix64: tiny, deterministic, good enough for spreading test data.
 struct Mix(u64);
@@ -50,80 +52,102 @@ const LOG_MESSAGES: &[(&str, Level, &str)] = &[
 /// `count` events spread evenly over `[start, start + span)`: about 70% observations, 27%
 /// logs, 2% alerts, 1% dead letters. The same arguments give the same events.
 pub fn events(count: usize, start: DateTime<Utc>, span: Duration, seed: u64) -> Vec<Envelope> {
+    stream(count, start, span, seed).collect()
+}
+
+/// [`events`], one at a time (benchmarks of millions of events never hold them all).
+pub fn stream(
+    count: usize,
+    start: DateTime<Utc>,
+    span: Duration,
+    seed: u64,
+) -> impl Iterator<Item = Envelope> {
     let regions = senegal_regions();
     let mut mix = Mix(seed);
     let step_us = (span.num_microseconds().unwrap_or(i64::MAX) / count.max(1) as i64).max(1);
-    (0..count)
-        .map(|i| {
-            let at = start + Duration::microseconds(step_us * i as i64);
-            let region = &regions[mix.below(regions.len() as u64) as usize];
-            let roll = mix.below(100);
-            let event = if roll < 70 {
-                let hour = at.format("%H").to_string().parse::<f64>().unwrap_or(12.0);
-                let daily = (std::f64::consts::PI * (hour - 9.0) / 12.0).sin();
-                let (condition, description) = CONDITIONS[mix.below(CONDITIONS.len() as u64) as usize];
-                Event::Observation(Observation {
-                    region: region.name.clone(),
-                    lat: region.lat,
-                    lon: region.lon,
-                    observed_at: at,
-                    fetched_at: at + Duration::seconds(2),
-                    source: if mix.below(10) == 0 { "openweathermap" } else { "simulated" }.into(),
-                    temperature_c: ((27.0 + 6.0 * daily + 4.0 * (mix.unit() - 0.5)) * 10.0).round() / 10.0,
-                    feels_like_c: Some(29.0),
-                    humidity_pct: Some((40.0 + 50.0 * mix.unit()).round()),
-                    pressure_hpa: Some(1008.0 + (8.0 * mix.unit()).round()),
-                    wind_speed_ms: Some((12.0 * mix.unit() * 10.0).round() / 10.0),
-                    wind_deg: Some((360.0 * mix.unit()).round()),
-                    clouds_pct: Some((100.0 * mix.unit()).round()),
-                    condition: Some(condition.into()),
-                    description: Some(description.into()),
-                    ..Default::default()
-                })
-            } else if roll < 97 {
-                let (service, level, message) = LOG_MESSAGES[mix.below(LOG_MESSAGES.len() as u64) as usize];
-                let mut fields = Map::new();
-                if level >= Level::Warn {
-                    fields.insert("status".into(), json!([500, 502, 503, 429][mix.below(4) as usize]));
-                    fields.insert("attempt".into(), json!(1 + mix.below(3)));
+    (0..count).map(move |i| {
+        let at = start + Duration::microseconds(step_us * i as i64);
+        let region = &regions[mix.below(regions.len() as u64) as usize];
+        let roll = mix.below(100);
+        let event = if roll < 70 {
+            let hour = at.format("%H").to_string().parse::<f64>().unwrap_or(12.0);
+            let daily = (std::f64::consts::PI * (hour - 9.0) / 12.0).sin();
+            let (condition, description) = CONDITIONS[mix.below(CONDITIONS.len() as u64) as usize];
+            Event::Observation(Observation {
+                region: region.name.clone(),
+                lat: region.lat,
+                lon: region.lon,
+                observed_at: at,
+                fetched_at: at + Duration::seconds(2),
+                source: if mix.below(10) == 0 {
+                    "openweathermap"
+                } else {
+                    "simulated"
                 }
-                fields.insert("seq".into(), json!(i));
-                Event::Log(LogEvent {
-                    timestamp: at,
-                    service: service.into(),
-                    level,
-                    message: message.into(),
-                    region: (service == "collector").then(|| region.name.clone()),
-                    target: Some(format!("windsock_{service}::run")),
-                    fields,
-                })
-            } else if roll < 99 {
-                let state = [AlertState::Pending, AlertState::Firing, AlertState::Resolved][mix.below(3) as usize];
-                Event::Alert(AlertEvent {
-                    fingerprint: format!("heat/{}", region.name),
-                    rule: "heat".into(),
-                    region: Some(region.name.clone()),
-                    state,
-                    severity: ["critical", "warning"][mix.below(2) as usize].into(),
-                    at,
-                    started_at: at - Duration::minutes(5),
-                    value: Some(41.5),
-                    expected: Some("> 40".into()),
-                    message: format!("{} is at 41.5 °C", region.name),
-                })
-            } else {
-                Event::DeadLetter(DeadLetter {
-                    at,
-                    topic: "observations".into(),
-                    partition: (i % 4) as i32,
-                    offset: i as i64,
-                    key: Some(region.name.clone()),
-                    reason: "not a windsock event: expected value at line 1 column 1".into(),
-                    payload: "garbage".into(),
-                    group: "windsock-alerter".into(),
-                })
-            };
-            Envelope::new(event)
-        })
-        .collect()
+                .into(),
+                temperature_c: ((27.0 + 6.0 * daily + 4.0 * (mix.unit() - 0.5)) * 10.0).round()
+                    / 10.0,
+                feels_like_c: Some(29.0),
+                humidity_pct: Some((40.0 + 50.0 * mix.unit()).round()),
+                pressure_hpa: Some(1008.0 + (8.0 * mix.unit()).round()),
+                wind_speed_ms: Some((12.0 * mix.unit() * 10.0).round() / 10.0),
+                wind_deg: Some((360.0 * mix.unit()).round()),
+                clouds_pct: Some((100.0 * mix.unit()).round()),
+                condition: Some(condition.into()),
+                description: Some(description.into()),
+                ..Default::default()
+            })
+        } else if roll < 97 {
+            let (service, level, message) =
+                LOG_MESSAGES[mix.below(LOG_MESSAGES.len() as u64) as usize];
+            let mut fields = Map::new();
+            if level >= Level::Warn {
+                fields.insert(
+                    "status".into(),
+                    json!([500, 502, 503, 429][mix.below(4) as usize]),
+                );
+                fields.insert("attempt".into(), json!(1 + mix.below(3)));
+            }
+            fields.insert("seq".into(), json!(i));
+            Event::Log(LogEvent {
+                timestamp: at,
+                service: service.into(),
+                level,
+                message: message.into(),
+                region: (service == "collector").then(|| region.name.clone()),
+                target: Some(format!("windsock_{service}::run")),
+                fields,
+            })
+        } else if roll < 99 {
+            let state = [
+                AlertState::Pending,
+                AlertState::Firing,
+                AlertState::Resolved,
+            ][mix.below(3) as usize];
+            Event::Alert(AlertEvent {
+                fingerprint: format!("heat/{}", region.name),
+                rule: "heat".into(),
+                region: Some(region.name.clone()),
+                state,
+                severity: ["critical", "warning"][mix.below(2) as usize].into(),
+                at,
+                started_at: at - Duration::minutes(5),
+                value: Some(41.5),
+                expected: Some("> 40".into()),
+                message: format!("{} is at 41.5 °C", region.name),
+            })
+        } else {
+            Event::DeadLetter(DeadLetter {
+                at,
+                topic: "observations".into(),
+                partition: (i % 4) as i32,
+                offset: i as i64,
+                key: Some(region.name.clone()),
+                reason: "not a windsock event: expected value at line 1 column 1".into(),
+                payload: "garbage".into(),
+                group: "windsock-alerter".into(),
+            })
+        };
+        Envelope::new(event)
+    })
 }

@@ -15,7 +15,10 @@ pub const EXPECTED: &str =
     "RFC 3339 (2026-11-25T12:00:00Z) or now, now-15m, now-24h, now-7d (units s, m, h, d, w)";
 
 pub fn parse_time(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, TimeError> {
-    let err = |reason: String| TimeError { value: value.to_string(), reason };
+    let err = |reason: String| TimeError {
+        value: value.to_string(),
+        reason,
+    };
     let text = value.trim();
     let Some(offset) = text.strip_prefix("now") else {
         return DateTime::parse_from_rfc3339(text)
@@ -28,13 +31,19 @@ pub fn parse_time(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Time
     let (sign, amount) = match offset.split_at(1) {
         ("-", rest) => (-1, rest),
         ("+", rest) => (1, rest),
-        _ => return Err(err(format!("after `now` comes + or -; expected {EXPECTED}"))),
+        _ => {
+            return Err(err(format!(
+                "after `now` comes + or -; expected {EXPECTED}"
+            )))
+        }
     };
     let digits = amount.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &amount[digits.len()..];
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| err(format!("`{digits}` is not a whole number; expected {EXPECTED}")))?;
+    let n: i64 = digits.parse().map_err(|_| {
+        err(format!(
+            "`{digits}` is not a whole number; expected {EXPECTED}"
+        ))
+    })?;
     let span = match unit {
         "s" => Duration::try_seconds(n),
         "m" => Duration::try_minutes(n),
@@ -45,7 +54,8 @@ pub fn parse_time(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Time
         other => return Err(err(format!("unknown unit `{other}`; expected {EXPECTED}"))),
     }
     .ok_or_else(|| err("too far away".into()))?;
-    now.checked_add_signed(span * sign).ok_or_else(|| err("too far away".into()))
+    now.checked_add_signed(span * sign)
+        .ok_or_else(|| err("too far away".into()))
 }
 
 #[cfg(test)]
@@ -60,23 +70,45 @@ mod tests {
     #[test]
     fn relative_times_count_back_from_the_given_now() {
         assert_eq!(parse_time("now", now()).unwrap(), now());
-        assert_eq!(parse_time("now-15m", now()).unwrap(), now() - Duration::minutes(15));
-        assert_eq!(parse_time("now-24h", now()).unwrap(), now() - Duration::hours(24));
-        assert_eq!(parse_time("now-7d", now()).unwrap(), now() - Duration::days(7));
-        assert_eq!(parse_time("now-2w", now()).unwrap(), now() - Duration::weeks(2));
-        assert_eq!(parse_time("now+30s", now()).unwrap(), now() + Duration::seconds(30));
+        assert_eq!(
+            parse_time("now-15m", now()).unwrap(),
+            now() - Duration::minutes(15)
+        );
+        assert_eq!(
+            parse_time("now-24h", now()).unwrap(),
+            now() - Duration::hours(24)
+        );
+        assert_eq!(
+            parse_time("now-7d", now()).unwrap(),
+            now() - Duration::days(7)
+        );
+        assert_eq!(
+            parse_time("now-2w", now()).unwrap(),
+            now() - Duration::weeks(2)
+        );
+        assert_eq!(
+            parse_time("now+30s", now()).unwrap(),
+            now() + Duration::seconds(30)
+        );
     }
 
     #[test]
     fn absolute_times_are_rfc3339_in_any_offset() {
         assert_eq!(parse_time("2026-11-25T12:00:00Z", now()).unwrap(), now());
-        assert_eq!(parse_time("2026-11-25T13:00:00+01:00", now()).unwrap(), now());
+        assert_eq!(
+            parse_time("2026-11-25T13:00:00+01:00", now()).unwrap(),
+            now()
+        );
     }
 
     #[test]
     fn each_malformed_time_says_what_is_wrong() {
         let reason = |v: &str| parse_time(v, now()).unwrap_err().reason;
-        assert!(reason("yesterday").contains("expected RFC 3339"), "{}", reason("yesterday"));
+        assert!(
+            reason("yesterday").contains("expected RFC 3339"),
+            "{}",
+            reason("yesterday")
+        );
         assert!(reason("now*2h").contains("+ or -"));
         assert!(reason("now-15").contains("no unit"));
         assert!(reason("now-15y").contains("unknown unit `y`"));

@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 use tokio_util::sync::CancellationToken;
-use windsock_core::bus::{publish_event, Bus, BusError, Delivery, EmbeddedBus, SharedBus, Subscription, Topic};
+use windsock_core::bus::{
+    publish_event, Bus, BusError, Delivery, EmbeddedBus, SharedBus, Subscription, Topic,
+};
 use windsock_core::clock::ManualClock;
 use windsock_core::config::Config;
 use windsock_core::event::Envelope;
@@ -19,8 +21,10 @@ use windsock_indexer::search::{SearchRequest, Sort};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
 
 fn config(dir: &std::path::Path) -> Arc<Config> {
-    let mut config = Config::default();
-    config.data_dir = dir.to_path_buf();
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
     config.indexer.commit_interval = StdDuration::from_millis(100);
     config.indexer.writer_memory_mb = 20;
     Arc::new(config)
@@ -44,8 +48,15 @@ fn ids(index: &EventIndex) -> Vec<String> {
         limit: 100_000,
         offset: 0,
         sort: Sort::Oldest,
+        aggregate: false,
     };
-    index.search(&all).unwrap().hits.into_iter().map(|h| h.id).collect()
+    index
+        .search(&all)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.id)
+        .collect()
 }
 
 async fn publish_all(bus: &dyn Bus, events: &[Envelope]) {
@@ -67,24 +78,49 @@ async fn published_events_become_searchable_once_even_when_delivered_twice() {
     let events = synthetic::events(500, start(), Duration::hours(6), 1);
     publish_all(bus.as_ref(), &events).await;
     publish_all(bus.as_ref(), &events[..200]).await; // a producer retrying
-    bus.publish(Topic::Observations, "Dakar", Bytes::from_static(b"{not json")).await.unwrap();
+    bus.publish(
+        Topic::Observations,
+        "Dakar",
+        Bytes::from_static(b"{not json"),
+    )
+    .await
+    .unwrap();
 
     eventually("every event and the dead letter", || index.len() == 501).await;
     let mut got = ids(&index);
     got.sort();
     let mut want: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let letter = index
-        .search(&SearchRequest { q: "kind:dead_letter AND service:indexer".into(), from: chrono::DateTime::UNIX_EPOCH, to: chrono::Utc::now() + Duration::hours(1), limit: 10, offset: 0, sort: Sort::Newest })
+        .search(&SearchRequest {
+            q: "kind:dead_letter AND service:indexer".into(),
+            from: chrono::DateTime::UNIX_EPOCH,
+            to: chrono::Utc::now() + Duration::hours(1),
+            limit: 10,
+            offset: 0,
+            sort: Sort::Newest,
+            aggregate: true,
+        })
         .unwrap();
     assert_eq!(letter.total, 1);
-    assert!(letter.hits[0].message.contains("not a windsock event"), "{}", letter.hits[0].message);
+    assert!(
+        letter.hits[0].message.contains("not a windsock event"),
+        "{}",
+        letter.hits[0].message
+    );
     want.push(letter.hits[0].id.clone());
     want.sort();
     assert_eq!(got, want, "each event exactly once");
 
     shutdown.cancel();
     running.await.unwrap().unwrap();
-    assert_eq!(bus.subscribe(&[Topic::Observations], "probe").await.unwrap().lag(), Some(0), "a new group sees only what is retained");
+    assert_eq!(
+        bus.subscribe(&[Topic::Observations], "probe")
+            .await
+            .unwrap()
+            .lag(),
+        Some(0),
+        "a new group sees only what is retained"
+    );
 }
 
 /// A bus that says it is Kafka and loses acks, like a crash between the index commit and the
@@ -104,9 +140,16 @@ impl Bus for AckLosingBus {
     async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError> {
         self.inner.publish(topic, key, payload).await
     }
-    async fn subscribe(&self, topics: &[Topic], group: &str) -> Result<Box<dyn Subscription>, BusError> {
+    async fn subscribe(
+        &self,
+        topics: &[Topic],
+        group: &str,
+    ) -> Result<Box<dyn Subscription>, BusError> {
         let inner = self.inner.subscribe(topics, group).await?;
-        Ok(Box::new(AckLosingSubscription { inner, acked: self.acked.clone() }))
+        Ok(Box::new(AckLosingSubscription {
+            inner,
+            acked: self.acked.clone(),
+        }))
     }
     async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
         self.inner.replay(topic).await
@@ -122,7 +165,9 @@ impl Subscription for AckLosingSubscription {
         self.inner.next().await
     }
     fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        self.acked.lock().push((delivery.topic, delivery.partition, delivery.offset));
+        self.acked
+            .lock()
+            .push((delivery.topic, delivery.partition, delivery.offset));
         Ok(())
     }
     async fn commit(&mut self) -> Result<(), BusError> {
@@ -138,7 +183,10 @@ async fn a_restart_resumes_from_the_offsets_in_the_commit_payload() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let bus: SharedBus = Arc::new(AckLosingBus { inner: EmbeddedBus::new(&config.bus), acked: acked.clone() });
+    let bus: SharedBus = Arc::new(AckLosingBus {
+        inner: EmbeddedBus::new(&config.bus),
+        acked: acked.clone(),
+    });
     let events = synthetic::events(300, start(), Duration::hours(6), 2);
 
     let first = Indexer::new(config.clone(), bus.clone()).await.unwrap();
@@ -151,10 +199,21 @@ async fn a_restart_resumes_from_the_offsets_in_the_commit_payload() {
     running.await.unwrap().unwrap();
     drop(index);
 
-    let payload = EventIndex::open(&dir.path().join("index")).unwrap().committed().unwrap();
+    let payload = EventIndex::open(&dir.path().join("index"))
+        .unwrap()
+        .committed()
+        .unwrap();
     assert_eq!(payload.bus, "kafka");
-    let recorded: i64 = payload.offsets.values().flat_map(|p| p.values()).map(|last| last + 1).sum();
-    assert_eq!(recorded, 300, "the payload holds the last offset of every partition");
+    let recorded: i64 = payload
+        .offsets
+        .values()
+        .flat_map(|p| p.values())
+        .map(|last| last + 1)
+        .sum();
+    assert_eq!(
+        recorded, 300,
+        "the payload holds the last offset of every partition"
+    );
 
     // The bus redelivers all 300 (their acks were lost); the restarted indexer skips them.
     acked.lock().clear();
@@ -163,8 +222,15 @@ async fn a_restart_resumes_from_the_offsets_in_the_commit_payload() {
     let opstamp = index.index.load_metas().unwrap().opstamp;
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(second.run(shutdown.clone()));
-    eventually("the redelivered events to be acked", || acked.lock().len() == 300).await;
-    assert_eq!(index.index.load_metas().unwrap().opstamp, opstamp, "nothing was indexed again");
+    eventually("the redelivered events to be acked", || {
+        acked.lock().len() == 300
+    })
+    .await;
+    assert_eq!(
+        index.index.load_metas().unwrap().opstamp,
+        opstamp,
+        "nothing was indexed again"
+    );
 
     let more = synthetic::events(20, start() + Duration::hours(7), Duration::hours(1), 3);
     publish_all(bus.as_ref(), &more).await;
@@ -216,15 +282,25 @@ async fn events_older_than_the_retention_are_deleted_as_the_clock_moves() {
     let events = synthetic::events(1000, start(), Duration::days(2), 5);
     publish_all(bus.as_ref(), &events).await;
     let kept = |now: chrono::DateTime<chrono::Utc>| -> BTreeSet<String> {
-        events.iter().filter(|e| e.event.timestamp() >= now - Duration::days(1)).map(|e| e.id.clone()).collect()
+        events
+            .iter()
+            .filter(|e| e.event.timestamp() >= now - Duration::days(1))
+            .map(|e| e.id.clone())
+            .collect()
     };
     let want = kept(clock.now());
-    eventually("the first day to be deleted", || index.len() == want.len() as u64).await;
+    eventually("the first day to be deleted", || {
+        index.len() == want.len() as u64
+    })
+    .await;
     assert_eq!(ids(&index).into_iter().collect::<BTreeSet<_>>(), want);
 
     clock.advance(Duration::hours(12));
     let want = kept(clock.now());
-    eventually("the next 12 hours to be deleted", || index.len() == want.len() as u64).await;
+    eventually("the next 12 hours to be deleted", || {
+        index.len() == want.len() as u64
+    })
+    .await;
     assert_eq!(ids(&index).into_iter().collect::<BTreeSet<_>>(), want);
     shutdown.cancel();
     running.await.unwrap().unwrap();

@@ -19,16 +19,33 @@ fn cases() -> Vec<(&'static str, Predicate)> {
         ("*", |_, _| true),
         ("kind:observation", |_, d| d.kind == "observation"),
         ("region:Dakar", |_, d| d.region.as_deref() == Some("Dakar")),
-        ("region:Saint-Louis", |_, d| d.region.as_deref() == Some("Saint-Louis")),
-        ("level:error OR level:warn", |_, d| matches!(d.level, "error" | "warn")),
-        ("temperature_c:[30 TO *]", |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c >= 30.0)),
-        ("\"fetch failed\"", |_, d| d.message.contains("fetch failed")),
-        ("fields.status:500", |e, _| matches!(&e.event, Event::Log(l) if l.fields.get("status") == Some(&500.into()))),
-        ("fields.condition:Rain", |e, _| {
-            matches!(&e.event, Event::Observation(o) if o.condition.as_deref() == Some("Rain"))
+        ("region:Saint-Louis", |_, d| {
+            d.region.as_deref() == Some("Saint-Louis")
         }),
-        ("kind:log AND NOT level:info", |_, d| d.kind == "log" && d.level != "info"),
-        ("kind:alert region:Matam", |_, d| d.kind == "alert" && d.region.as_deref() == Some("Matam")),
+        ("level:error OR level:warn", |_, d| {
+            matches!(d.level, "error" | "warn")
+        }),
+        (
+            "temperature_c:[30 TO *]",
+            |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c >= 30.0),
+        ),
+        ("\"fetch failed\"", |_, d| {
+            d.message.contains("fetch failed")
+        }),
+        (
+            "fields.status:500",
+            |e, _| matches!(&e.event, Event::Log(l) if l.fields.get("status") == Some(&500.into())),
+        ),
+        (
+            "fields.condition:Rain",
+            |e, _| matches!(&e.event, Event::Observation(o) if o.condition.as_deref() == Some("Rain")),
+        ),
+        ("kind:log AND NOT level:info", |_, d| {
+            d.kind == "log" && d.level != "info"
+        }),
+        ("kind:alert region:Matam", |_, d| {
+            d.kind == "alert" && d.region.as_deref() == Some("Matam")
+        }),
     ]
 }
 
@@ -43,16 +60,38 @@ fn totals_histograms_and_facets_match_a_brute_force_count() {
     let described = describe_all(&events);
     let windows = [
         (start(), start() + Duration::days(2)),
-        (start() + Duration::hours(5), start() + Duration::hours(11) + Duration::minutes(17)),
+        (
+            start() + Duration::hours(5),
+            start() + Duration::hours(11) + Duration::minutes(17),
+        ),
     ];
     for (q, predicate) in cases() {
         for (from, to) in windows {
-            let matching: Vec<&(&Envelope, Description)> =
-                described.iter().filter(|(e, d)| predicate(e, d) && in_range(e, from, to)).collect();
-            let request = SearchRequest { q: q.into(), from, to, limit: 10, offset: 0, sort: Sort::Newest };
-            let results = index.search(&request).unwrap_or_else(|e| panic!("{q}: {e}"));
-            assert!(!matching.is_empty() || q.contains("Matam"), "{q} should match something in the data");
-            assert_eq!(results.total, matching.len(), "total of {q} in {from}..{to}");
+            let matching: Vec<&(&Envelope, Description)> = described
+                .iter()
+                .filter(|(e, d)| predicate(e, d) && in_range(e, from, to))
+                .collect();
+            let request = SearchRequest {
+                q: q.into(),
+                from,
+                to,
+                limit: 10,
+                offset: 0,
+                sort: Sort::Newest,
+                aggregate: true,
+            };
+            let results = index
+                .search(&request)
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert!(
+                !matching.is_empty() || q.contains("Matam"),
+                "{q} should match something in the data"
+            );
+            assert_eq!(
+                results.total,
+                matching.len(),
+                "total of {q} in {from}..{to}"
+            );
 
             // Histogram: every bucket of the grid that starts at `from`, counted by hand.
             let width = results.histogram.interval_ms;
@@ -66,13 +105,21 @@ fn totals_histograms_and_facets_match_a_brute_force_count() {
             let got: Vec<u64> = results.histogram.buckets.iter().map(|b| b.count).collect();
             assert_eq!(got, expected, "histogram of {q}");
             for (k, bucket) in results.histogram.buckets.iter().enumerate() {
-                assert_eq!(bucket.start, from + Duration::milliseconds(width * k as i64));
+                assert_eq!(
+                    bucket.start,
+                    from + Duration::milliseconds(width * k as i64)
+                );
             }
 
             // Facets: every value's count over all hits, not just the page.
             let mut expected: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
             for (_, d) in &matching {
-                let values = [("kind", Some(d.kind.to_string())), ("region", d.region.clone()), ("level", Some(d.level.to_string())), ("service", Some(d.service.clone()))];
+                let values = [
+                    ("kind", Some(d.kind.to_string())),
+                    ("region", d.region.clone()),
+                    ("level", Some(d.level.to_string())),
+                    ("service", Some(d.service.clone())),
+                ];
                 for (facet, value) in values {
                     if let Some(value) = value {
                         *expected.entry(facet).or_default().entry(value).or_default() += 1;
@@ -80,11 +127,20 @@ fn totals_histograms_and_facets_match_a_brute_force_count() {
                 }
             }
             for facet in ["kind", "region", "level", "service"] {
-                let got: BTreeMap<String, u64> =
-                    results.facets[facet].iter().map(|v| (v.value.clone(), v.count)).collect();
-                assert_eq!(got, expected.remove(facet).unwrap_or_default(), "facet {facet} of {q}");
+                let got: BTreeMap<String, u64> = results.facets[facet]
+                    .iter()
+                    .map(|v| (v.value.clone(), v.count))
+                    .collect();
+                assert_eq!(
+                    got,
+                    expected.remove(facet).unwrap_or_default(),
+                    "facet {facet} of {q}"
+                );
                 let counts: Vec<u64> = results.facets[facet].iter().map(|v| v.count).collect();
-                assert!(counts.windows(2).all(|w| w[0] >= w[1]), "facet {facet} is most frequent first");
+                assert!(
+                    counts.windows(2).all(|w| w[0] >= w[1]),
+                    "facet {facet} is most frequent first"
+                );
             }
 
             // Hits: the newest matching events, newest first.
@@ -103,14 +159,31 @@ fn hits_carry_the_event_as_published_and_pages_follow_each_other() {
     let from = start();
     let to = start() + Duration::days(2);
     let page = |offset, sort| {
-        index.search(&SearchRequest { q: "region:Kolda".into(), from, to, limit: 25, offset, sort }).unwrap()
+        index
+            .search(&SearchRequest {
+                q: "region:Kolda".into(),
+                from,
+                to,
+                limit: 25,
+                offset,
+                sort,
+                aggregate: true,
+            })
+            .unwrap()
     };
     let first = page(0, Sort::Oldest);
     let second = page(25, Sort::Oldest);
-    let mut kolda: Vec<&Envelope> =
-        events.iter().filter(|e| e.event.region() == Some("Kolda")).collect();
+    let mut kolda: Vec<&Envelope> = events
+        .iter()
+        .filter(|e| e.event.region() == Some("Kolda"))
+        .collect();
     kolda.sort_by_key(|e| e.event.timestamp());
-    let got: Vec<&str> = first.hits.iter().chain(&second.hits).map(|h| h.id.as_str()).collect();
+    let got: Vec<&str> = first
+        .hits
+        .iter()
+        .chain(&second.hits)
+        .map(|h| h.id.as_str())
+        .collect();
     let want: Vec<&str> = kolda.iter().take(50).map(|e| e.id.as_str()).collect();
     assert_eq!(got, want);
     for hit in &first.hits {
@@ -129,10 +202,17 @@ async fn relative_ranges_follow_the_clock() {
     let (index, events) = indexed_events();
     let now = start() + Duration::hours(30);
     let (router, clock) = routes(&index, now);
-    for (from, span) in [("now-15m", Duration::minutes(15)), ("now-24h", Duration::hours(24)), ("now-7d", Duration::days(7))] {
+    for (from, span) in [
+        ("now-15m", Duration::minutes(15)),
+        ("now-24h", Duration::hours(24)),
+        ("now-7d", Duration::days(7)),
+    ] {
         let (status, body) = get(&router, &format!("/api/search?q=*&from={from}&limit=0")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let expected = events.iter().filter(|e| in_range(e, now - span, now)).count();
+        let expected = events
+            .iter()
+            .filter(|e| in_range(e, now - span, now))
+            .count();
         assert_eq!(body["total"], expected, "{from}");
         assert_eq!(body["from"], serde_json::to_value(now - span).unwrap());
         let buckets = body["histogram"]["buckets"].as_array().unwrap().len();
@@ -141,10 +221,21 @@ async fn relative_ranges_follow_the_clock() {
     // Moving the clock moves the window.
     clock.advance(Duration::hours(1));
     let (_, body) = get(&router, "/api/search?from=now-1h&to=now&limit=0").await;
-    let expected = events.iter().filter(|e| in_range(e, now, now + Duration::hours(1))).count();
+    let expected = events
+        .iter()
+        .filter(|e| in_range(e, now, now + Duration::hours(1)))
+        .count();
     assert_eq!(body["total"], expected);
     // Absolute times work the same.
-    let (_, body) = get(&router, &format!("/api/search?from={}&to={}&limit=0", enc(&now.to_rfc3339()), enc(&(now + Duration::hours(1)).to_rfc3339()))).await;
+    let (_, body) = get(
+        &router,
+        &format!(
+            "/api/search?from={}&to={}&limit=0",
+            enc(&now.to_rfc3339()),
+            enc(&(now + Duration::hours(1)).to_rfc3339())
+        ),
+    )
+    .await;
     assert_eq!(body["total"], expected);
 }
 
@@ -157,7 +248,10 @@ async fn every_malformed_request_is_a_400_that_says_what_and_where() {
         async move {
             let (status, body) = get(&router, uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
-            assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{uri}: {body}");
+            assert!(
+                body["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{uri}: {body}"
+            );
             body
         }
     };
@@ -169,7 +263,10 @@ async fn every_malformed_request_is_a_400_that_says_what_and_where() {
     let body = bad("/api/search?q=regoin%3ADakar").await;
     assert_eq!(body["detail"]["reason"], "unknown_field");
     assert_eq!(body["detail"]["field"], "regoin");
-    assert!(body["detail"]["hint"].as_str().unwrap().contains("fields.<attribute>"));
+    assert!(body["detail"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("fields.<attribute>"));
 
     let body = bad("/api/search?q=temperature_c%3Ahot").await;
     assert_eq!(body["detail"]["reason"], "not_a_number");
@@ -186,7 +283,10 @@ async fn every_malformed_request_is_a_400_that_says_what_and_where() {
 
     let body = bad("/api/search?to=now-3x").await;
     assert_eq!(body["detail"]["parameter"], "to");
-    assert!(body["detail"]["reason"].as_str().unwrap().contains("unknown unit"));
+    assert!(body["detail"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unknown unit"));
 
     let body = bad("/api/search?from=now&to=now-1h").await;
     assert_eq!(body["detail"]["parameter"], "from");
@@ -212,14 +312,21 @@ async fn a_limit_above_the_cap_is_clamped_and_said_so() {
     let (status, body) = get(&router, "/api/search?from=now-7d&limit=5000").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["limit"], 1000);
-    assert_eq!(body["limit_clamped"], serde_json::json!({"requested": 5000, "max": 1000}));
+    assert_eq!(
+        body["limit_clamped"],
+        serde_json::json!({"requested": 5000, "max": 1000})
+    );
     assert_eq!(body["hits"].as_array().unwrap().len(), 1000);
     assert_eq!(body["total"], 4000);
     let (_, body) = get(&router, "/api/search?from=now-7d&limit=3").await;
     assert!(body.get("limit_clamped").is_none());
     assert_eq!(body["hits"].as_array().unwrap().len(), 3);
     for field in ["id", "timestamp", "kind", "level", "message", "event"] {
-        assert!(!body["hits"][0][field].is_null(), "hits carry {field}: {}", body["hits"][0]);
+        assert!(
+            !body["hits"][0][field].is_null(),
+            "hits carry {field}: {}",
+            body["hits"][0]
+        );
     }
     assert!(body["took_ms"].as_f64().unwrap() >= 0.0);
 }
@@ -232,21 +339,37 @@ async fn context_gives_the_neighbours_in_time() {
     ordered.sort_by_key(|e| (e.event.timestamp(), e.id.clone()));
     for position in [0, 1, 2000, ordered.len() - 2, ordered.len() - 1] {
         let anchor = ordered[position];
-        let (status, body) = get(&router, &format!("/api/events/{}/context?before=3&after=4", anchor.id)).await;
+        let (status, body) = get(
+            &router,
+            &format!("/api/events/{}/context?before=3&after=4", anchor.id),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["event"]["id"], anchor.id);
         let ids = |v: &Value| -> Vec<String> {
-            v.as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].as_str().unwrap().to_string())
+                .collect()
         };
-        let want_before: Vec<String> = ordered[position.saturating_sub(3)..position].iter().map(|e| e.id.clone()).collect();
-        let want_after: Vec<String> =
-            ordered[position + 1..(position + 5).min(ordered.len())].iter().map(|e| e.id.clone()).collect();
+        let want_before: Vec<String> = ordered[position.saturating_sub(3)..position]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        let want_after: Vec<String> = ordered[position + 1..(position + 5).min(ordered.len())]
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
         assert_eq!(ids(&body["before"]), want_before, "before #{position}");
         assert_eq!(ids(&body["after"]), want_after, "after #{position}");
     }
     let (status, body) = get(&router, &format!("/api/events/{}", ordered[10].id)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_value::<Envelope>(body["event"].clone()).unwrap(), *ordered[10]);
+    assert_eq!(
+        serde_json::from_value::<Envelope>(body["event"].clone()).unwrap(),
+        *ordered[10]
+    );
 }
 
 #[test]
@@ -267,14 +390,28 @@ fn context_orders_events_of_the_same_instant_by_id() {
         sink.upsert(e, None).unwrap();
     }
     sink.commit("test").unwrap();
-    let mut ids: Vec<String> = events.iter().filter(|e| e.event.timestamp() == start()).map(|e| e.id.clone()).collect();
+    let mut ids: Vec<String> = events
+        .iter()
+        .filter(|e| e.event.timestamp() == start())
+        .map(|e| e.id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     assert!(ids.len() >= 3, "the data has events of the same instant");
     let anchor = index.get(&ids[1]).unwrap().unwrap();
     let (before, after) = index.context(&anchor, 10, 10).unwrap();
-    assert_eq!(before.iter().map(|h| h.id.clone()).collect::<Vec<_>>(), vec![ids[0].clone()]);
-    assert_eq!(after.iter().filter(|h| h.timestamp == start()).map(|h| h.id.clone()).collect::<Vec<_>>(), ids[2..].to_vec());
+    assert_eq!(
+        before.iter().map(|h| h.id.clone()).collect::<Vec<_>>(),
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        after
+            .iter()
+            .filter(|h| h.timestamp == start())
+            .map(|h| h.id.clone())
+            .collect::<Vec<_>>(),
+        ids[2..].to_vec()
+    );
 }
 
 #[tokio::test]
@@ -292,13 +429,21 @@ async fn regions_report_their_last_observation_or_never() {
             .filter(|e| matches!(&e.event, Event::Observation(o) if o.region == name))
             .max_by_key(|e| e.event.timestamp())
             .unwrap();
-        assert_eq!(region["last_seen"], serde_json::to_value(last.event.timestamp()).unwrap(), "{name}");
+        assert_eq!(
+            region["last_seen"],
+            serde_json::to_value(last.event.timestamp()).unwrap(),
+            "{name}"
+        );
         assert_eq!(region["last_observation"]["id"], last.id, "{name}");
     }
     let empty = windsock_indexer::EventIndex::in_ram().unwrap();
     let (router, _) = routes(&empty, start());
     let (_, body) = get(&router, "/api/regions").await;
-    assert!(body["regions"].as_array().unwrap().iter().all(|r| r["last_seen"].is_null() && r["last_observation"].is_null()));
+    assert!(body["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["last_seen"].is_null() && r["last_observation"].is_null()));
 }
 
 #[test]
@@ -320,14 +465,35 @@ async fn the_cli_prints_a_table_of_hits_and_the_api_error_otherwise() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });
     let from = start().to_rfc3339();
-    let args = |q: &str| windsock_indexer::SearchArgs { query: q.into(), from: from.clone(), to: (start() + Duration::days(2)).to_rfc3339(), limit: 5 };
-    let text = windsock_indexer::cli::search(&base, args("region:Dakar AND kind:observation")).await.unwrap();
+    let args = |q: &str| windsock_indexer::SearchArgs {
+        query: q.into(),
+        from: from.clone(),
+        to: (start() + Duration::days(2)).to_rfc3339(),
+        limit: 5,
+    };
+    let text = windsock_indexer::cli::search(&base, args("region:Dakar AND kind:observation"))
+        .await
+        .unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("TIME") && lines[0].contains("MESSAGE"), "{text}");
-    assert_eq!(lines.iter().filter(|l| l.contains("Dakar") && l.contains("°C")).count(), 5, "{text}");
+    assert!(
+        lines[0].starts_with("TIME") && lines[0].contains("MESSAGE"),
+        "{text}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("Dakar") && l.contains("°C"))
+            .count(),
+        5,
+        "{text}"
+    );
     assert!(lines.last().unwrap().contains("hits (5 shown)"), "{text}");
-    let err = windsock_indexer::cli::search(&base, args("region:(")).await.unwrap_err();
+    let err = windsock_indexer::cli::search(&base, args("region:("))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("syntax"), "{err}");
-    let err = windsock_indexer::cli::search("http://127.0.0.1:1", args("*")).await.unwrap_err();
+    let err = windsock_indexer::cli::search("http://127.0.0.1:1", args("*"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("cannot reach"), "{err}");
 }
