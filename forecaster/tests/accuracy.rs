@@ -4,22 +4,11 @@
 use windsock_forecaster::engine::{backtest, Setup};
 use windsock_forecaster::series::{hour_of, regularize, RegularSeries};
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/data/sand-point-ak-tmy3-hourly.csv"
-);
+mod common;
 
 fn sand_point() -> Option<RegularSeries> {
-    let Ok(text) = std::fs::read_to_string(DATA) else {
-        eprintln!("skipping: {DATA} is missing");
-        return None;
-    };
-    let points = text.lines().skip(1).map(|line| {
-        let (ts, temp) = line.split_once(',').expect("timestamp,temperature_c");
-        let at: chrono::DateTime<chrono::Utc> = ts.parse().expect("an RFC 3339 timestamp");
-        (hour_of(at), temp.parse::<f64>().expect("a temperature"))
-    });
-    Some(regularize(points))
+    let points = common::sand_point()?;
+    Some(regularize(points.into_iter().map(|(at, temperature)| (hour_of(at), temperature))))
 }
 
 #[test]
