@@ -8,7 +8,11 @@ mod common;
 
 fn sand_point() -> Option<RegularSeries> {
     let points = common::sand_point()?;
-    Some(regularize(points.into_iter().map(|(at, temperature)| (hour_of(at), temperature))))
+    Some(regularize(
+        points
+            .into_iter()
+            .map(|(at, temperature)| (hour_of(at), temperature)),
+    ))
 }
 
 #[test]

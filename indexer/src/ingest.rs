@@ -1,15 +1,19 @@
 //! The consuming loop: deliveries into the index, commits every `commit_docs` documents or
 //! `commit_interval` after the first uncommitted one, acks only after the commit that holds
-//! them, and retention sweeps.
+//! them, and retention sweeps. The index writer runs on its own thread ([`Writer`]), so the
+//! loop keeps decoding and building documents while a commit runs.
 
-use crate::store::{CommitPayload, IndexSink, StoreResult};
+use crate::schema::Fields;
+use crate::store::CommitPayload;
+use crate::writer::{Built, Committed, Writer};
 use crate::IndexerError;
 use futures::FutureExt;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tantivy::TantivyDocument;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use windsock_core::bus::{Delivery, EventSubscription, Topic};
+use windsock_core::bus::{Delivery, EventSubscription};
 use windsock_core::clock::SharedClock;
 use windsock_core::event::Envelope;
 use windsock_core::telemetry::Counters;
@@ -19,28 +23,44 @@ pub const COUNTERS: Counters = Counters::new("indexer");
 /// The most deliveries taken off the bus at once (without waiting) and indexed together.
 const MAX_BATCH: usize = 1024;
 
+/// Batches at least this large build their documents on two threads.
+const PARALLEL_BATCH: usize = 64;
+
 /// How often Kafka is told the acked offsets (acks are also committed on shutdown).
 const BUS_COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Ingest {
     pub subscription: EventSubscription,
-    pub sink: IndexSink,
+    pub writer: Writer,
+    pub fields: Arc<Fields>,
     /// Deliveries the index already contains (from the last commit's payload); acked, skipped.
     pub skip: CommitPayload,
-    pub bus_kind: &'static str,
     pub commit_docs: usize,
     pub commit_interval: Duration,
     pub retention: Duration,
     pub retention_every: Duration,
     pub clock: SharedClock,
+    /// Operations sent to the writer since the last commit was asked for.
+    pub uncommitted: usize,
 }
-
-/// The newest uncommitted delivery per partition: acking it acks those before it.
-type Unacked = HashMap<(Topic, i32), Delivery>;
 
 impl Ingest {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), IndexerError> {
-        let mut unacked = Unacked::new();
+        let result = self.consume(shutdown).await;
+        // Whatever happened, let the writer finish what it has (a commit asked for is
+        // answered; if the loop failed, its deliveries stay unacked and come again).
+        self.writer.close();
+        while let Some(committed) = self.writer.next_commit().await {
+            self.ack(committed?)?;
+        }
+        let mut writer = self.writer;
+        blocking(move || writer.join())?;
+        result?;
+        self.subscription.commit().await?;
+        Ok(())
+    }
+
+    async fn consume(&mut self, shutdown: CancellationToken) -> Result<(), IndexerError> {
         let mut commit_due: Option<Instant> = None;
         let mut last_bus_commit = Instant::now();
         let mut retention = tokio::time::interval(self.retention_every);
@@ -49,8 +69,13 @@ impl Ingest {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                committed = self.writer.next_commit() => match committed {
+                    Some(committed) => self.ack(committed?)?,
+                    None => return Err(tantivy::TantivyError::SystemError(
+                        "the index writer thread stopped".into()).into()),
+                },
                 _ = sleep_until(commit_due), if commit_due.is_some() => {
-                    self.commit(&mut unacked)?;
+                    self.commit().await?;
                     commit_due = None;
                 }
                 _ = retention.tick() => {
@@ -59,18 +84,19 @@ impl Ingest {
                         .ok()
                         .and_then(|keep| self.clock.now().checked_sub_signed(keep));
                     if let Some(cutoff) = cutoff {
-                        self.sink.delete_before(cutoff)?;
+                        self.writer.delete_before(cutoff).await?;
+                        self.uncommitted += 1;
                         commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
                     }
                 }
                 next = self.subscription.next() => match next {
                     Ok(Some(first)) => {
                         let (batch, closed) = self.take_ready(first);
-                        self.index_batch(batch, &mut unacked)?;
-                        if self.sink.uncommitted() >= self.commit_docs {
-                            self.commit(&mut unacked)?;
+                        self.index_batch(batch).await?;
+                        if self.uncommitted >= self.commit_docs {
+                            self.commit().await?;
                             commit_due = None;
-                        } else if self.sink.uncommitted() > 0 {
+                        } else if self.uncommitted > 0 {
                             commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
                         }
                         if closed {
@@ -92,9 +118,7 @@ impl Ingest {
                 }
             }
         }
-        self.commit(&mut unacked)?;
-        self.subscription.commit().await?;
-        blocking(move || self.sink.finish())?;
+        self.commit().await?;
         Ok(())
     }
 
@@ -103,7 +127,7 @@ impl Ingest {
     fn take_ready(&mut self, first: (Delivery, Envelope)) -> (Vec<(Delivery, Envelope)>, bool) {
         let room = self
             .commit_docs
-            .saturating_sub(self.sink.uncommitted())
+            .saturating_sub(self.uncommitted)
             .clamp(1, MAX_BATCH);
         let mut batch = vec![first];
         while batch.len() < room {
@@ -121,12 +145,9 @@ impl Ingest {
         (batch, false)
     }
 
-    /// Indexes a batch, skipping (and acking) what the index already holds.
-    fn index_batch(
-        &mut self,
-        batch: Vec<(Delivery, Envelope)>,
-        unacked: &mut Unacked,
-    ) -> Result<(), IndexerError> {
+    /// Builds a batch's documents and queues them for the writer, skipping (and acking)
+    /// what the index already holds.
+    async fn index_batch(&mut self, batch: Vec<(Delivery, Envelope)>) -> Result<(), IndexerError> {
         COUNTERS.received(batch.len() as u64);
         let mut fresh = Vec::with_capacity(batch.len());
         for (delivery, envelope) in batch {
@@ -137,27 +158,39 @@ impl Ingest {
                 fresh.push((delivery, envelope));
             }
         }
-        self.sink.upsert_all(&fresh)?;
-        for (delivery, _) in fresh {
-            unacked.insert((delivery.topic, delivery.partition), delivery);
+        if fresh.is_empty() {
+            return Ok(());
         }
+        let documents = build_documents(&self.fields, &fresh);
+        self.uncommitted += fresh.len();
+        let built = fresh
+            .into_iter()
+            .zip(documents)
+            .map(|((delivery, envelope), document)| Built {
+                delivery,
+                id: envelope.id,
+                document,
+            })
+            .collect();
+        self.writer.add(built).await?;
         Ok(())
     }
 
-    /// Commits the index with the offsets it now holds, then acks those deliveries.
-    fn commit(&mut self, unacked: &mut Unacked) -> Result<(), IndexerError> {
-        let pending = self.sink.uncommitted();
-        if pending == 0 && unacked.is_empty() {
+    /// Asks the writer to commit what it was sent (the acks follow its answer).
+    async fn commit(&mut self) -> Result<(), IndexerError> {
+        if self.uncommitted == 0 {
             return Ok(());
         }
-        let bus_kind = self.bus_kind;
-        let sink = &mut self.sink;
-        blocking(|| sink.commit(bus_kind)).inspect_err(|_| COUNTERS.error("commit"))?;
-        COUNTERS.sent(pending as u64);
-        for delivery in unacked.values() {
+        self.writer.commit().await?;
+        self.uncommitted = 0;
+        Ok(())
+    }
+
+    /// Acks what a commit made durable.
+    fn ack(&mut self, committed: Committed) -> Result<(), IndexerError> {
+        for delivery in committed.values() {
             self.subscription.ack(delivery)?;
         }
-        unacked.clear();
         if let Some(lag) = self.subscription.lag() {
             COUNTERS.gauge("windsock_bus_lag", lag as f64);
         }
@@ -165,8 +198,28 @@ impl Ingest {
     }
 }
 
+/// The documents of a batch, in order, built on two threads (building costs as much as
+/// tantivy's own indexing of them, and the consuming loop is one task).
+fn build_documents(fields: &Fields, batch: &[(Delivery, Envelope)]) -> Vec<TantivyDocument> {
+    let build = |part: &[(Delivery, Envelope)]| -> Vec<TantivyDocument> {
+        part.iter()
+            .map(|(d, e)| fields.document_of(e, Some(d)))
+            .collect()
+    };
+    if batch.len() < PARALLEL_BATCH {
+        return build(batch);
+    }
+    let (first, second) = batch.split_at(batch.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| build(second));
+        let mut documents = build(first);
+        documents.extend(other.join().expect("building documents does not panic"));
+        documents
+    })
+}
+
 /// Runs blocking index work without stalling the other tasks of a multi-threaded runtime.
-fn blocking<T>(work: impl FnOnce() -> StoreResult<T>) -> StoreResult<T> {
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
         _ => work(),

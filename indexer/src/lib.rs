@@ -3,7 +3,9 @@
 //!
 //! - [`schema`]: fields, and how an event becomes a document;
 //! - [`store`]: the index on disk, commits carrying bus offsets, upserts by id, retention;
-//! - [`ingest`]: the consuming loop (commit, then ack);
+//! - [`ingest`]: the consuming loop (commit, then ack), with the index writer on its own
+//!   thread (`writer`) and a filter of ids already indexed (`seen`) so only a possible
+//!   duplicate pays for a delete by id;
 //! - [`query`], [`search`], [`timespec`]: the search language, execution, and times;
 //! - [`api`]: the HTTP routes; [`cli`]: `windsock search`.
 //!
@@ -19,9 +21,11 @@ mod ingest;
 pub mod query;
 pub mod schema;
 pub mod search;
+mod seen;
 pub mod store;
 pub mod synthetic;
 pub mod timespec;
+mod writer;
 
 pub use api::SearchService;
 pub use cli::{CliError, SearchArgs};
@@ -75,17 +79,21 @@ impl Indexer {
         sink.resume_from(skip.clone());
         let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
         let settings = &config.indexer;
+        let writer = writer::Writer::spawn(sink, bus.kind()).map_err(|e| {
+            tantivy::TantivyError::SystemError(format!("cannot start the index writer: {e}"))
+        })?;
         let ingest = ingest::Ingest {
             subscription,
-            sink,
+            writer,
+            fields: index.fields.clone(),
             skip,
-            bus_kind: bus.kind(),
             commit_docs: settings.commit_docs,
             commit_interval: settings.commit_interval,
             retention: settings.retention,
             retention_every: (settings.retention / 10)
                 .clamp(Duration::from_millis(100), Duration::from_secs(60)),
             clock: clock.clone(),
+            uncommitted: 0,
         };
         let service = SearchService::new(index.clone(), config.clone(), clock);
         Ok(Self {

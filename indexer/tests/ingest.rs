@@ -263,6 +263,74 @@ async fn the_embedded_bus_restarts_from_zero_and_upserts_keep_one_copy() {
     }
 }
 
+/// A copy of `envelope` with the same id but a different observed temperature (a
+/// backfill correcting a reading).
+fn corrected(envelope: &Envelope, temperature_c: f64) -> Bytes {
+    let mut json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+    json["temperature_c"] = temperature_c.into();
+    Bytes::from(serde_json::to_vec(&json).unwrap())
+}
+
+/// The indexer skips the delete-by-id for ids it has never seen; a duplicate arriving after
+/// the first copy was committed, and after a restart (the seen ids come from the index
+/// then), must still replace it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_after_a_commit_or_a_restart_replaces_the_earlier_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let events = synthetic::events(300, start(), Duration::hours(6), 6);
+    let observation = events
+        .iter()
+        .find(|e| matches!(e.event, windsock_core::event::Event::Observation(_)))
+        .expect("the synthetic stream has observations")
+        .clone();
+    let temperature = |index: &EventIndex| {
+        index.get(&observation.id).unwrap().expect("indexed").event["temperature_c"]
+            .as_f64()
+            .unwrap()
+    };
+    for (round, corrected_to) in [(0, 41.5), (1, -3.25)] {
+        // Round 1 is a new process on the same index directory.
+        let bus: SharedBus = Arc::new(EmbeddedBus::new(&config.bus));
+        let indexer = Indexer::new(config.clone(), bus.clone()).await.unwrap();
+        let index = indexer.index().clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(indexer.run(shutdown.clone()));
+        publish_all(bus.as_ref(), &events).await;
+        eventually("every event", || index.len() == 300).await;
+        // Committed now; the same events again (a redelivery), and one corrected.
+        publish_all(bus.as_ref(), &events[..100]).await;
+        bus.publish(
+            Topic::Observations,
+            &observation.event.key(),
+            corrected(&observation, corrected_to),
+        )
+        .await
+        .unwrap();
+        eventually("the corrected copy", || temperature(&index) == corrected_to).await;
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        let got = ids(&index);
+        assert_eq!(got.len(), 300, "round {round}: one copy of each event");
+        let got: BTreeSet<String> = got.into_iter().collect();
+        let want: BTreeSet<String> = events.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(got, want, "round {round}");
+        let hits = index
+            .search(&SearchRequest {
+                q: format!("id:{}", observation.id),
+                from: chrono::DateTime::UNIX_EPOCH,
+                to: chrono::Utc::now() + Duration::days(3650),
+                limit: 10,
+                offset: 0,
+                sort: Sort::Newest,
+                aggregate: false,
+            })
+            .unwrap();
+        assert_eq!(hits.total, 1, "round {round}: the corrected event once");
+        assert_eq!(temperature(&index), corrected_to, "round {round}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_older_than_the_retention_are_deleted_as_the_clock_moves() {
     let dir = tempfile::tempdir().unwrap();

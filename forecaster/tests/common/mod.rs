@@ -22,7 +22,10 @@ pub const SAND_POINT: &str = concat!(
 /// fails the test instead of letting it pass without checking anything.
 pub fn sand_point() -> Option<Vec<(DateTime<Utc>, f64)>> {
     let Ok(text) = std::fs::read_to_string(SAND_POINT) else {
-        assert!(std::env::var_os("CI").is_none(), "{SAND_POINT} is missing in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{SAND_POINT} is missing in CI"
+        );
         eprintln!("skipping: {SAND_POINT} is missing");
         return None;
     };
