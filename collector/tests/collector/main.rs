@@ -14,7 +14,7 @@ mod status_and_schedule;
 use chrono::{DateTime, TimeZone, Utc};
 use std::sync::Arc;
 use std::time::Duration;
-use windsock_collector::{Collector, Tick};
+use windsock_collector::{Collector, RoundReport, Tick};
 use windsock_core::bus::{EmbeddedBus, Topic};
 use windsock_core::clock::{Clock, ManualClock};
 use windsock_core::config::{BusConfig, Config, Region, SourceKind};
@@ -63,6 +63,14 @@ pub fn collector(config: Config, bus: &SharedBus, now: DateTime<Utc>) -> (Collec
     let collector =
         Collector::with_clock(Arc::new(config), bus.clone(), Arc::new(clock.clone())).unwrap();
     (collector, clock)
+}
+
+/// One round at noon of `config`, on a fresh bus: its report, and the bus holding what it published.
+pub async fn round_at_noon(config: Config) -> (RoundReport, SharedBus) {
+    let bus = bus();
+    let (collector, _) = collector(config, &bus, noon());
+    let report = collector.round(tick(&collector, noon())).await;
+    (report, bus)
 }
 
 /// The tick of the schedule at `now`.

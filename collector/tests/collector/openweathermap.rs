@@ -13,13 +13,7 @@ async fn one_call_maps_every_field_and_is_asked_for_in_metric_units() {
         _ => Reply::status(404, fixtures::owm_error(json!("404"), "Internal error")),
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 2),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, bus) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 2)).await;
     assert_eq!(report.outcomes().get("ok"), Some(&2), "{report:?}");
 
     let mut got = observations(&bus).await;
@@ -105,13 +99,7 @@ async fn error_bodies_with_a_string_cod_give_their_message_and_are_not_retried()
     let api =
         FakeApi::start(|_| Reply::status(404, fixtures::owm_error(json!("404"), "city not found")))
             .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     let region = &report.regions[0];
     assert_eq!(region.outcome, Outcome::Failed);
     assert_eq!(region.attempts, 1);
@@ -125,13 +113,7 @@ async fn an_invalid_key_fails_on_the_fallback_too_with_the_apis_message() {
         Reply::status(401, fixtures::owm_error(json!(401), fixtures::INVALID_KEY))
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     let region = &report.regions[0];
     assert_eq!(region.outcome, Outcome::Failed);
     assert_eq!(region.http_status, Some(401));
@@ -150,13 +132,7 @@ async fn an_invalid_key_fails_on_the_fallback_too_with_the_apis_message() {
 async fn an_error_body_served_with_200_is_believed() {
     let api =
         FakeApi::start(|_| Reply::ok(fixtures::owm_error(json!("400"), "wrong latitude"))).await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     assert_eq!(
         report.regions[0].error.as_deref(),
         Some("HTTP 400: wrong latitude")

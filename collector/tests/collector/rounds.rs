@@ -24,13 +24,7 @@ async fn a_429_is_retried_after_its_retry_after() {
         }
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, bus) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     let region = &report.regions[0];
     assert_eq!(region.outcome, Outcome::Ok, "{region:?}");
     assert_eq!(region.attempts, 2);
@@ -60,13 +54,7 @@ async fn a_429_with_an_http_date_is_retried_no_earlier_than_that_date() {
         }
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     assert_eq!(report.regions[0].outcome, Outcome::Ok, "{report:?}");
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
@@ -85,13 +73,7 @@ async fn a_429_asking_for_too_long_a_wait_gives_the_region_up_for_this_round() {
         retry_after: Some("3600".into()),
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     let region = &report.regions[0];
     assert_eq!(region.outcome, Outcome::Failed);
     assert_eq!(region.attempts, 1);
@@ -162,13 +144,7 @@ async fn malformed_json_is_a_clear_error_and_not_retried() {
         body: "{\"current\": {\"dt\": 17".into(),
     })
     .await;
-    let bus = bus();
-    let (collector, _) = collector(
-        config(SourceKind::Openweathermap, &api.base, 1),
-        &bus,
-        noon(),
-    );
-    let report = collector.round(tick(&collector, noon())).await;
+    let (report, _) = round_at_noon(config(SourceKind::Openweathermap, &api.base, 1)).await;
     let region = &report.regions[0];
     assert_eq!(region.outcome, Outcome::Failed);
     assert_eq!(region.attempts, 1);
