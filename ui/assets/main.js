@@ -59,26 +59,7 @@ function notFound() {
 /** Goes to an in-app URL without reloading. */
 export function navigate(url) {
   history.pushState(null, "", url);
-  // A script error should not leave a silently half-drawn page: say so, with the reason.
-function reportError(message) {
-  let notice = document.getElementById("page-error");
-  if (!notice) {
-    notice = document.createElement("p");
-    notice.id = "page-error";
-    notice.className = "notice error";
-    notice.setAttribute("role", "alert");
-    document.body.insertBefore(notice, main);
-  }
-  notice.textContent = `Part of this page failed to draw: ${message}. Reloading may help; if not, please report it.`;
-}
-window.addEventListener("error", (event) => reportError(event.message || "script error"));
-window.addEventListener("unhandledrejection", (event) => {
-  const reason = event.reason;
-  if (reason && reason.name === "AbortError") return;
-  reportError(reason && reason.message ? reason.message : String(reason));
-});
-
-show();
+  show();
   main.focus({ preventScroll: true });
   window.scrollTo(0, 0);
 }
