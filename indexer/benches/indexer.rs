@@ -4,12 +4,21 @@
 //! 1. ingest through the bus into a committed index, beside raw tantivy indexing of the same
 //!    documents in this process (decode, build the document, add, one commit): the ratio;
 //! 2. search latency p50/p99 of a fixed mix (term, phrase, range, term + time range with
-//!    histogram and facets), beside SQLite FTS5 answering the same queries on the same events;
+//!    histogram and facets), beside SQLite FTS5 answering the same queries on the same events,
+//!    at each index size asked for;
 //! 3. index size on disk per million events, and the indexer's peak memory.
 //!
-//! `WINDSOCK_BENCH_EVENTS` sets the number of events (default 1,000,000);
-//! `WINDSOCK_BENCH_SEARCHES` the runs of each query (default 50; 0 skips the search part).
-//! Run: `WINDSOCK_BENCH_EVENTS=200000 cargo bench -p windsock-indexer`.
+//! - `WINDSOCK_BENCH_EVENTS`: events ingested (default 1,000,000);
+//! - `WINDSOCK_BENCH_ROUNDS`: ingest rounds, raw then pipeline each time (default 3; the
+//!   medians are reported, since a shared machine's speed drifts between runs);
+//! - `WINDSOCK_BENCH_SEARCH_SIZES`: index sizes to search (default `1000000,10000000`; the
+//!   size ingested reuses that index, others are built from the same generator);
+//! - `WINDSOCK_BENCH_SEARCHES`: runs of each query (default 50; 0 skips the search part);
+//! - `WINDSOCK_INDEXER__*` and `WINDSOCK_BUS__*` override the indexer's settings, as in
+//!   `windsock` itself, to try them.
+//!
+//! Run: `cargo bench -p windsock-indexer` (about 10 minutes; most of it loading 10 million
+//! events into SQLite), or `WINDSOCK_BENCH_SEARCH_SIZES=1000000 cargo bench -p windsock-indexer`.
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -32,27 +41,61 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn env_numbers(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .split(',')
+            .filter_map(|n| n.trim().replace('_', "").parse().ok())
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap()
 }
 
 const SPAN_DAYS: i64 = 30;
 
+/// The events of an index of `n`: the same generator, seed and span at every size.
+fn events(n: usize) -> impl Iterator<Item = Envelope> {
+    synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42)
+}
+
+/// The indexer's settings: defaults, or what `WINDSOCK_INDEXER__*` / `WINDSOCK_BUS__*` say.
+fn config(dir: &Path) -> Config {
+    let config = Config::load_with_env(
+        None,
+        std::env::vars().filter(|(k, _)| {
+            k.starts_with("WINDSOCK_INDEXER__") || k.starts_with("WINDSOCK_BUS__")
+        }),
+    )
+    .expect("the environment's config is valid");
+    Config {
+        data_dir: dir.to_path_buf(),
+        ..config
+    }
+}
+
 fn main() {
     let n = env_number("WINDSOCK_BENCH_EVENTS", 1_000_000);
+    let rounds = env_number("WINDSOCK_BENCH_ROUNDS", 3).max(1);
     let searches = env_number("WINDSOCK_BENCH_SEARCHES", 50);
+    let sizes = env_numbers("WINDSOCK_BENCH_SEARCH_SIZES", &[1_000_000, 10_000_000]);
+    let settings = config(Path::new(".")).indexer;
     println!(
-        "windsock-indexer benchmark: {n} events over {SPAN_DAYS} days, {} cores",
+        "windsock-indexer benchmark: {n} events over {SPAN_DAYS} days, {} cores; commit every {} documents or {:?}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1)
+            .unwrap_or(1),
+        settings.commit_docs,
+        settings.commit_interval,
     );
 
-    // Only the wire form is kept: ~0.5 KB an event.
-    let payloads: Vec<(Topic, String, Bytes)> =
-        synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42)
-            .map(|e| (Topic::of(&e.event), e.event.key(), Bytes::from(e.to_json())))
-            .collect();
+    // Only the wire form is kept: ~0.4 KB an event.
+    let payloads: Vec<(Topic, String, Bytes)> = events(n)
+        .map(|e| (Topic::of(&e.event), e.event.key(), Bytes::from(e.to_json())))
+        .collect();
     let mean_size = payloads.iter().map(|p| p.2.len()).sum::<usize>() / n.max(1);
     println!("  mean event size on the wire: {mean_size} bytes");
 
@@ -73,30 +116,42 @@ fn main() {
     let decoding = payloads.len() as f64 / started.elapsed().as_secs_f64();
     println!("  one thread decodes {decoding:.0} events/s, decodes and builds documents of {building:.0} events/s");
 
-    let raw_dir = tempfile::tempdir().unwrap();
-    let raw = raw_tantivy(&payloads, raw_dir.path());
-    drop(raw_dir);
-
-    let dir = tempfile::tempdir().unwrap();
+    println!("\n## ingest ({rounds} rounds)");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (pipeline, peak_mb, index) = runtime.block_on(through_the_bus(&payloads, dir.path()));
+    let (mut raws, mut pipelines, mut ratios, mut peaks) = (vec![], vec![], vec![], vec![]);
+    let mut last = None;
+    for round in 1..=rounds {
+        let raw_dir = tempfile::tempdir().unwrap();
+        let raw = raw_tantivy(&payloads, raw_dir.path());
+        drop(raw_dir);
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, peak_mb, index) = runtime.block_on(through_the_bus(&payloads, dir.path()));
+        println!(
+            "  round {round}: raw tantivy {raw:>7.0} events/s, bus -> indexer -> committed index {pipeline:>7.0} events/s, ratio {:.2}",
+            pipeline / raw
+        );
+        raws.push(raw);
+        pipelines.push(pipeline);
+        ratios.push(pipeline / raw);
+        peaks.extend(peak_mb);
+        last = Some((dir, index));
+    }
     drop(payloads);
-
-    println!("\n## ingest");
+    let (dir, index) = last.expect("at least one round");
     println!(
-        "  raw tantivy (decode, build, add, 1 commit): {:>9.0} events/s",
-        raw
+        "  median raw tantivy (decode, build, add, 1 commit): {:>9.0} events/s",
+        percentile(&raws, 0.5)
     );
     println!(
-        "  bus -> indexer -> committed index:          {:>9.0} events/s",
-        pipeline
+        "  median bus -> indexer -> committed index:          {:>9.0} events/s",
+        percentile(&pipelines, 0.5)
     );
     println!(
-        "  ratio: {:.2} of raw tantivy (target >= 0.8); target >= 100,000 events/s",
-        pipeline / raw
+        "  median ratio: {:.2} of raw tantivy (target >= 0.8); target >= 100,000 events/s",
+        percentile(&ratios, 0.5)
     );
 
     let size = dir_size(&dir.path().join("index"));
@@ -106,21 +161,61 @@ fn main() {
         size as f64 / 1e6,
         size as f64 / 1e6 / (n as f64 / 1e6)
     );
-    match peak_mb {
-        Some(mb) => {
-            println!("  indexer peak memory (RSS high-water mark above the start): {mb:.0} MB")
-        }
-        None => {
-            println!("  indexer peak memory: not measurable here (needs /proc/self/clear_refs)")
-        }
+    if peaks.is_empty() {
+        println!("  indexer peak memory: not measurable here (needs /proc/self/clear_refs)");
+    } else {
+        println!(
+            "  indexer peak memory (RSS high-water mark above the start, bus included), largest of the rounds: {:.0} MB",
+            peaks.iter().copied().fold(0.0, f64::max)
+        );
     }
 
     if searches == 0 {
         return;
     }
+    for size in sizes {
+        if size == n {
+            search_section(&index, size, searches);
+        } else {
+            let other = tempfile::tempdir().unwrap();
+            let built = build_index(size, other.path());
+            let bytes = dir_size(&other.path().join("index"));
+            println!(
+                "\n(index of {size} events built in {:.1} s: {:.1} MB = {:.1} MB per million events)",
+                built.1,
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e6 / (size as f64 / 1e6)
+            );
+            search_section(&built.0, size, searches);
+        }
+    }
+}
+
+/// An index of the first `n` events, written as the indexer writes (upserts, its merge policy,
+/// a commit every `commit_docs`), merges finished: the shape a search meets after ingest.
+fn build_index(n: usize, dir: &Path) -> (EventIndex, f64) {
+    let config = config(dir);
+    let index = EventIndex::open(&dir.join("index")).unwrap();
+    let mut sink = index.writer(config.indexer.writer_memory_mb).unwrap();
+    let started = Instant::now();
+    for envelope in events(n) {
+        sink.upsert(&envelope, None).unwrap();
+        if sink.uncommitted() >= config.indexer.commit_docs {
+            sink.commit("embedded").unwrap();
+        }
+    }
+    sink.commit("embedded").unwrap();
+    sink.finish().unwrap();
+    index.reader.reload().unwrap();
+    (index, started.elapsed().as_secs_f64())
+}
+
+/// Search latency of the mix over `index` (of `n` events), beside SQLite FTS5 on the same
+/// events.
+fn search_section(index: &EventIndex, n: usize, searches: usize) {
     let sqlite_dir = tempfile::tempdir().unwrap();
-    let sqlite = sqlite_load(&index, sqlite_dir.path(), n);
-    println!("\n## search latency ({searches} runs of each query; hits are the 50 newest, each with its event)");
+    let sqlite = sqlite_load(index, sqlite_dir.path(), n);
+    println!("\n## search latency over {n} events ({searches} runs of each query; hits are the 50 newest, each with its event)");
     println!(
         "  {:<44} {:>9} {:>9} {:>11} {:>11} {:>8}",
         "query", "p50 ms", "p99 ms", "fts5 p50", "fts5 p99", "ratio"
@@ -128,7 +223,7 @@ fn main() {
     let mut all_tantivy = Vec::new();
     let mut all_sqlite = Vec::new();
     for query in mix() {
-        let (t_total, t) = time(searches, || tantivy_query(&index, &query));
+        let (t_total, t) = time(searches, || tantivy_query(index, &query));
         let (s_total, s) = time(searches, || sqlite_query(&sqlite, &query));
         assert_eq!(
             t_total, s_total,
@@ -154,7 +249,7 @@ fn main() {
         percentile(&all_sqlite, 0.99),
     );
     println!(
-        "  whole mix: tantivy p50 {:.2} ms, p99 {:.2} ms; sqlite fts5 p50 {:.2} ms, p99 {:.2} ms; fts5 p99 / tantivy p99 = {:.1}x (target p99 < 50 ms at 10M)",
+        "  whole mix over {n}: tantivy p50 {:.2} ms, p99 {:.2} ms; sqlite fts5 p50 {:.2} ms, p99 {:.2} ms; fts5 p99 / tantivy p99 = {:.1}x (target p99 < 50 ms at 10M)",
         percentile(&all_tantivy, 0.5), tp99, percentile(&all_sqlite, 0.5), sp99, sp99 / tp99
     );
 }
@@ -164,7 +259,7 @@ fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> f64 {
     let index = EventIndex::open(dir).unwrap();
     let mut writer: tantivy::IndexWriter = index
         .index
-        .writer(Config::default().indexer.writer_memory_mb * 1_000_000)
+        .writer(config(dir).indexer.writer_memory_mb * 1_000_000)
         .unwrap();
     let started = Instant::now();
     for (_, _, payload) in payloads {
@@ -185,10 +280,7 @@ async fn through_the_bus(
     payloads: &[(Topic, String, Bytes)],
     dir: &Path,
 ) -> (f64, Option<f64>, EventIndex) {
-    let config = Arc::new(Config {
-        data_dir: dir.to_path_buf(),
-        ..Config::default()
-    });
+    let config = Arc::new(config(dir));
     let bus: SharedBus = Arc::new(EmbeddedBus::new(&config.bus));
     let baseline = reset_peak_rss();
     let indexer = Indexer::new(config, bus.clone()).await.unwrap();
@@ -311,7 +403,7 @@ fn sqlite_load(index: &EventIndex, dir: &Path, n: usize) -> Connection {
         let mut fts = tx
             .prepare("INSERT INTO fts (rowid, message) VALUES (?1, ?2)")
             .unwrap();
-        for envelope in synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42) {
+        for envelope in events(n) {
             let d = describe(&envelope.event);
             let temperature = match &envelope.event {
                 Event::Observation(o) => Some(o.temperature_c),

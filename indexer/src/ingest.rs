@@ -3,6 +3,7 @@
 //! them, and retention sweeps. The index writer runs on its own thread ([`Writer`]), so the
 //! loop keeps decoding and building documents while a commit runs.
 
+use crate::merge::Backlog;
 use crate::schema::Fields;
 use crate::store::CommitPayload;
 use crate::writer::{Built, Committed, Writer};
@@ -35,6 +36,8 @@ pub struct Ingest {
     pub fields: Arc<Fields>,
     /// Deliveries the index already contains (from the last commit's payload); acked, skipped.
     pub skip: CommitPayload,
+    /// Told after each read whether the bus had more ready than one batch takes.
+    pub backlog: Backlog,
     pub commit_docs: usize,
     pub commit_interval: Duration,
     pub retention: Duration,
@@ -130,6 +133,8 @@ impl Ingest {
             .saturating_sub(self.uncommitted)
             .clamp(1, MAX_BATCH);
         let mut batch = vec![first];
+        // Filling the batch means more is probably waiting: the indexer is behind.
+        let mut behind = true;
         while batch.len() < room {
             match self.subscription.next().now_or_never() {
                 Some(Ok(Some(next))) => batch.push(next),
@@ -139,9 +144,13 @@ impl Ingest {
                     tracing::warn!(error = %err, "reading the bus failed; retrying");
                     break;
                 }
-                None => break,
+                None => {
+                    behind = false;
+                    break;
+                }
             }
         }
+        self.backlog.set_behind(behind);
         (batch, false)
     }
 

@@ -4,8 +4,9 @@
 //! - [`schema`]: fields, and how an event becomes a document;
 //! - [`store`]: the index on disk, commits carrying bus offsets, upserts by id, retention;
 //! - [`ingest`]: the consuming loop (commit, then ack), with the index writer on its own
-//!   thread (`writer`) and a filter of ids already indexed (`seen`) so only a possible
-//!   duplicate pays for a delete by id;
+//!   thread (`writer`), a filter of ids already indexed (`seen`) so only a possible
+//!   duplicate pays for a delete by id, and merges held back while it drains a backlog
+//!   (`merge`);
 //! - [`query`], [`search`], [`timespec`]: the search language, execution, and times;
 //! - [`api`]: the HTTP routes; [`cli`]: `windsock search`.
 //!
@@ -18,6 +19,7 @@ pub mod api;
 pub mod cli;
 pub mod describe;
 mod ingest;
+mod merge;
 pub mod query;
 pub mod schema;
 pub mod search;
@@ -79,6 +81,7 @@ impl Indexer {
         sink.resume_from(skip.clone());
         let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
         let settings = &config.indexer;
+        let backlog = sink.backlog();
         let writer = writer::Writer::spawn(sink, bus.kind()).map_err(|e| {
             tantivy::TantivyError::SystemError(format!("cannot start the index writer: {e}"))
         })?;
@@ -87,6 +90,7 @@ impl Indexer {
             writer,
             fields: index.fields.clone(),
             skip,
+            backlog,
             commit_docs: settings.commit_docs,
             commit_interval: settings.commit_interval,
             retention: settings.retention,

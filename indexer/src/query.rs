@@ -9,7 +9,7 @@
 use crate::store::EventIndex;
 use serde_json::{json, Value};
 use tantivy::query::{AllQuery, Query, QueryParser, QueryParserError};
-use tantivy::query_grammar::{self, Occur, UserInputAst};
+use tantivy::query_grammar::{self, Occur, UserInputAst, UserInputLeaf};
 
 /// A query that cannot run: `message` for people, `detail` says where.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +46,7 @@ pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryE
     let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
     parser.set_conjunction_by_default();
     parser
-        .build_query_from_user_input_ast(lift_negations(ast))
+        .build_query_from_user_input_ast(own_fields_too(index, q, lift_negations(ast))?)
         .map_err(|e| semantic_error(index, q, e))
 }
 
@@ -70,6 +70,95 @@ fn lift_negations(ast: UserInputAst) -> UserInputAst {
         }
     }
     UserInputAst::Clause(lifted)
+}
+
+/// `fields.region:Dakar` also searches `region`: an attribute with a field of its own is
+/// indexed there, not again under `fields` (see `schema::attributes`), yet people who read
+/// `"region": "Dakar"` in an event will write `fields.region`. Each such clause becomes
+/// `(region:Dakar OR fields.region:Dakar)`; the second still finds an attribute whose value
+/// differs from its field's (a forecast's `level` of 0.95). A range goes to the own field
+/// alone, since ranges run on fast fields and `fields` is not one; a range on any other
+/// attribute is refused here with a reason, rather than failing when the search runs.
+fn own_fields_too(
+    index: &EventIndex,
+    q: &str,
+    ast: UserInputAst,
+) -> Result<UserInputAst, QueryError> {
+    Ok(match ast {
+        UserInputAst::Clause(children) => UserInputAst::Clause(
+            children
+                .into_iter()
+                .map(|(occur, child)| Ok((occur, own_fields_too(index, q, child)?)))
+                .collect::<Result<_, QueryError>>()?,
+        ),
+        UserInputAst::Boost(inner, boost) => {
+            UserInputAst::Boost(Box::new(own_fields_too(index, q, *inner)?), boost)
+        }
+        UserInputAst::Leaf(leaf) => {
+            let Some(attribute) = leaf_field(&leaf).and_then(|name| name.strip_prefix("fields."))
+            else {
+                return Ok(UserInputAst::Leaf(leaf));
+            };
+            let is_range = matches!(*leaf, UserInputLeaf::Range { .. });
+            if !index.fields.has_own_field(attribute) {
+                if is_range {
+                    return Err(attribute_range_error(index, q, attribute));
+                }
+                return Ok(UserInputAst::Leaf(leaf));
+            }
+            let mut own_leaf = (*leaf).clone();
+            set_leaf_field(&mut own_leaf, attribute.to_string());
+            let own_leaf = UserInputAst::Leaf(Box::new(own_leaf));
+            if is_range {
+                own_leaf
+            } else {
+                UserInputAst::Clause(vec![
+                    (Some(Occur::Should), own_leaf),
+                    (Some(Occur::Should), UserInputAst::Leaf(leaf)),
+                ])
+            }
+        }
+    })
+}
+
+fn attribute_range_error(index: &EventIndex, q: &str, attribute: &str) -> QueryError {
+    let ranged: Vec<&str> = std::iter::once("timestamp")
+        .chain(index.fields.metrics.iter().map(|(name, _)| *name))
+        .collect();
+    QueryError {
+        message: format!(
+            "invalid query: ranges work on {}, not on the attribute fields.{attribute}",
+            ranged.join(", ")
+        ),
+        detail: json!({
+            "query": q,
+            "reason": "range_on_attribute",
+            "field": format!("fields.{attribute}"),
+            "hint": format!("match values instead: fields.{attribute}:500 OR fields.{attribute}:502"),
+        }),
+    }
+}
+
+fn leaf_field(leaf: &UserInputLeaf) -> Option<&str> {
+    match leaf {
+        UserInputLeaf::Literal(literal) => literal.field_name.as_deref(),
+        UserInputLeaf::Range { field, .. }
+        | UserInputLeaf::Set { field, .. }
+        | UserInputLeaf::Regex { field, .. } => field.as_deref(),
+        UserInputLeaf::Exists { field } => Some(field),
+        UserInputLeaf::All => None,
+    }
+}
+
+fn set_leaf_field(leaf: &mut UserInputLeaf, name: String) {
+    match leaf {
+        UserInputLeaf::Literal(literal) => literal.field_name = Some(name),
+        UserInputLeaf::Range { field, .. }
+        | UserInputLeaf::Set { field, .. }
+        | UserInputLeaf::Regex { field, .. } => *field = Some(name),
+        UserInputLeaf::Exists { field } => *field = name,
+        UserInputLeaf::All => {}
+    }
 }
 
 /// The grammar refused the query: ask the lenient parser where.

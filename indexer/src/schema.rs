@@ -10,14 +10,14 @@
 //! | `event` | JSON text, stored only | the envelope exactly as published, returned with each hit |
 //! | `fields` | JSON, indexed only | any attribute by path: `fields.condition:rain`, `fields.status:500` |
 //!
-//! `fields` holds the envelope's attributes with a log's own `fields` map hoisted to the top,
+//! `fields` holds the envelope's attributes, less those already held by a field of their own
+//! (`fields.region:Dakar` is read as `region:Dakar` too, see `query`), with a log's own `fields` map hoisted to the top,
 //! so a log written as `warn!(status = 500, "fetch failed")` is found by `fields.status:500`
 //! (as a Kibana user would write it) rather than by `fields.fields.status:500`. Its strings
 //! use the default tokenizer (split on punctuation, lowercased), so matching is
 //! case-insensitive: `fields.condition:Rain` and `fields.condition:rain` find the same.
 
 use crate::describe::{describe, Description};
-use serde_json::{Map, Value};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
     OwnedValue, Schema, TextFieldIndexing, TextOptions, INDEXED, STORED, STRING,
@@ -110,6 +110,14 @@ impl Fields {
         })
     }
 
+    /// Whether the attribute `name` has a field of its own (`region`, `temperature_c`, ...).
+    pub fn has_own_field(&self, name: &str) -> bool {
+        FACETS.contains(&name)
+            || name == "source"
+            || name == "message"
+            || self.metrics.iter().any(|(metric, _)| *metric == name)
+    }
+
     /// The document of one event.
     pub fn document(&self, envelope: &Envelope) -> TantivyDocument {
         let json = envelope.to_json();
@@ -130,36 +138,44 @@ impl Fields {
     /// The document of one event whose wire form (`json`, as published) is at hand: it is
     /// stored as is, so a hit shows exactly what was published.
     pub fn document_with_json(&self, envelope: &Envelope, json: &str) -> TantivyDocument {
-        let Description {
-            kind,
-            region,
-            level,
-            service,
-            source,
-            message,
-        } = describe(&envelope.event);
+        let description = describe(&envelope.event);
+        let d = &description;
         let mut doc = TantivyDocument::new();
         doc.add_text(self.id, &envelope.id);
         doc.add_date(self.timestamp, to_tantivy(envelope.event.timestamp()));
-        doc.add_text(self.kind, kind);
-        if let Some(region) = region {
+        doc.add_text(self.kind, d.kind);
+        if let Some(region) = &d.region {
             doc.add_text(self.region, region);
         }
-        doc.add_text(self.level, level);
-        doc.add_text(self.service, service);
-        if !source.is_empty() {
-            doc.add_text(self.source, source);
+        doc.add_text(self.level, d.level);
+        doc.add_text(self.service, &d.service);
+        if !d.source.is_empty() {
+            doc.add_text(self.source, &d.source);
         }
-        doc.add_text(self.message, message);
-        if let Event::Observation(o) = &envelope.event {
+        doc.add_text(self.message, &d.message);
+        let observation = match &envelope.event {
+            Event::Observation(o) => Some(o),
+            _ => None,
+        };
+        if let Some(o) = observation {
             for (name, field) in &self.metrics {
                 if let Some(value) = o.metric(name).filter(|v| v.is_finite()) {
                     doc.add_f64(*field, value);
                 }
             }
         }
-        if let Ok(whole) = serde_json::from_str::<Map<String, Value>>(json) {
-            doc.add_field_value(self.attributes, &owned(Value::Object(attributes(whole))));
+        // Parsed straight into tantivy's value (strings stay strings: tantivy's own conversion
+        // tries to read each as a date, and times are searched through `timestamp`); going
+        // through serde_json's map cost as much as building the rest of the document.
+        if let Ok(OwnedValue::Object(whole)) = serde_json::from_str::<OwnedValue>(json) {
+            let own = OwnFields {
+                description: d,
+                observation,
+            };
+            doc.add_field_value(
+                self.attributes,
+                &OwnedValue::Object(attributes(whole, &own)),
+            );
         }
         doc.add_text(self.event, json);
         doc
@@ -168,48 +184,70 @@ impl Fields {
 
 /// The envelope's attributes for `fields` (all but `id` and `schema_version`): a log's own
 /// `fields` map hoisted to the top (where a name is already taken, the attribute stays under
-/// `fields.fields`).
-fn attributes(mut whole: Map<String, Value>) -> Map<String, Value> {
-    // The id has its own field; a unique term per event twice over would make every
-    // segment's term dictionary (and indexing) markedly larger.
-    whole.remove("id");
-    whole.remove("schema_version");
-    if whole.get("kind").and_then(Value::as_str) != Some("log") {
-        return whole;
+/// `fields.fields`); attributes the document already holds in a field of their own, with the
+/// same name and value, left out (the query layer reads `fields.region` as `region` too): an
+/// observation's facets and metrics would otherwise be indexed twice, about a third of its
+/// postings.
+fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String, OwnedValue)> {
+    let is_log = whole
+        .iter()
+        .any(|(k, v)| k == "kind" && matches!(v, OwnedValue::Str(kind) if kind == "log"));
+    let mut top = Vec::with_capacity(whole.len() + 4);
+    // Names left out because their own field holds them: still taken, for the hoisting.
+    let mut held = Vec::new();
+    let mut logged = Vec::new();
+    for (key, value) in whole {
+        match (key.as_str(), value) {
+            // The id has its own field; a unique term per event twice over would make every
+            // segment's term dictionary (and indexing) markedly larger.
+            ("id" | "schema_version", _) => {}
+            ("fields", OwnedValue::Object(fields)) if is_log => logged = fields,
+            (_, value) if own.holds(&key, &value) => held.push(key),
+            (_, value) => top.push((key, value)),
+        }
     }
-    let Some(Value::Object(own)) = whole.remove("fields") else {
-        return whole;
-    };
-    let mut clashing = Map::new();
-    for (key, value) in own {
-        if whole.contains_key(&key) {
-            clashing.insert(key, value);
+    let mut clashing = Vec::new();
+    for (key, value) in logged {
+        if held.contains(&key) || top.iter().any(|(k, _)| *k == key) {
+            clashing.push((key, value));
         } else {
-            whole.insert(key, value);
+            top.push((key, value));
         }
     }
     if !clashing.is_empty() {
-        whole.insert("fields".into(), Value::Object(clashing));
+        top.push(("fields".into(), OwnedValue::Object(clashing)));
     }
-    whole
+    top
 }
 
-/// JSON as tantivy's value, strings kept as strings: tantivy's own conversion tries to read
-/// every string as a date, which costs more than indexing the event (times are searched
-/// through `timestamp`).
-fn owned(value: Value) -> OwnedValue {
-    match value {
-        Value::Null => OwnedValue::Null,
-        Value::Bool(b) => OwnedValue::Bool(b),
-        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => OwnedValue::I64(i),
-            (None, Some(u)) => OwnedValue::U64(u),
-            _ => OwnedValue::F64(n.as_f64().unwrap_or_default()),
-        },
-        Value::String(s) => OwnedValue::Str(s),
-        Value::Array(items) => OwnedValue::Array(items.into_iter().map(owned).collect()),
-        Value::Object(map) => {
-            OwnedValue::Object(map.into_iter().map(|(k, v)| (k, owned(v))).collect())
+/// What a document holds in fields of its own: its description, and an observation's metrics.
+struct OwnFields<'a> {
+    description: &'a Description,
+    observation: Option<&'a Observation>,
+}
+
+impl OwnFields<'_> {
+    /// Whether the attribute `key` = `value` is already in the field named `key`.
+    fn holds(&self, key: &str, value: &OwnedValue) -> bool {
+        let d = self.description;
+        match (key, value) {
+            ("kind", OwnedValue::Str(v)) => v == d.kind,
+            ("region", OwnedValue::Str(v)) => d.region.as_deref() == Some(v.as_str()),
+            ("level", OwnedValue::Str(v)) => v == d.level,
+            ("service", OwnedValue::Str(v)) => *v == d.service,
+            ("source", OwnedValue::Str(v)) => *v == d.source,
+            ("message", OwnedValue::Str(v)) => *v == d.message,
+            (metric, value) => {
+                let number = match value {
+                    OwnedValue::F64(n) => Some(*n),
+                    OwnedValue::I64(n) => Some(*n as f64),
+                    OwnedValue::U64(n) => Some(*n as f64),
+                    _ => None,
+                };
+                number.is_some_and(|n| {
+                    self.observation.and_then(|o| o.metric(metric)) == Some(n) && n.is_finite()
+                })
+            }
         }
     }
 }
@@ -221,31 +259,119 @@ pub fn to_tantivy(at: chrono::DateTime<chrono::Utc>) -> DateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// The `fields` attributes of an envelope written as JSON.
+    fn attributes_of(envelope: Value) -> Vec<(String, OwnedValue)> {
+        let parsed: Envelope = serde_json::from_value(envelope.clone()).unwrap();
+        let description = describe(&parsed.event);
+        let own = OwnFields {
+            description: &description,
+            observation: match &parsed.event {
+                Event::Observation(o) => Some(o),
+                _ => None,
+            },
+        };
+        let Ok(OwnedValue::Object(whole)) = serde_json::from_value::<OwnedValue>(envelope) else {
+            unreachable!("an object")
+        };
+        attributes(whole, &own)
+    }
+
+    fn as_json(attributes: Vec<(String, OwnedValue)>) -> Value {
+        serde_json::to_value(OwnedValue::Object(attributes)).unwrap()
+    }
 
     #[test]
     fn a_logs_own_fields_are_hoisted_unless_the_name_is_taken() {
-        let Value::Object(envelope) = json!({
-            "schema_version": 1, "id": "abc", "kind": "log", "message": "fetch failed",
-            "fields": {"status": 500, "message": "upstream said no"}
-        }) else {
-            unreachable!()
-        };
-        let attributes = attributes(envelope);
+        let attributes = as_json(attributes_of(json!({
+            "schema_version": 1, "id": "abc", "kind": "log", "service": "collector",
+            "level": "warn", "message": "fetch failed", "target": "windsock_collector",
+            "timestamp": "2026-11-25T12:00:00Z",
+            "fields": {"status": 500, "message": "upstream said no", "region": "Dakar"}
+        })));
+        // kind, service, level and message have fields of their own; the log's own
+        // `message` clashes with that taken name and stays nested.
         assert_eq!(attributes["status"], 500);
-        assert_eq!(attributes["message"], "fetch failed");
+        assert_eq!(attributes["region"], "Dakar");
+        assert_eq!(attributes["target"], "windsock_collector");
         assert_eq!(attributes["fields"], json!({"message": "upstream said no"}));
-        assert!(!attributes.contains_key("id") && !attributes.contains_key("schema_version"));
+        for held in [
+            "kind",
+            "service",
+            "level",
+            "message",
+            "id",
+            "schema_version",
+        ] {
+            assert!(
+                attributes.get(held).is_none(),
+                "{held} is not indexed twice"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_logs_fields_are_hoisted() {
+        let attributes = as_json(attributes_of(json!({
+            "schema_version": 1, "id": "abc", "kind": "alert", "fingerprint": "f",
+            "rule": "late_data", "state": "firing", "severity": "warning",
+            "at": "2026-11-25T12:00:00Z", "started_at": "2026-11-25T11:00:00Z",
+            "message": "no data", "fields": {"status": 500}
+        })));
+        assert_eq!(attributes["fields"], json!({"status": 500}));
+        assert_eq!(attributes["rule"], "late_data");
+    }
+
+    #[test]
+    fn an_observations_metrics_and_facets_are_left_to_their_own_fields() {
+        let attributes = attributes_of(json!({
+            "schema_version": 1, "id": "abc", "kind": "observation", "region": "Dakar",
+            "lat": 14.7, "lon": -17.4, "observed_at": "2026-11-25T12:00:00Z",
+            "fetched_at": "2026-11-25T12:00:03.250Z", "source": "simulated",
+            "temperature_c": 27.5, "humidity_pct": 60.0, "condition": "Clear"
+        }));
+        let names: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["condition", "fetched_at", "lat", "lon", "observed_at"],
+            "kind, region, source and the metrics have fields of their own"
+        );
+        let value = |name: &str| &attributes.iter().find(|(k, _)| k == name).unwrap().1;
+        assert_eq!(
+            *value("fetched_at"),
+            OwnedValue::Str("2026-11-25T12:00:03.250Z".into()),
+            "times stay text (they are searched through `timestamp`)"
+        );
+    }
+
+    #[test]
+    fn an_attribute_whose_value_differs_from_its_fields_is_kept() {
+        // A forecast's `level` is its interval's (0.95), not the log level its field holds.
+        let attributes = as_json(attributes_of(json!({
+            "schema_version": 1, "id": "abc", "kind": "forecast", "region": "Dakar",
+            "model": "mstl_ets", "generated_at": "2026-11-25T12:00:00Z", "level": 0.95,
+            "points": [{"timestamp": "2026-11-25T13:00:00Z", "temperature_c": 27.0,
+                        "lower": 26.0, "upper": 28.0}]
+        })));
+        assert_eq!(attributes["level"], 0.95);
+        assert!(attributes.get("region").is_none());
+        assert_eq!(attributes["points"][0]["temperature_c"], 27.0);
     }
 
     #[test]
     fn strings_stay_strings_and_numbers_keep_their_kind() {
+        let parsed: OwnedValue =
+            serde_json::from_str(r#"["2026-11-25T12:00:00Z", -3, 18446744073709551615, 27.5]"#)
+                .unwrap();
         assert_eq!(
-            owned(json!("2026-11-25T12:00:00Z")),
-            OwnedValue::Str("2026-11-25T12:00:00Z".into())
+            parsed,
+            OwnedValue::Array(vec![
+                OwnedValue::Str("2026-11-25T12:00:00Z".into()),
+                OwnedValue::I64(-3),
+                OwnedValue::U64(u64::MAX),
+                OwnedValue::F64(27.5),
+            ])
         );
-        assert_eq!(owned(json!(-3)), OwnedValue::I64(-3));
-        assert_eq!(owned(json!(u64::MAX)), OwnedValue::U64(u64::MAX));
-        assert_eq!(owned(json!(27.5)), OwnedValue::F64(27.5));
     }
 }

@@ -1,6 +1,7 @@
 //! The tantivy index on disk: opening it, the one writer, commits that carry the bus offsets
 //! they contain, idempotent upserts and retention deletes.
 
+use crate::merge::{Backlog, IndexMergePolicy};
 use crate::schema::{build_schema, to_tantivy, Fields};
 use crate::seen::SeenIds;
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,6 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use tantivy::directory::MmapDirectory;
-use tantivy::indexer::LogMergePolicy;
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use windsock_core::bus::{Delivery, Topic};
@@ -67,22 +67,15 @@ impl EventIndex {
     /// The writer: there is one per index (tantivy locks the directory).
     pub fn writer(&self, memory_mb: usize) -> StoreResult<IndexSink> {
         let writer: IndexWriter = self.index.writer(memory_mb.max(15) * 1_000_000)?;
-        let mut policy = LogMergePolicy::default();
-        // Retention deletes whole time ranges: merge segments once a third of them is gone,
-        // so the index stays compact rather than carrying tombstones.
-        policy.set_del_docs_ratio_before_merge(0.3);
-        // Commits at high rates make many small segments (one per indexing thread each
-        // commit); merging them 16 at a time rather than 8 rewrites each document fewer
-        // times (merges took a third of the CPU of a 1M-event ingest), for a few more
-        // segments to search.
-        policy.set_min_num_segments(16);
-        writer.set_merge_policy(Box::new(policy));
+        let backlog = Backlog::default();
+        writer.set_merge_policy(Box::new(IndexMergePolicy::new(backlog.clone())));
         Ok(IndexSink {
             committed: self.committed()?,
             seen: self.indexed_ids()?,
             writer,
             index: self.clone(),
             uncommitted: 0,
+            backlog,
         })
     }
 
@@ -150,6 +143,8 @@ pub struct IndexSink {
     /// have an earlier copy to replace.
     seen: SeenIds,
     uncommitted: usize,
+    /// Holds merges back while the consuming loop is behind the bus.
+    backlog: Backlog,
 }
 
 impl IndexSink {
@@ -197,6 +192,11 @@ impl IndexSink {
     /// (empty when they mean nothing to this bus).
     pub fn resume_from(&mut self, payload: CommitPayload) {
         self.committed = payload;
+    }
+
+    /// The switch that holds merges back while the consumer drains a backlog.
+    pub fn backlog(&self) -> Backlog {
+        self.backlog.clone()
     }
 
     /// Operations since the last commit.

@@ -40,6 +40,14 @@ fn cases() -> Vec<(&'static str, Predicate)> {
             "fields.condition:Rain",
             |e, _| matches!(&e.event, Event::Observation(o) if o.condition.as_deref() == Some("Rain")),
         ),
+        // An attribute with a field of its own is found under `fields.` too.
+        ("fields.region:Dakar", |_, d| {
+            d.region.as_deref() == Some("Dakar")
+        }),
+        (
+            "fields.temperature_c:[30 TO *] AND NOT fields.kind:log",
+            |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c >= 30.0),
+        ),
         ("kind:log AND NOT level:info", |_, d| {
             d.kind == "log" && d.level != "info"
         }),
@@ -276,6 +284,15 @@ async fn every_malformed_request_is_a_400_that_says_what_and_where() {
 
     let body = bad("/api/search?q=timestamp%3A%5Byesterday%20TO%20*%5D").await;
     assert_eq!(body["detail"]["reason"], "not_a_date");
+
+    // A range on an attribute without a field of its own (`fields` is not a fast field).
+    let body = bad("/api/search?q=kind%3Alog%20AND%20fields.status%3A%5B500%20TO%20*%5D").await;
+    assert_eq!(body["detail"]["reason"], "range_on_attribute");
+    assert_eq!(body["detail"]["field"], "fields.status");
+    assert!(
+        body["error"].as_str().unwrap().contains("temperature_c"),
+        "{body}"
+    );
 
     let body = bad("/api/search?from=yesterday").await;
     assert_eq!(body["detail"]["parameter"], "from");

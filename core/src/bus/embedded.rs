@@ -5,9 +5,13 @@
 //! - A consumer group's members share the partitions (assigned round-robin, reassigned when
 //!   a member joins or leaves); after a rebalance a member resumes at the group's committed
 //!   offset, so an unacked message is delivered again, never lost.
-//! - A message stays until every group with members has acked it. A partition holding
-//!   `capacity` unacked messages makes the producer wait: a slow consumer slows the producer,
-//!   nothing is dropped. A topic nobody subscribes to keeps only its newest `capacity`.
+//! - A message stays until every group with members has acked it (so it can be delivered
+//!   again after a rebalance). A partition with `capacity` messages some group has not read
+//!   yet makes the producer wait: a slow consumer slows the producer, nothing is dropped.
+//!   Messages read but not yet acked do not count: each consumer bounds those itself (the
+//!   indexer acks at every commit), and counting them would stall the producer for as long
+//!   as a consumer batches before committing. A topic nobody subscribes to keeps only its
+//!   newest `capacity`.
 
 use super::{partition_for, Bus, BusError, Delivery, Subscription, Topic};
 use crate::config::BusConfig;
@@ -65,8 +69,19 @@ impl PartitionLog {
 struct GroupState {
     members: BTreeSet<u64>,
     generation: u64,
-    /// The next offset to deliver to the group, per partition.
+    /// The next offset to deliver to the group after a rebalance, per partition.
     committed: Vec<i64>,
+    /// The next offset the partition's owner will read, per partition (from `committed`
+    /// again at each rebalance): what lies beyond it is unread, and counts against capacity.
+    delivered: Vec<i64>,
+}
+
+impl GroupState {
+    /// A membership change: owners start again from the committed offsets.
+    fn rebalance(&mut self) {
+        self.generation += 1;
+        self.delivered.clone_from(&self.committed);
+    }
 }
 
 impl GroupState {
@@ -164,18 +179,24 @@ impl Bus for EmbeddedBus {
             tokio::pin!(space);
             space.as_mut().enable();
             {
-                let mut state = log.state.lock();
-                let partition = partition_for(key, state.partitions.len() as u32) as usize;
-                let has_groups = state.groups.values().any(|g| !g.members.is_empty());
-                let part = &mut state.partitions[partition];
-                if part.messages.len() >= capacity && !has_groups {
+                let mut guard = log.state.lock();
+                let TopicState { partitions, groups } = &mut *guard;
+                let partition = partition_for(key, partitions.len() as u32) as usize;
+                let part = &mut partitions[partition];
+                let mut listening = groups.values().filter(|g| !g.members.is_empty()).peekable();
+                if listening.peek().is_none() && part.messages.len() >= capacity {
                     // Nobody listens: keep the newest `capacity`, as a retention limit would.
                     part.messages.pop_front();
                     part.base += 1;
                 }
-                if part.messages.len() < capacity {
+                // What the slowest group has yet to read (everything, when nobody listens).
+                let unread = listening
+                    .map(|g| part.end() - g.delivered[partition].max(part.base))
+                    .max()
+                    .unwrap_or(part.messages.len() as i64);
+                if unread < capacity as i64 {
                     part.messages.push_back((Some(key.to_string()), payload));
-                    drop(state);
+                    drop(guard);
                     log.data.notify_waiters();
                     return Ok(());
                 }
@@ -212,11 +233,12 @@ impl Bus for EmbeddedBus {
                         generation: 0,
                         // A new group starts at the earliest retained message, like Kafka's
                         // `auto.offset.reset=earliest`.
-                        committed: earliest,
+                        committed: earliest.clone(),
+                        delivered: earliest,
                     });
                 debug_assert_eq!(g.committed.len(), partitions);
                 g.members.insert(member);
-                g.generation += 1;
+                g.rebalance();
             }
             log.data.notify_waiters();
             members.push(MemberTopic {
@@ -286,7 +308,7 @@ impl EmbeddedSubscription {
             let member = self.member;
             let group = &self.group;
             let mt = &mut self.topics[index];
-            let state = mt.log.state.lock();
+            let mut state = mt.log.state.lock();
             let g = &state.groups[group];
             if g.generation != mt.generation {
                 // Rebalanced: take this member's share and resume each at the committed offset.
@@ -319,9 +341,18 @@ impl EmbeddedSubscription {
                         payload: payload.clone(),
                     });
                 }
-                mt.positions[slot].1 = position + take as i64;
+                let read_to = position + take as i64;
+                mt.positions[slot].1 = read_to;
                 mt.next_partition = (slot + 1) % owned;
                 self.next_topic = (index + 1) % n;
+                let g = state
+                    .groups
+                    .get_mut(group)
+                    .expect("a member's group exists");
+                g.delivered[partition] = g.delivered[partition].max(read_to);
+                drop(state);
+                // Reading made room (see the module docs).
+                mt.log.space.notify_waiters();
                 return true;
             }
         }
@@ -406,7 +437,7 @@ impl Drop for EmbeddedSubscription {
             let mut state = mt.log.state.lock();
             if let Some(g) = state.groups.get_mut(&self.group) {
                 g.members.remove(&self.member);
-                g.generation += 1;
+                g.rebalance();
             }
             // Leaving may release messages only this group held.
             for p in 0..state.partitions.len() {

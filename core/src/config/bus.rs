@@ -24,7 +24,8 @@ pub struct BusConfig {
     pub partitions: u32,
     /// Replication factor of topics windsock creates on Kafka.
     pub replication_factor: u32,
-    /// Embedded bus: messages a partition holds before the producer waits for consumers.
+    /// Embedded bus: messages a partition holds unread (by its slowest consumer group) before
+    /// the producer waits. Read but unacked messages are kept (for redelivery) and do not count.
     pub capacity: usize,
 }
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct IndexerConfig {
     /// Commit (make searchable and durable) after this many documents...
+    ///
+    /// Under load commits are driven by `commit_interval`; this bounds what one commit holds
+    /// (its memory, and what a crash makes the indexer read again). Each commit writes new
+    /// segments, so committing more often than needed costs ingest speed.
     pub commit_docs: usize,
     /// ...or this long after the first uncommitted one, whichever comes first.
     #[serde(with = "humantime_serde")]
@@ -26,7 +30,7 @@ pub struct IndexerConfig {
 impl Default for IndexerConfig {
     fn default() -> Self {
         Self {
-            commit_docs: 10_000,
+            commit_docs: 100_000,
             commit_interval: Duration::from_millis(500),
             retention: Duration::from_secs(30 * 24 * 3600),
             writer_memory_mb: 128,
