@@ -9,7 +9,7 @@
 use crate::store::EventIndex;
 use serde_json::{json, Value};
 use tantivy::query::{AllQuery, Query, QueryParser, QueryParserError};
-use tantivy::query_grammar::{self, Occur, UserInputAst, UserInputLeaf};
+use tantivy::query_grammar::{self, Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
 /// A query that cannot run: `message` for people, `detail` says where.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +46,7 @@ pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryE
     let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
     parser.set_conjunction_by_default();
     parser
-        .build_query_from_user_input_ast(own_fields_too(index, q, lift_negations(ast))?)
+        .build_query_from_user_input_ast(rewrite(index, q, lift_negations(ast))?)
         .map_err(|e| semantic_error(index, q, e))
 }
 
@@ -72,53 +72,73 @@ fn lift_negations(ast: UserInputAst) -> UserInputAst {
     UserInputAst::Clause(lifted)
 }
 
-/// `fields.region:Dakar` also searches `region`: an attribute with a field of its own is
-/// indexed there, not again under `fields` (see `schema::attributes`), yet people who read
-/// `"region": "Dakar"` in an event will write `fields.region`. Each such clause becomes
-/// `(region:Dakar OR fields.region:Dakar)`; the second still finds an attribute whose value
-/// differs from its field's (a forecast's `level` of 0.95). A range goes to the own field
-/// alone, since ranges run on fast fields and `fields` is not one; a range on any other
-/// attribute is refused here with a reason, rather than failing when the search runs.
-fn own_fields_too(
-    index: &EventIndex,
-    q: &str,
-    ast: UserInputAst,
-) -> Result<UserInputAst, QueryError> {
+/// The query as the index can answer it: each leaf through [`rewrite_leaf`].
+fn rewrite(index: &EventIndex, q: &str, ast: UserInputAst) -> Result<UserInputAst, QueryError> {
     Ok(match ast {
         UserInputAst::Clause(children) => UserInputAst::Clause(
             children
                 .into_iter()
-                .map(|(occur, child)| Ok((occur, own_fields_too(index, q, child)?)))
+                .map(|(occur, child)| Ok((occur, rewrite(index, q, child)?)))
                 .collect::<Result<_, QueryError>>()?,
         ),
         UserInputAst::Boost(inner, boost) => {
-            UserInputAst::Boost(Box::new(own_fields_too(index, q, *inner)?), boost)
+            UserInputAst::Boost(Box::new(rewrite(index, q, *inner)?), boost)
         }
-        UserInputAst::Leaf(leaf) => {
-            let Some(attribute) = leaf_field(&leaf).and_then(|name| name.strip_prefix("fields."))
-            else {
-                return Ok(UserInputAst::Leaf(leaf));
-            };
-            let is_range = matches!(*leaf, UserInputLeaf::Range { .. });
-            if !index.fields.has_own_field(attribute) {
-                if is_range {
-                    return Err(attribute_range_error(index, q, attribute));
-                }
-                return Ok(UserInputAst::Leaf(leaf));
-            }
-            let mut own_leaf = (*leaf).clone();
-            set_leaf_field(&mut own_leaf, attribute.to_string());
-            let own_leaf = UserInputAst::Leaf(Box::new(own_leaf));
-            if is_range {
-                own_leaf
-            } else {
-                UserInputAst::Clause(vec![
-                    (Some(Occur::Should), own_leaf),
-                    (Some(Occur::Should), UserInputAst::Leaf(leaf)),
-                ])
-            }
-        }
+        UserInputAst::Leaf(leaf) => rewrite_leaf(index, q, *leaf)?,
     })
+}
+
+/// Two things people write that the schema stores otherwise:
+///
+/// - `fields.region:Dakar`: an attribute with a field of its own is indexed there, not again
+///   under `fields` (see `schema::attributes`), yet people who read `"region": "Dakar"` in an
+///   event will write `fields.region`. Such a clause becomes `(region:Dakar OR
+///   fields.region:Dakar)`; the second still finds an attribute whose value differs from its
+///   field's (a forecast's `level` of 0.95). A range goes to the own field alone, since ranges
+///   run on fast fields and `fields` is not one; a range on any other attribute is refused
+///   here with a reason, rather than failing when the search runs.
+/// - `temperature_c:27.5`, `timestamp:2026-11-25T12:00:00Z`: the metrics and the timestamp
+///   are fast fields only (ranges, sorting and the histogram read them there; a term per
+///   value was a large share of indexing), so an exact value becomes the range `[v TO v]`.
+fn rewrite_leaf(
+    index: &EventIndex,
+    q: &str,
+    leaf: UserInputLeaf,
+) -> Result<UserInputAst, QueryError> {
+    let field = leaf_field(&leaf).map(str::to_string);
+    let Some(field) = field else {
+        return Ok(UserInputAst::Leaf(Box::new(leaf)));
+    };
+    if let Some(attribute) = field.strip_prefix("fields.") {
+        let is_range = matches!(leaf, UserInputLeaf::Range { .. });
+        if !index.fields.has_own_field(attribute) {
+            if is_range {
+                return Err(attribute_range_error(index, q, attribute));
+            }
+            return Ok(UserInputAst::Leaf(Box::new(leaf)));
+        }
+        let mut own = leaf.clone();
+        set_leaf_field(&mut own, attribute.to_string());
+        let own = rewrite_leaf(index, q, own)?;
+        return Ok(if is_range {
+            own
+        } else {
+            UserInputAst::Clause(vec![
+                (Some(Occur::Should), own),
+                (Some(Occur::Should), UserInputAst::Leaf(Box::new(leaf))),
+            ])
+        });
+    }
+    Ok(UserInputAst::Leaf(Box::new(match leaf {
+        UserInputLeaf::Literal(literal) if index.fields.is_fast_only(&field) => {
+            UserInputLeaf::Range {
+                field: Some(field),
+                lower: UserInputBound::Inclusive(literal.phrase.clone()),
+                upper: UserInputBound::Inclusive(literal.phrase),
+            }
+        }
+        other => other,
+    })))
 }
 
 fn attribute_range_error(index: &EventIndex, q: &str, attribute: &str) -> QueryError {

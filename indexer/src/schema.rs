@@ -3,24 +3,29 @@
 //! | field | type | why |
 //! | --- | --- | --- |
 //! | `id` | raw string, stored | idempotent upserts (delete the id term, add) and `/api/events/{id}` |
-//! | `timestamp` | date (µs), indexed, fast | time ranges, newest-first sort, the histogram |
+//! | `timestamp` | date (µs), fast | time ranges, newest-first sort, the histogram |
 //! | `kind`, `region`, `level`, `service`, `source` | raw strings, fast | exact filters and facet counts |
 //! | `message` | full text with positions | bare words and phrases (`"clear sky"`) |
-//! | one f64 per [`Observation::METRICS`] | indexed, fast | `temperature_c:[30 TO *]` |
+//! | one f64 per [`Observation::METRICS`] | fast | `temperature_c:[30 TO *]` |
 //! | `event` | JSON text, stored only | the envelope exactly as published, returned with each hit |
 //! | `fields` | JSON, indexed only | any attribute by path: `fields.condition:rain`, `fields.status:500` |
 //!
+//! The timestamp and the metrics have no terms: every query of them is a range, which tantivy
+//! answers from the fast field (the query layer turns an exact value into a one-value range),
+//! and a term per value cost indexing time, most of them unique for the timestamp.
+//!
 //! `fields` holds the envelope's attributes, less those already held by a field of their own
-//! (`fields.region:Dakar` is read as `region:Dakar` too, see `query`), with a log's own `fields` map hoisted to the top,
-//! so a log written as `warn!(status = 500, "fetch failed")` is found by `fields.status:500`
-//! (as a Kibana user would write it) rather than by `fields.fields.status:500`. Its strings
+//! (`fields.region:Dakar` is read as `region:Dakar` too, see `query`), with a log's own
+//! `fields` map hoisted to the top, so a log written as `warn!(status = 500, "fetch
+//! failed")` is found by `fields.status:500` (as a Kibana user would write it) rather than
+//! by `fields.fields.status:500`. Its strings
 //! use the default tokenizer (split on punctuation, lowercased), so matching is
 //! case-insensitive: `fields.condition:Rain` and `fields.condition:rain` find the same.
 
 use crate::describe::{describe, Description};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
-    OwnedValue, Schema, TextFieldIndexing, TextOptions, INDEXED, STORED, STRING,
+    OwnedValue, Schema, TextFieldIndexing, TextOptions, STORED, STRING,
 };
 use tantivy::{DateTime, TantivyDocument};
 use windsock_core::bus::Delivery;
@@ -54,7 +59,7 @@ pub fn build_schema() -> Schema {
     builder.add_text_field("id", STRING | STORED);
     builder.add_date_field(
         "timestamp",
-        DateOptions::from(INDEXED)
+        DateOptions::default()
             .set_fast()
             .set_precision(TIMESTAMP_PRECISION),
     );
@@ -73,7 +78,7 @@ pub fn build_schema() -> Schema {
         ),
     );
     for metric in Observation::METRICS {
-        builder.add_f64_field(metric, NumericOptions::default().set_indexed().set_fast());
+        builder.add_f64_field(metric, NumericOptions::default().set_fast());
     }
     builder.add_text_field("event", STORED);
     builder.add_json_field(
@@ -116,6 +121,11 @@ impl Fields {
             || name == "source"
             || name == "message"
             || self.metrics.iter().any(|(metric, _)| *metric == name)
+    }
+
+    /// Whether `name` is a fast field only (no terms): the timestamp and the metrics.
+    pub fn is_fast_only(&self, name: &str) -> bool {
+        name == "timestamp" || self.metrics.iter().any(|(metric, _)| *metric == name)
     }
 
     /// The document of one event.

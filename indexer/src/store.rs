@@ -32,7 +32,15 @@ impl EventIndex {
             tantivy::TantivyError::SystemError(format!("cannot create {}: {e}", dir.display()))
         })?;
         let directory = MmapDirectory::open(dir)?;
-        Self::from_index(Index::open_or_create(directory, build_schema())?)
+        let schema = build_schema();
+        if Index::exists(&directory)? && Index::open(directory.clone())?.schema() != schema {
+            return Err(tantivy::TantivyError::SchemaError(format!(
+                "the index in {} was written by another version of windsock, with another \
+                 schema; move it aside (or delete it) and the indexer starts a new one",
+                dir.display()
+            )));
+        }
+        Self::from_index(Index::open_or_create(directory, schema)?)
     }
 
     /// An index in memory (tests and benchmarks).
@@ -220,5 +228,29 @@ impl IndexSink {
     /// Waits for merges in flight (clean shutdown).
     pub fn finish(self) -> StoreResult<()> {
         self.writer.wait_merging_threads()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_of_another_schema_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut other = tantivy::schema::Schema::builder();
+        other.add_text_field("id", tantivy::schema::STRING);
+        Index::create_in_dir(dir.path(), other.build()).unwrap();
+        let err = EventIndex::open(dir.path()).err().expect("refused");
+        let message = err.to_string();
+        assert!(message.contains("another version of windsock"), "{message}");
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+
+        let ours = tempfile::tempdir().unwrap();
+        drop(EventIndex::open(ours.path()).unwrap());
+        EventIndex::open(ours.path()).expect("our own index opens again");
     }
 }

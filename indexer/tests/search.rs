@@ -48,6 +48,15 @@ fn cases() -> Vec<(&'static str, Predicate)> {
             "fields.temperature_c:[30 TO *] AND NOT fields.kind:log",
             |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c >= 30.0),
         ),
+        // Metrics are fast fields only: an exact value is a one-value range.
+        (
+            "temperature_c:27.5",
+            |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c == 27.5),
+        ),
+        ("fields.humidity_pct:60 OR temperature_c:30", |e, _| {
+            matches!(&e.event, Event::Observation(o)
+                if o.humidity_pct == Some(60.0) || o.temperature_c == 30.0)
+        }),
         ("kind:log AND NOT level:info", |_, d| {
             d.kind == "log" && d.level != "info"
         }),
@@ -159,6 +168,30 @@ fn totals_histograms_and_facets_match_a_brute_force_count() {
             assert_eq!(got, want, "hits of {q}");
         }
     }
+}
+
+#[test]
+fn an_exact_timestamp_finds_the_events_of_that_instant() {
+    let (index, events) = indexed_events();
+    let at = events[10].event.timestamp();
+    let q = format!(
+        "timestamp:\"{}\"",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    let results = index
+        .search(&SearchRequest {
+            q: q.clone(),
+            from: start(),
+            to: start() + Duration::days(2),
+            limit: 10,
+            offset: 0,
+            sort: Sort::Newest,
+            aggregate: false,
+        })
+        .unwrap();
+    let want = events.iter().filter(|e| e.event.timestamp() == at).count();
+    assert_eq!((results.total, want), (1, 1), "{q}");
+    assert_eq!(results.hits[0].id, events[10].id);
 }
 
 #[test]
