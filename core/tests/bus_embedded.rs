@@ -32,11 +32,9 @@ fn number(payload: &[u8]) -> usize {
 /// Long enough for a task that could run to have run; used only to show that one is blocked.
 const SETTLE: Duration = Duration::from_millis(100);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unread_messages_make_the_producer_wait_until_the_consumer_reads() {
-    let bus = bus(1, 4);
-    let mut slow = bus.subscribe(&[Topic::Observations], "slow").await.unwrap();
-    for n in 0..4 {
+/// Publishes each number of `numbers` to one partition's key, each within the timeout.
+async fn publish_numbers(bus: &EmbeddedBus, numbers: std::ops::Range<usize>) {
+    for n in numbers {
         within(
             TIMEOUT,
             bus.publish(Topic::Observations, "Dakar", payload(n)),
@@ -44,6 +42,13 @@ async fn unread_messages_make_the_producer_wait_until_the_consumer_reads() {
         .await
         .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_messages_make_the_producer_wait_until_the_consumer_reads() {
+    let bus = bus(1, 4);
+    let mut slow = bus.subscribe(&[Topic::Observations], "slow").await.unwrap();
+    publish_numbers(bus.as_ref(), 0..4).await;
     let fifth = tokio::spawn({
         let bus = bus.clone();
         async move { bus.publish(Topic::Observations, "Dakar", payload(4)).await }
@@ -57,14 +62,7 @@ async fn unread_messages_make_the_producer_wait_until_the_consumer_reads() {
     let first_four = collect(slow.as_mut(), 4).await;
     within(TIMEOUT, fifth).await.unwrap().unwrap();
     // Read but unacked messages leave room (the consumer bounds them by acking)...
-    for n in 5..8 {
-        within(
-            TIMEOUT,
-            bus.publish(Topic::Observations, "Dakar", payload(n)),
-        )
-        .await
-        .unwrap();
-    }
+    publish_numbers(bus.as_ref(), 5..8).await;
     // ...and are still kept: a member that never acked them hands them to the next one.
     assert_eq!(number(&first_four[0].payload), 0);
     drop(slow);
