@@ -129,16 +129,27 @@ fn rewrite_leaf(
             ])
         });
     }
-    Ok(UserInputAst::Leaf(Box::new(match leaf {
-        UserInputLeaf::Literal(literal) if index.fields.is_fast_only(&field) => {
-            UserInputLeaf::Range {
-                field: Some(field),
-                lower: UserInputBound::Inclusive(literal.phrase.clone()),
-                upper: UserInputBound::Inclusive(literal.phrase),
-            }
-        }
-        other => other,
-    })))
+    if !index.fields.is_fast_only(&field) {
+        return Ok(UserInputAst::Leaf(Box::new(leaf)));
+    }
+    let exactly = |value: String| {
+        UserInputAst::Leaf(Box::new(UserInputLeaf::Range {
+            field: Some(field.clone()),
+            lower: UserInputBound::Inclusive(value.clone()),
+            upper: UserInputBound::Inclusive(value),
+        }))
+    };
+    Ok(match leaf {
+        UserInputLeaf::Literal(literal) => exactly(literal.phrase),
+        // `temperature_c: IN [27.5 30]`: any of the values.
+        UserInputLeaf::Set { elements, .. } => UserInputAst::Clause(
+            elements
+                .into_iter()
+                .map(|value| (Some(Occur::Should), exactly(value)))
+                .collect(),
+        ),
+        other => UserInputAst::Leaf(Box::new(other)),
+    })
 }
 
 fn attribute_range_error(index: &EventIndex, q: &str, attribute: &str) -> QueryError {

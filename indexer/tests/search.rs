@@ -53,6 +53,10 @@ fn cases() -> Vec<(&'static str, Predicate)> {
             "temperature_c:27.5",
             |e, _| matches!(&e.event, Event::Observation(o) if o.temperature_c == 27.5),
         ),
+        (
+            "temperature_c: IN [27.5 30]",
+            |e, _| matches!(&e.event, Event::Observation(o) if [27.5, 30.0].contains(&o.temperature_c)),
+        ),
         ("fields.humidity_pct:60 OR temperature_c:30", |e, _| {
             matches!(&e.event, Event::Observation(o)
                 if o.humidity_pct == Some(60.0) || o.temperature_c == 30.0)
