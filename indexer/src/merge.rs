@@ -16,6 +16,9 @@ use tantivy::SegmentMeta;
 /// The most segments a backlog may leave unmerged; beyond it merges go on as usual.
 pub const MAX_SEGMENTS_WHILE_BEHIND: usize = 64;
 
+/// Segments of more documents than this are not merged further.
+pub const MAX_DOCS_PER_SEGMENT: usize = 2_000_000;
+
 /// Whether the indexer is behind the bus; set by the consuming loop, read by the policy.
 #[derive(Clone, Debug, Default)]
 pub struct Backlog(Arc<AtomicBool>);
@@ -45,6 +48,10 @@ impl IndexMergePolicy {
         // Merging 16 segments at a time rather than 8 rewrites each document fewer times, for
         // a few more segments to search.
         log.set_min_num_segments(16);
+        // Segments stop growing at 2M documents: a search runs a thread per segment, so a
+        // large index of several similar segments uses both cores where one giant segment
+        // would leave one idle; and no merge rewrites the whole index.
+        log.set_max_docs_before_merge(MAX_DOCS_PER_SEGMENT);
         Self { log, backlog }
     }
 }
