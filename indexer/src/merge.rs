@@ -71,11 +71,15 @@ mod tests {
     use tantivy::index::SegmentId;
     use tantivy::Index;
 
-    fn segments(count: usize) -> Vec<SegmentMeta> {
+    fn segments_of(count: usize, docs: u32) -> Vec<SegmentMeta> {
         let index = Index::create_in_ram(crate::schema::build_schema());
         (0..count)
-            .map(|_| index.new_segment_meta(SegmentId::generate_random(), 10_000))
+            .map(|_| index.new_segment_meta(SegmentId::generate_random(), docs))
             .collect()
+    }
+
+    fn segments(count: usize) -> Vec<SegmentMeta> {
+        segments_of(count, 10_000)
     }
 
     #[test]
@@ -96,5 +100,14 @@ mod tests {
         );
         backlog.set_behind(false);
         assert!(!policy.compute_merge_candidates(&some).is_empty());
+    }
+
+    #[test]
+    fn segments_past_the_size_cap_are_not_merged_again() {
+        let policy = IndexMergePolicy::new(Backlog::default());
+        let large = segments_of(20, MAX_DOCS_PER_SEGMENT as u32 + 1);
+        assert!(policy.compute_merge_candidates(&large).is_empty());
+        let at_cap = segments_of(20, MAX_DOCS_PER_SEGMENT as u32 / 20);
+        assert!(!policy.compute_merge_candidates(&at_cap).is_empty());
     }
 }
