@@ -117,15 +117,16 @@ impl Fields {
 
     /// Whether the attribute `name` has a field of its own (`region`, `temperature_c`, ...).
     pub fn has_own_field(&self, name: &str) -> bool {
-        FACETS.contains(&name)
-            || name == "source"
-            || name == "message"
-            || self.metrics.iter().any(|(metric, _)| *metric == name)
+        FACETS.contains(&name) || name == "source" || name == "message" || self.is_metric(name)
     }
 
     /// Whether `name` is a fast field only (no terms): the timestamp and the metrics.
     pub fn is_fast_only(&self, name: &str) -> bool {
-        name == "timestamp" || self.metrics.iter().any(|(metric, _)| *metric == name)
+        name == "timestamp" || self.is_metric(name)
+    }
+
+    fn is_metric(&self, name: &str) -> bool {
+        self.metrics.iter().any(|(metric, _)| *metric == name)
     }
 
     /// The document of one event.
@@ -199,9 +200,7 @@ impl Fields {
 /// observation's facets and metrics would otherwise be indexed twice, about a third of its
 /// postings.
 fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String, OwnedValue)> {
-    let is_log = whole
-        .iter()
-        .any(|(k, v)| k == "kind" && matches!(v, OwnedValue::Str(kind) if kind == "log"));
+    let is_log = own.description.kind == "log";
     let mut top = Vec::with_capacity(whole.len() + 4);
     // Names left out because their own field holds them: still taken, for the hoisting.
     let mut held = Vec::new();

@@ -33,14 +33,18 @@ impl EventIndex {
         })?;
         let directory = MmapDirectory::open(dir)?;
         let schema = build_schema();
-        if Index::exists(&directory)? && Index::open(directory.clone())?.schema() != schema {
+        if !Index::exists(&directory)? {
+            return Self::from_index(Index::create(directory, schema, Default::default())?);
+        }
+        let index = Index::open(directory)?;
+        if index.schema() != schema {
             return Err(tantivy::TantivyError::SchemaError(format!(
                 "the index in {} was written by another version of windsock, with another \
                  schema; move it aside (or delete it) and the indexer starts a new one",
                 dir.display()
             )));
         }
-        Self::from_index(Index::open_or_create(directory, schema)?)
+        Self::from_index(index)
     }
 
     /// An index in memory (tests and benchmarks).
