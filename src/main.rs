@@ -12,6 +12,11 @@ use windsock_core::bus::{self, SharedBus};
 use windsock_core::config::Config;
 use windsock_core::{http, telemetry, CancellationToken};
 
+// The indexer allocates and frees a few small values per field of every event it indexes;
+// mimalloc does that markedly faster than the system allocator (see the indexer's benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "windsock",

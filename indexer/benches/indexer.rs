@@ -35,6 +35,10 @@ use windsock_indexer::describe::describe;
 use windsock_indexer::search::{bucket_width_ms, SearchRequest, Sort};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
 
+// The allocator the `windsock` binary runs with, so the rates are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -50,6 +54,12 @@ fn env_numbers(name: &str, default: &[usize]) -> Vec<usize> {
             .collect(),
         Err(_) => default.to_vec(),
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn start() -> DateTime<Utc> {
@@ -87,9 +97,7 @@ fn main() {
     let settings = config(Path::new(".")).indexer;
     println!(
         "windsock-indexer benchmark: {n} events over {SPAN_DAYS} days, {} cores; commit every {} documents or {:?}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        cores(),
         settings.commit_docs,
         settings.commit_interval,
     );
@@ -124,17 +132,26 @@ fn main() {
         .build()
         .unwrap();
     let (mut raws, mut pipelines, mut ratios, mut peaks) = (vec![], vec![], vec![], vec![]);
+    let (mut raw_cpus, mut pipeline_cpus) = (vec![], vec![]);
     let mut last = None;
     for round in 1..=rounds {
         let raw_dir = tempfile::tempdir().unwrap();
-        let raw = raw_tantivy(&payloads, raw_dir.path());
+        let (raw, raw_cpu) = raw_tantivy(&payloads, raw_dir.path());
         drop(raw_dir);
         let dir = tempfile::tempdir().unwrap();
-        let (pipeline, peak_mb, index) = runtime.block_on(through_the_bus(&payloads, dir.path()));
+        let (pipeline, pipeline_cpu, peak_mb, index) =
+            runtime.block_on(through_the_bus(&payloads, dir.path()));
         println!(
             "  round {round}: raw tantivy {raw:>7.0} events/s, bus -> indexer -> committed index {pipeline:>7.0} events/s, ratio {:.2}",
             pipeline / raw
         );
+        if let (Some(raw_cpu), Some(pipeline_cpu)) = (raw_cpu, pipeline_cpu) {
+            println!(
+                "           CPU per event: raw {raw_cpu:.1} µs, pipeline {pipeline_cpu:.1} µs"
+            );
+            raw_cpus.push(raw_cpu);
+            pipeline_cpus.push(pipeline_cpu);
+        }
         raws.push(raw);
         pipelines.push(pipeline);
         ratios.push(pipeline / raw);
@@ -155,6 +172,16 @@ fn main() {
         "  median ratio: {:.2} of raw tantivy (target >= 0.8); target >= 100,000 events/s",
         percentile(&ratios, 0.5)
     );
+    if !raw_cpus.is_empty() {
+        // The rates swing with the machine's load; the CPU an event costs much less.
+        println!(
+            "  median CPU per event: raw {:.1} µs, pipeline {:.1} µs (100,000 events/s on {} cores needs at most {:.0} µs)",
+            percentile(&raw_cpus, 0.5),
+            percentile(&pipeline_cpus, 0.5),
+            cores(),
+            cores() as f64 * 10.0
+        );
+    }
 
     let size = dir_size(&dir.path().join("index"));
     println!("\n## size and memory");
@@ -267,23 +294,44 @@ fn search_section(index: &EventIndex, n: usize, searches: usize, with_sqlite: bo
 }
 
 /// The baseline: the same documents straight into tantivy, no bus, one commit.
-fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> f64 {
+fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> (f64, Option<f64>) {
     let index = EventIndex::open(dir).unwrap();
     let mut writer: tantivy::IndexWriter = index
         .index
         .writer(config(dir).indexer.writer_memory_mb * 1_000_000)
         .unwrap();
     let started = Instant::now();
+    let cpu = cpu_seconds();
     for (_, _, payload) in payloads {
+        // As the indexer does: the payload is decoded, and stored as it came.
         let envelope = Envelope::from_json(payload).unwrap();
+        let json = std::str::from_utf8(payload).unwrap();
         writer
-            .add_document(index.fields.document(&envelope))
+            .add_document(index.fields.document_with_json(&envelope, json))
             .unwrap();
     }
     writer.commit().unwrap();
     let rate = payloads.len() as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_per_event(cpu, payloads.len());
     writer.wait_merging_threads().unwrap();
-    rate
+    (rate, cpu)
+}
+
+/// CPU time (user and system, all threads) this process has used, in seconds (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th, in clock ticks of 1/100 s on Linux.
+    let rest = stat.rsplit_once(')')?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Microseconds of CPU per event since `since` (from [`cpu_seconds`]).
+fn cpu_per_event(since: Option<f64>, events: usize) -> Option<f64> {
+    Some((cpu_seconds()? - since?) * 1e6 / events.max(1) as f64)
 }
 
 /// Events published on the embedded bus while the indexer (default settings) consumes them;
@@ -291,7 +339,7 @@ fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> f64 {
 async fn through_the_bus(
     payloads: &[(Topic, String, Bytes)],
     dir: &Path,
-) -> (f64, Option<f64>, EventIndex) {
+) -> (f64, Option<f64>, Option<f64>, EventIndex) {
     let config = Arc::new(config(dir));
     let bus: SharedBus = Arc::new(EmbeddedBus::new(&config.bus));
     let baseline = reset_peak_rss();
@@ -300,6 +348,7 @@ async fn through_the_bus(
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(indexer.run(shutdown.clone()));
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let messages = payloads.to_vec();
     let producer = tokio::spawn({
         let bus = bus.clone();
@@ -316,11 +365,14 @@ async fn through_the_bus(
         tokio::time::sleep(StdDuration::from_millis(5)).await;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_per_event(cpu, payloads.len());
+    let segments = index.reader.searcher().segment_readers().len();
+    println!("           segments when the last event became searchable: {segments}");
     producer.await.unwrap();
     shutdown.cancel();
     running.await.unwrap().unwrap();
     let peak = baseline.and_then(|base| Some((peak_rss_kb()? as f64 - base as f64) / 1024.0));
-    (rate, peak, index)
+    (rate, cpu, peak, index)
 }
 
 struct BenchQuery {

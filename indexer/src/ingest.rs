@@ -1,5 +1,6 @@
 //! The consuming loop: deliveries into the index, commits every `commit_docs` documents or
-//! `commit_interval` after the first uncommitted one, acks only after the commit that holds
+//! `commit_interval` after the first uncommitted one (longer while draining a backlog, see
+//! [`BEHIND_COMMIT_INTERVALS`]), acks only after the commit that holds
 //! them, and retention sweeps. The index writer runs on its own thread ([`Writer`]), so the
 //! loop keeps decoding and building documents while a commit runs.
 
@@ -30,6 +31,18 @@ const PARALLEL_BATCH: usize = 64;
 /// How often Kafka is told the acked offsets (acks are also committed on shutdown).
 const BUS_COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// While the indexer drains a backlog, a commit that `commit_interval` asks for waits up to
+/// this many intervals (unless `commit_docs` come first). Each commit writes a segment per
+/// indexing thread; at half-second commits a fast backlog makes so many small segments that
+/// merging them cost a quarter of the ingest's CPU. Nobody is waiting on a single event
+/// then: they arrived long before the indexer reached them.
+const BEHIND_COMMIT_INTERVALS: u32 = 4;
+
+/// The indexer counts as caught up once no read has filled a batch for this long. A single
+/// short read says little under load (the producer paused, a partition ran dry for a
+/// moment): taken at its word, it let merges start in the middle of a backlog.
+const CAUGHT_UP_AFTER: Duration = Duration::from_secs(1);
+
 pub struct Ingest {
     pub subscription: EventSubscription,
     pub writer: Writer,
@@ -45,6 +58,8 @@ pub struct Ingest {
     pub clock: SharedClock,
     /// Operations sent to the writer since the last commit was asked for.
     pub uncommitted: usize,
+    /// When a read last filled a batch (the bus had more ready than it took).
+    pub last_full_read: Option<Instant>,
 }
 
 impl Ingest {
@@ -65,6 +80,7 @@ impl Ingest {
 
     async fn consume(&mut self, shutdown: CancellationToken) -> Result<(), IndexerError> {
         let mut commit_due: Option<Instant> = None;
+        let mut postponed = false;
         let mut last_bus_commit = Instant::now();
         let mut retention = tokio::time::interval(self.retention_every);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -78,8 +94,15 @@ impl Ingest {
                         "the index writer thread stopped".into()).into()),
                 },
                 _ = sleep_until(commit_due), if commit_due.is_some() => {
-                    self.commit().await?;
-                    commit_due = None;
+                    if self.backlog.is_behind() && !postponed {
+                        postponed = true;
+                        commit_due = commit_due
+                            .map(|due| due + self.commit_interval * (BEHIND_COMMIT_INTERVALS - 1));
+                    } else {
+                        self.commit().await?;
+                        commit_due = None;
+                        postponed = false;
+                    }
                 }
                 _ = retention.tick() => {
                     // A retention reaching before the calendar starts keeps everything.
@@ -94,11 +117,14 @@ impl Ingest {
                 }
                 next = self.subscription.next() => match next {
                     Ok(Some(first)) => {
-                        let (batch, closed) = self.take_ready(first);
+                        let (batch, filled, closed) = self.take_ready(first);
                         self.index_batch(batch).await?;
-                        if self.uncommitted >= self.commit_docs {
+                        // A postponed commit is made as soon as the bus runs dry: its own
+                        // interval has passed, and the backlog it waited for is gone.
+                        if self.uncommitted >= self.commit_docs || (postponed && !filled) {
                             self.commit().await?;
                             commit_due = None;
+                            postponed = false;
                         } else if self.uncommitted > 0 {
                             commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
                         }
@@ -126,32 +152,42 @@ impl Ingest {
     }
 
     /// `first` and whatever else the bus has ready right now (without waiting), up to the
-    /// next commit; and whether the bus said it closed.
-    fn take_ready(&mut self, first: (Delivery, Envelope)) -> (Vec<(Delivery, Envelope)>, bool) {
+    /// next commit; whether that filled the batch (more is probably waiting); and whether the
+    /// bus said it closed.
+    fn take_ready(
+        &mut self,
+        first: (Delivery, Envelope),
+    ) -> (Vec<(Delivery, Envelope)>, bool, bool) {
         let room = self
             .commit_docs
             .saturating_sub(self.uncommitted)
             .clamp(1, MAX_BATCH);
         let mut batch = vec![first];
-        // Filling the batch means more is probably waiting: the indexer is behind.
-        let mut behind = true;
+        // Filling the batch means more is probably waiting.
+        let mut filled = true;
         while batch.len() < room {
             match self.subscription.next().now_or_never() {
                 Some(Ok(Some(next))) => batch.push(next),
-                Some(Ok(None)) => return (batch, true),
+                Some(Ok(None)) => return (batch, false, true),
                 Some(Err(err)) => {
                     COUNTERS.error("bus");
                     tracing::warn!(error = %err, "reading the bus failed; retrying");
                     break;
                 }
                 None => {
-                    behind = false;
+                    filled = false;
                     break;
                 }
             }
         }
+        if filled {
+            self.last_full_read = Some(Instant::now());
+        }
+        let behind = self
+            .last_full_read
+            .is_some_and(|at| at.elapsed() < CAUGHT_UP_AFTER);
         self.backlog.set_behind(behind);
-        (batch, false)
+        (batch, filled, false)
     }
 
     /// Builds a batch's documents and queues them for the writer, skipping (and acking)

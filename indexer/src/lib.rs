@@ -98,6 +98,7 @@ impl Indexer {
                 .clamp(Duration::from_millis(100), Duration::from_secs(60)),
             clock: clock.clone(),
             uncommitted: 0,
+            last_full_read: None,
         };
         let service = SearchService::new(index.clone(), config.clone(), clock);
         Ok(Self {

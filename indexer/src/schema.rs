@@ -21,6 +21,7 @@
 //! by `fields.fields.status:500`. Its strings
 //! use the default tokenizer (split on punctuation, lowercased), so matching is
 //! case-insensitive: `fields.condition:Rain` and `fields.condition:rain` find the same.
+//! Strings that are RFC 3339 times are indexed as dates (one term, to the second).
 
 use crate::describe::{describe, Description};
 use tantivy::schema::{
@@ -226,7 +227,39 @@ fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String,
     if !clashing.is_empty() {
         top.push(("fields".into(), OwnedValue::Object(clashing)));
     }
-    top
+    top.into_iter().map(|(k, v)| (k, with_dates(v))).collect()
+}
+
+/// The value with every RFC 3339 string in it (`observed_at`, `fetched_at`, a forecast's
+/// points) turned into a date, as Elasticsearch's date detection maps them: one term each,
+/// matched by `fields.observed_at:"2026-11-25T12:00:00Z"` to the second, where the default
+/// tokenizer cut a time into five or six digit runs (`01t00`, `02z`) that nobody searches for
+/// and that were a third of an observation's postings.
+fn with_dates(value: OwnedValue) -> OwnedValue {
+    match value {
+        OwnedValue::Str(text) => match parse_time(&text) {
+            Some(at) => OwnedValue::Date(at),
+            None => OwnedValue::Str(text),
+        },
+        OwnedValue::Array(items) => OwnedValue::Array(items.into_iter().map(with_dates).collect()),
+        OwnedValue::Object(entries) => OwnedValue::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, with_dates(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime> {
+    let b = text.as_bytes();
+    // Most strings are not times: the shape is checked before the parser runs.
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    Some(DateTime::from_timestamp_nanos(at.timestamp_nanos_opt()?))
 }
 
 /// What a document holds in fields of its own: its description, and an observation's metrics.
@@ -349,22 +382,30 @@ mod tests {
         let value = |name: &str| &attributes.iter().find(|(k, _)| k == name).unwrap().1;
         assert_eq!(
             *value("fetched_at"),
-            OwnedValue::Str("2026-11-25T12:00:03.250Z".into()),
-            "times stay text (they are searched through `timestamp`)"
+            OwnedValue::Date(DateTime::from_timestamp_millis(1_795_608_003_250)),
+            "times are dates: one term each"
         );
+        assert_eq!(*value("condition"), OwnedValue::Str("Clear".into()));
     }
 
     #[test]
-    fn an_attribute_whose_value_differs_from_its_fields_is_kept() {
+    fn an_attribute_whose_value_differs_from_its_fields_is_kept_and_times_become_dates() {
         // A forecast's `level` is its interval's (0.95), not the log level its field holds.
         let attributes = as_json(attributes_of(json!({
             "schema_version": 1, "id": "abc", "kind": "forecast", "region": "Dakar",
-            "model": "mstl_ets", "generated_at": "2026-11-25T12:00:00Z", "level": 0.95,
+            "model": "mstl_ets", "generated_at": "2026-11-25T12:00:00+01:00", "level": 0.95,
             "points": [{"timestamp": "2026-11-25T13:00:00Z", "temperature_c": 27.0,
-                        "lower": 26.0, "upper": 28.0}]
+                        "lower": 26.0, "upper": 28.0}],
+            "note": "2026-11-25 is not a time", "odd": "2026-13-45T99:00:00Z"
         })));
         assert_eq!(attributes["level"], 0.95);
         assert!(attributes.get("region").is_none());
+        // Times anywhere are dates (tantivy writes them back as RFC 3339 in UTC); strings
+        // that only look like one stay text.
+        assert_eq!(attributes["generated_at"], "2026-11-25T11:00:00Z");
+        assert_eq!(attributes["points"][0]["timestamp"], "2026-11-25T13:00:00Z");
+        assert_eq!(attributes["note"], "2026-11-25 is not a time");
+        assert_eq!(attributes["odd"], "2026-13-45T99:00:00Z");
         assert_eq!(attributes["points"][0]["temperature_c"], 27.0);
     }
 

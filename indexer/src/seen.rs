@@ -13,8 +13,8 @@ use fastbloom::BloomFilter;
 /// The ids the first filter is sized for; each next one is twice the size of the last.
 const FIRST_CAPACITY: usize = 1 << 16;
 
-/// The false-positive rate of each filter (each costs ~10 bits an id).
-const FALSE_POSITIVES: f64 = 0.01;
+/// The false-positive rate of each filter (each costs ~15 bits an id).
+const FALSE_POSITIVES: f64 = 0.001;
 
 /// A Bloom filter that grows: a chain of filters, each twice as large as the one before,
 /// so the false-positive rate stays low however many ids arrive.

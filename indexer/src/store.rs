@@ -37,14 +37,27 @@ impl EventIndex {
             return Self::from_index(Index::create(directory, schema, Default::default())?);
         }
         let index = Index::open(directory)?;
-        if index.schema() != schema {
-            return Err(tantivy::TantivyError::SchemaError(format!(
-                "the index in {} was written by another version of windsock, with another \
-                 schema; move it aside (or delete it) and the indexer starts a new one",
+        let another_version = |what: String| {
+            tantivy::TantivyError::SchemaError(format!(
+                "the index in {} was written by another version of windsock, {what}; move it \
+                 aside (or delete it) and the indexer starts a new one",
                 dir.display()
-            )));
+            ))
+        };
+        if index.schema() != schema {
+            return Err(another_version("with another schema".into()));
         }
-        Self::from_index(index)
+        let opened = Self::from_index(index)?;
+        // The same schema may sit on another term dictionary format (windsock's first indexes
+        // used tantivy's FST, which this build does not read): tantivy only finds out when a
+        // segment's terms are first read, deep in a search; here it is said at start.
+        opened.reader.reload()?;
+        for segment in opened.reader.searcher().segment_readers() {
+            segment.inverted_index(opened.fields.id).map_err(|err| {
+                another_version(format!("in a format this one cannot read ({err})"))
+            })?;
+        }
+        Ok(opened)
     }
 
     /// An index in memory (tests and benchmarks).

@@ -199,6 +199,60 @@ fn an_exact_timestamp_finds_the_events_of_that_instant() {
 }
 
 #[test]
+fn a_time_attribute_is_matched_to_the_second_as_a_date() {
+    let (index, events) = indexed_events();
+    let observation = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::Observation(o) => Some(o),
+            _ => None,
+        })
+        .expect("the synthetic events hold observations");
+    let second = observation.fetched_at.timestamp();
+    let search = |q: &str| {
+        index
+            .search(&SearchRequest {
+                q: q.into(),
+                from: start(),
+                to: start() + Duration::days(2),
+                limit: 100,
+                offset: 0,
+                sort: Sort::Newest,
+                aggregate: false,
+            })
+            .unwrap()
+            .total
+    };
+    // Written as published (sub-second, UTC), or in another offset: the same second.
+    let q = format!(
+        "fields.fetched_at:\"{}\"",
+        observation
+            .fetched_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    );
+    let want = events
+        .iter()
+        .filter(|e| match &e.event {
+            Event::Observation(o) => o.fetched_at.timestamp() == second,
+            _ => false,
+        })
+        .count();
+    assert!(want >= 1);
+    assert_eq!(search(&q), want, "{q}");
+    let elsewhere = observation
+        .fetched_at
+        .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
+        .to_rfc3339();
+    assert_eq!(
+        search(&format!("fields.fetched_at:\"{elsewhere}\"")),
+        want,
+        "{elsewhere}"
+    );
+    // A time is one term, not digits to match one by one.
+    assert_eq!(search("fields.fetched_at:2026"), 0);
+}
+
+#[test]
 fn hits_carry_the_event_as_published_and_pages_follow_each_other() {
     let (index, events) = indexed_events();
     let from = start();

@@ -11,7 +11,8 @@ pub struct IndexerConfig {
     /// (its memory, and what a crash makes the indexer read again). Each commit writes new
     /// segments, so committing more often than needed costs ingest speed.
     pub commit_docs: usize,
-    /// ...or this long after the first uncommitted one, whichever comes first.
+    /// ...or this long after the first uncommitted one, whichever comes first (four times
+    /// this while the indexer drains a backlog).
     #[serde(with = "humantime_serde")]
     pub commit_interval: Duration,
     /// Events older than this (by their own timestamp) are deleted, swept every tenth of it
