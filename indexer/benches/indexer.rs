@@ -173,7 +173,7 @@ fn main() {
         percentile(&ratios, 0.5)
     );
     if !raw_cpus.is_empty() {
-        // The rates swing with the machine's load; the CPU an event costs much less.
+        // The rates swing with the machine's load; the CPU an event costs swings much less.
         println!(
             "  median CPU per event: raw {:.1} µs, pipeline {:.1} µs (100,000 events/s on {} cores needs at most {:.0} µs)",
             percentile(&raw_cpus, 0.5),

@@ -50,8 +50,8 @@ impl EventIndex {
         let opened = Self::from_index(index)?;
         // The same schema may sit on another term dictionary format (windsock's first indexes
         // used tantivy's FST, which this build does not read): tantivy only finds out when a
-        // segment's terms are first read, deep in a search; here it is said at start.
-        opened.reader.reload()?;
+        // segment's terms are first read, deep in a search; here it is said at start (the
+        // reader was just made, so it holds every committed segment).
         for segment in opened.reader.searcher().segment_readers() {
             segment.inverted_index(opened.fields.id).map_err(|err| {
                 another_version(format!("in a format this one cannot read ({err})"))
