@@ -32,6 +32,7 @@ use windsock_core::bus::{EmbeddedBus, SharedBus, Topic};
 use windsock_core::config::Config;
 use windsock_core::event::{Envelope, Event};
 use windsock_indexer::describe::describe;
+use windsock_indexer::schema::Fields;
 use windsock_indexer::search::{bucket_width_ms, SearchRequest, Sort};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
 
@@ -113,10 +114,7 @@ fn main() {
     let started = Instant::now();
     let fields = EventIndex::in_ram().unwrap().fields;
     for (_, _, payload) in &payloads {
-        let json = std::str::from_utf8(payload).unwrap();
-        std::hint::black_box(
-            fields.document_with_json(&Envelope::from_json(payload).unwrap(), json),
-        );
+        std::hint::black_box(document(&fields, payload));
     }
     let building = payloads.len() as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -293,6 +291,12 @@ fn search_section(index: &EventIndex, n: usize, searches: usize, with_sqlite: bo
     println!("{summary} (target p99 < 50 ms at 10M)");
 }
 
+/// An event's document as the indexer builds it: the payload decoded, and stored as it came.
+fn document(fields: &Fields, payload: &[u8]) -> tantivy::TantivyDocument {
+    let json = std::str::from_utf8(payload).unwrap();
+    fields.document_with_json(&Envelope::from_json(payload).unwrap(), json)
+}
+
 /// The baseline: the same documents straight into tantivy, no bus, one commit.
 fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> (f64, Option<f64>) {
     let index = EventIndex::open(dir).unwrap();
@@ -303,11 +307,8 @@ fn raw_tantivy(payloads: &[(Topic, String, Bytes)], dir: &Path) -> (f64, Option<
     let started = Instant::now();
     let cpu = cpu_seconds();
     for (_, _, payload) in payloads {
-        // As the indexer does: the payload is decoded, and stored as it came.
-        let envelope = Envelope::from_json(payload).unwrap();
-        let json = std::str::from_utf8(payload).unwrap();
         writer
-            .add_document(index.fields.document_with_json(&envelope, json))
+            .add_document(document(&index.fields, payload))
             .unwrap();
     }
     writer.commit().unwrap();
