@@ -11,7 +11,7 @@
 //! observation fetched twice has the same id and every consumer can be idempotent.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Bumped when the wire format changes incompatibly.
@@ -41,12 +41,136 @@ impl Envelope {
     }
 
     /// Decodes an envelope, refusing schema versions this build does not know.
+    ///
+    /// Decodes the same as the derived `Deserialize`, at about twice its speed: a flattened,
+    /// internally tagged enum is read through serde's buffered `Content` (every key and value
+    /// copied into a tree first), which was most of an event's decoding and, in the indexer,
+    /// a seventh of the CPU an event costs. Events as windsock writes them (`schema_version`,
+    /// `id` and `kind` first) are read in one pass straight into the struct the kind names;
+    /// any other order takes a second pass.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let envelope: Envelope = serde_json::from_slice(bytes)?;
-        if envelope.schema_version != SCHEMA_VERSION {
-            return Err(DecodeError::UnsupportedVersion(envelope.schema_version));
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let read = json.deserialize_map(HeadFirst)?;
+        json.end()?;
+        match read {
+            Read::Envelope(envelope) => Ok(envelope),
+            Read::Version(version) => Err(DecodeError::UnsupportedVersion(version)),
+            Read::OtherOrder => Self::from_json_in_any_order(bytes),
         }
-        Ok(envelope)
+    }
+
+    /// Two passes: the envelope's own keys, then the event's as the struct its kind names.
+    fn from_json_in_any_order(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let head: Head = serde_json::from_slice(bytes)?;
+        if head.schema_version != SCHEMA_VERSION {
+            return Err(DecodeError::UnsupportedVersion(head.schema_version));
+        }
+        // The event structs ignore keys they do not know, here `schema_version`, `id`, `kind`.
+        let event = match head.kind {
+            Kind::Observation => Event::Observation(serde_json::from_slice(bytes)?),
+            Kind::Log => Event::Log(serde_json::from_slice(bytes)?),
+            Kind::Forecast => Event::Forecast(serde_json::from_slice(bytes)?),
+            Kind::Alert => Event::Alert(serde_json::from_slice(bytes)?),
+            Kind::DeadLetter => Event::DeadLetter(serde_json::from_slice(bytes)?),
+        };
+        Ok(Self {
+            schema_version: head.schema_version,
+            id: head.id,
+            event,
+        })
+    }
+}
+
+/// The envelope's own keys (the rest is skipped without being copied).
+#[derive(Deserialize)]
+struct Head {
+    schema_version: u32,
+    id: String,
+    kind: Kind,
+}
+
+/// A key of the envelope, as the one-pass reader tells them apart.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum HeadKey {
+    SchemaVersion,
+    Id,
+    Kind,
+    #[serde(other)]
+    Event,
+}
+
+/// [`Event`]'s tag.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Observation,
+    Log,
+    Forecast,
+    Alert,
+    DeadLetter,
+}
+
+/// What the one-pass reader made of an envelope.
+// Returned once and unpacked at once: boxing the envelope would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+enum Read {
+    Envelope(Envelope),
+    Version(u32),
+    /// An event key came before the envelope's: read again in two passes.
+    OtherOrder,
+}
+
+/// Reads `schema_version`, `id`, `kind`, then hands the rest of the object to the struct
+/// the kind names.
+struct HeadFirst;
+
+impl<'de> serde::de::Visitor<'de> for HeadFirst {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a windsock event (a JSON object)")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
+        use serde::de::value::MapAccessDeserializer;
+        use serde::de::IgnoredAny;
+        let (mut schema_version, mut id) = (None, None);
+        while let Some(key) = map.next_key::<HeadKey>()? {
+            match key {
+                HeadKey::SchemaVersion => schema_version = Some(map.next_value::<u32>()?),
+                HeadKey::Id => id = Some(map.next_value::<String>()?),
+                HeadKey::Kind => {
+                    let kind: Kind = map.next_value()?;
+                    let (Some(schema_version), Some(id)) = (schema_version, id.take()) else {
+                        break;
+                    };
+                    if schema_version != SCHEMA_VERSION {
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        return Ok(Read::Version(schema_version));
+                    }
+                    let rest = MapAccessDeserializer::new(map);
+                    let event = match kind {
+                        Kind::Observation => Event::Observation(Deserialize::deserialize(rest)?),
+                        Kind::Log => Event::Log(Deserialize::deserialize(rest)?),
+                        Kind::Forecast => Event::Forecast(Deserialize::deserialize(rest)?),
+                        Kind::Alert => Event::Alert(Deserialize::deserialize(rest)?),
+                        Kind::DeadLetter => Event::DeadLetter(Deserialize::deserialize(rest)?),
+                    };
+                    return Ok(Read::Envelope(Envelope {
+                        schema_version,
+                        id,
+                        event,
+                    }));
+                }
+                HeadKey::Event => {
+                    map.next_value::<IgnoredAny>()?;
+                    break;
+                }
+            }
+        }
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Read::OtherOrder)
     }
 }
 
@@ -402,6 +526,101 @@ mod tests {
         );
         let back = Envelope::from_json(&envelope.to_json()).unwrap();
         assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn the_fast_decoding_reads_every_kind_as_the_derived_one_does() {
+        let at = "2026-11-25T12:00:00Z".parse().unwrap();
+        let mut fields = Map::new();
+        fields.insert("status".into(), 503.into());
+        let events = [
+            Event::Observation(observation()),
+            Event::Log(LogEvent {
+                timestamp: at,
+                service: "collector".into(),
+                level: Level::Warn,
+                message: "fetch failed".into(),
+                region: Some("Dakar".into()),
+                target: None,
+                fields,
+            }),
+            Event::Forecast(Forecast {
+                region: "Dakar".into(),
+                model: "mstl_ets".into(),
+                generated_at: at,
+                level: 0.95,
+                points: vec![ForecastPoint {
+                    timestamp: at,
+                    temperature_c: 27.5,
+                    lower: 25.0,
+                    upper: 30.0,
+                }],
+                backtest_mae: Map::new(),
+            }),
+            Event::Alert(AlertEvent {
+                fingerprint: "heat/Dakar".into(),
+                rule: "heat".into(),
+                region: None,
+                state: AlertState::Firing,
+                severity: "critical".into(),
+                at,
+                started_at: at,
+                value: Some(41.5),
+                expected: Some("> 40".into()),
+                message: "41.5 °C".into(),
+            }),
+            Event::DeadLetter(DeadLetter {
+                at,
+                topic: "observations".into(),
+                partition: 1,
+                offset: 7,
+                key: None,
+                reason: "not json".into(),
+                payload: "{".into(),
+                group: "windsock-indexer".into(),
+            }),
+        ];
+        for event in events {
+            let json = Envelope::new(event).to_json();
+            let derived: Envelope = serde_json::from_slice(&json).unwrap();
+            assert_eq!(Envelope::from_json(&json).unwrap(), derived);
+        }
+        // Keys in any order, the tag last and unknown keys among them.
+        let reordered = br#"{"temperature_c":27.5,"extra":[1,{"a":2}],"region":"Dakar","lat":14.7,"lon":-17.4,
+            "observed_at":"2026-11-25T12:00:00Z","fetched_at":"2026-11-25T12:00:02Z","source":"simulated",
+            "id":"abc","schema_version":1,"kind":"observation"}"#;
+        let envelope = Envelope::from_json(reordered).unwrap();
+        assert_eq!(envelope.id, "abc");
+        assert_eq!(envelope.event.region(), Some("Dakar"));
+        let kind_first = br#"{"kind":"log","service":"collector","schema_version":1,"level":"warn",
+            "message":"fetch failed","timestamp":"2026-11-25T12:00:00Z","id":"def"}"#;
+        let envelope = Envelope::from_json(kind_first).unwrap();
+        assert_eq!(
+            (envelope.id.as_str(), envelope.event.kind()),
+            ("def", "log")
+        );
+        // Trailing bytes are refused, as by the derived decoding.
+        let mut trailing = Envelope::new(Event::Observation(observation())).to_json();
+        trailing.extend_from_slice(b" x");
+        assert!(Envelope::from_json(&trailing).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_unknown_kind_and_a_bad_event_say_what_is_wrong() {
+        let err = |json: &str| {
+            Envelope::from_json(json.as_bytes())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = err(r#"{"schema_version":1,"id":"a"}"#);
+        assert!(missing.contains("missing field `kind`"), "{missing}");
+        let unknown = err(r#"{"schema_version":1,"id":"a","kind":"rumour"}"#);
+        assert!(
+            unknown.contains("unknown variant `rumour`") && unknown.contains("observation"),
+            "{unknown}"
+        );
+        let bad = err(r#"{"schema_version":1,"id":"a","kind":"observation","region":3}"#);
+        assert!(bad.contains("invalid type"), "{bad}");
     }
 
     #[test]

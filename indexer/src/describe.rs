@@ -96,17 +96,21 @@ pub fn describe(event: &Event) -> Description {
 
 /// "Dakar 27.5 °C, clear sky, humidity 60%, wind 3.1 m/s".
 fn observation_message(o: &windsock_core::event::Observation) -> String {
-    let mut parts = vec![format!("{} {:.1} °C", o.region, o.temperature_c)];
+    use std::fmt::Write;
+    // Written into one string: built for every observation indexed.
+    let mut message = String::with_capacity(64);
+    let _ = write!(message, "{} {:.1} °C", o.region, o.temperature_c);
     if let Some(sky) = o.description.as_ref().or(o.condition.as_ref()) {
-        parts.push(sky.to_lowercase());
+        message.push_str(", ");
+        message.extend(sky.chars().flat_map(char::to_lowercase));
     }
     if let Some(h) = o.humidity_pct {
-        parts.push(format!("humidity {h:.0}%"));
+        let _ = write!(message, ", humidity {h:.0}%");
     }
     if let Some(w) = o.wind_speed_ms {
-        parts.push(format!("wind {w:.1} m/s"));
+        let _ = write!(message, ", wind {w:.1} m/s");
     }
-    parts.join(", ")
+    message
 }
 
 #[cfg(test)]

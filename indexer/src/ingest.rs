@@ -94,7 +94,9 @@ impl Ingest {
                         "the index writer thread stopped".into()).into()),
                 },
                 _ = sleep_until(commit_due), if commit_due.is_some() => {
-                    if self.backlog.is_behind() && !postponed {
+                    // Judged now, not at the last read: a backlog may have ended on a full
+                    // read with nothing since (merges would stay held back until the next).
+                    if self.update_behind() && !postponed {
                         postponed = true;
                         commit_due = commit_due
                             .map(|due| due + self.commit_interval * (BEHIND_COMMIT_INTERVALS - 1));
@@ -103,6 +105,11 @@ impl Ingest {
                         commit_due = None;
                         postponed = false;
                     }
+                }
+                // The end of a backlog that ended on a full read, with nothing since.
+                _ = sleep_until(self.last_full_read.map(|at| at + CAUGHT_UP_AFTER)),
+                    if self.backlog.is_behind() => {
+                    self.update_behind();
                 }
                 _ = retention.tick() => {
                     // A retention reaching before the calendar starts keeps everything.
@@ -183,11 +190,18 @@ impl Ingest {
         if filled {
             self.last_full_read = Some(Instant::now());
         }
+        self.update_behind();
+        (batch, filled, false)
+    }
+
+    /// Whether the indexer is draining a backlog (a read filled a batch in the last
+    /// [`CAUGHT_UP_AFTER`]); merges are held back while it is.
+    fn update_behind(&mut self) -> bool {
         let behind = self
             .last_full_read
             .is_some_and(|at| at.elapsed() < CAUGHT_UP_AFTER);
         self.backlog.set_behind(behind);
-        (batch, filled, false)
+        behind
     }
 
     /// Builds a batch's documents and queues them for the writer, skipping (and acking)

@@ -6,10 +6,13 @@
 //! attributes by path `fields.condition:rain`. Words without an operator must all match
 //! (`fetch failed` is `fetch AND failed`), as people searching logs expect.
 
+use crate::schema::kinds_timed_by;
 use crate::store::EventIndex;
 use serde_json::{json, Value};
 use tantivy::query::{AllQuery, Query, QueryParser, QueryParserError};
-use tantivy::query_grammar::{self, Occur, UserInputAst, UserInputBound, UserInputLeaf};
+use tantivy::query_grammar::{
+    self, Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf, UserInputLiteral,
+};
 
 /// A query that cannot run: `message` for people, `detail` says where.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,7 +91,7 @@ fn rewrite(index: &EventIndex, q: &str, ast: UserInputAst) -> Result<UserInputAs
     })
 }
 
-/// Two things people write that the schema stores otherwise:
+/// Three things people write that the schema stores otherwise:
 ///
 /// - `fields.region:Dakar`: an attribute with a field of its own is indexed there, not again
 ///   under `fields` (see `schema::attributes`), yet people who read `"region": "Dakar"` in an
@@ -97,6 +100,8 @@ fn rewrite(index: &EventIndex, q: &str, ast: UserInputAst) -> Result<UserInputAs
 ///   field's (a forecast's `level` of 0.95). A range goes to the own field alone, since ranges
 ///   run on fast fields and `fields` is not one; a range on any other attribute is refused
 ///   here with a reason, rather than failing when the search runs.
+/// - `fields.observed_at:"2026-11-25T12:00:03Z"`: an event's own time is its `timestamp`
+///   only (see [`time_attribute`]).
 /// - `temperature_c:27.5`, `timestamp:2026-11-25T12:00:00Z`: the metrics and the timestamp
 ///   are fast fields only (ranges, sorting and the histogram read them there; a term per
 ///   value was a large share of indexing), so an exact value becomes the range `[v TO v]`.
@@ -110,6 +115,10 @@ fn rewrite_leaf(
         return Ok(UserInputAst::Leaf(Box::new(leaf)));
     };
     if let Some(attribute) = field.strip_prefix("fields.") {
+        let kinds = kinds_timed_by(attribute);
+        if !kinds.is_empty() {
+            return time_attribute(q, &kinds, leaf);
+        }
         let is_range = matches!(leaf, UserInputLeaf::Range { .. });
         if !index.fields.has_own_field(attribute) {
             if is_range {
@@ -150,6 +159,79 @@ fn rewrite_leaf(
         ),
         other => UserInputAst::Leaf(Box::new(other)),
     })
+}
+
+/// `fields.observed_at:"2026-11-25T12:00:03Z"` (or `fields.at`, `fields.timestamp`...): the
+/// attribute is the `timestamp` of the `kinds` it names, which holds it alone (see
+/// `schema::TIME_ATTRIBUTES`). A time matches its whole second, as a date term of an
+/// attribute does; a range is a range of `timestamp`, which attributes do not otherwise
+/// have. Both are limited to those kinds.
+fn time_attribute(
+    q: &str,
+    kinds: &[&str],
+    leaf: UserInputLeaf,
+) -> Result<UserInputAst, QueryError> {
+    let timestamp = |lower, upper| {
+        UserInputAst::Leaf(Box::new(UserInputLeaf::Range {
+            field: Some("timestamp".into()),
+            lower,
+            upper,
+        }))
+    };
+    let second = |value: &str| -> Result<UserInputAst, QueryError> {
+        let at = chrono::DateTime::parse_from_rfc3339(value).map_err(|_| QueryError {
+            message: format!("invalid query: {value:?} is not an RFC 3339 time"),
+            detail: json!({
+                "query": q,
+                "reason": "not_a_date",
+                "hint": "times are RFC 3339: fields.observed_at:\"2026-11-25T12:00:00Z\"",
+            }),
+        })?;
+        let start = at.timestamp();
+        let text = |seconds: i64| {
+            chrono::DateTime::from_timestamp(seconds, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        Ok(timestamp(
+            UserInputBound::Inclusive(text(start)),
+            UserInputBound::Exclusive(text(start + 1)),
+        ))
+    };
+    let when = match leaf {
+        UserInputLeaf::Literal(literal) => second(&literal.phrase)?,
+        UserInputLeaf::Set { elements, .. } => UserInputAst::Clause(
+            elements
+                .iter()
+                .map(|value| Ok((Some(Occur::Should), second(value)?)))
+                .collect::<Result<_, QueryError>>()?,
+        ),
+        UserInputLeaf::Range { lower, upper, .. } => timestamp(lower, upper),
+        // `fields.observed_at:*`: every event of those kinds has one.
+        UserInputLeaf::Exists { .. } => UserInputAst::Leaf(Box::new(UserInputLeaf::All)),
+        other => return Ok(UserInputAst::Leaf(Box::new(other))),
+    };
+    let kind = |kind: &str| {
+        UserInputAst::Leaf(Box::new(UserInputLeaf::Literal(UserInputLiteral {
+            field_name: Some("kind".into()),
+            phrase: kind.into(),
+            delimiter: Delimiter::None,
+            slop: 0,
+            prefix: false,
+        })))
+    };
+    let of_kinds = match kinds {
+        [one] => kind(one),
+        many => UserInputAst::Clause(
+            many.iter()
+                .map(|k| (Some(Occur::Should), kind(k)))
+                .collect(),
+        ),
+    };
+    Ok(UserInputAst::Clause(vec![
+        (Some(Occur::Must), of_kinds),
+        (Some(Occur::Must), when),
+    ]))
 }
 
 fn attribute_range_error(index: &EventIndex, q: &str, attribute: &str) -> QueryError {

@@ -21,7 +21,8 @@
 //! by `fields.fields.status:500`. Its strings
 //! use the default tokenizer (split on punctuation, lowercased), so matching is
 //! case-insensitive: `fields.condition:Rain` and `fields.condition:rain` find the same.
-//! Strings that are RFC 3339 times are indexed as dates (one term, to the second).
+//! Strings that are RFC 3339 times are indexed as dates (one term, to the second), except the
+//! event's own time (`observed_at`, a log's `timestamp`, ...), which `timestamp` holds.
 
 use crate::describe::{describe, Description};
 use tantivy::schema::{
@@ -37,6 +38,26 @@ pub const TIMESTAMP_PRECISION: DateTimePrecision = DateTimePrecision::Microsecon
 
 /// The fields that facet (raw, fast): the search answer counts their top values.
 pub const FACETS: [&str; 4] = ["kind", "region", "level", "service"];
+
+/// (kind, attribute) for the attribute of each kind of event that `timestamp` holds. It is
+/// left out of `fields` (a near-unique term per event, the costliest kind to index), and the
+/// query layer reads `fields.observed_at:...` as that kind's `timestamp`.
+pub const TIME_ATTRIBUTES: [(&str, &str); 5] = [
+    ("observation", "observed_at"),
+    ("log", "timestamp"),
+    ("forecast", "generated_at"),
+    ("alert", "at"),
+    ("dead_letter", "at"),
+];
+
+/// The kinds of event whose `timestamp` the attribute `name` is (none for other attributes).
+pub fn kinds_timed_by(name: &str) -> Vec<&'static str> {
+    TIME_ATTRIBUTES
+        .iter()
+        .filter(|(_, attribute)| *attribute == name)
+        .map(|(kind, _)| *kind)
+        .collect()
+}
 
 /// Every field of the schema, by handle.
 #[derive(Clone, Debug)]
@@ -230,9 +251,9 @@ fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String,
     top.into_iter().map(|(k, v)| (k, with_dates(v))).collect()
 }
 
-/// The value with every RFC 3339 string in it (`observed_at`, `fetched_at`, a forecast's
-/// points) turned into a date, as Elasticsearch's date detection maps them: one term each,
-/// matched by `fields.observed_at:"2026-11-25T12:00:00Z"` to the second, where the default
+/// The value with every RFC 3339 string in it (`fetched_at`, an alert's `started_at`, a
+/// forecast's points) turned into a date, as Elasticsearch's date detection maps them: one
+/// term each, matched by `fields.fetched_at:"2026-11-25T12:00:00Z"` to the second, where the default
 /// tokenizer cut a time into five or six digit runs (`01t00`, `02z`) that nobody searches for
 /// and that were about a third of an observation's tokens.
 fn with_dates(value: OwnedValue) -> OwnedValue {
@@ -272,7 +293,10 @@ impl OwnFields<'_> {
     /// Whether the attribute `key` = `value` is already in the field named `key`.
     fn holds(&self, key: &str, value: &OwnedValue) -> bool {
         let d = self.description;
+        // The event was decoded from this very key: it is the timestamp.
+        let is_time = |key: &str| TIME_ATTRIBUTES.contains(&(d.kind, key));
         match (key, value) {
+            (key, OwnedValue::Str(_)) if is_time(key) => true,
             ("kind", OwnedValue::Str(v)) => v == d.kind,
             ("region", OwnedValue::Str(v)) => d.region.as_deref() == Some(v.as_str()),
             ("level", OwnedValue::Str(v)) => v == d.level,
@@ -343,6 +367,7 @@ mod tests {
             "service",
             "level",
             "message",
+            "timestamp",
             "id",
             "schema_version",
         ] {
@@ -376,8 +401,8 @@ mod tests {
         let names: Vec<&str> = attributes.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            ["condition", "fetched_at", "lat", "lon", "observed_at"],
-            "kind, region, source and the metrics have fields of their own"
+            ["condition", "fetched_at", "lat", "lon"],
+            "kind, region, source, the metrics and the time have fields of their own"
         );
         let value = |name: &str| &attributes.iter().find(|(k, _)| k == name).unwrap().1;
         assert_eq!(
@@ -394,6 +419,7 @@ mod tests {
         let attributes = as_json(attributes_of(json!({
             "schema_version": 1, "id": "abc", "kind": "forecast", "region": "Dakar",
             "model": "mstl_ets", "generated_at": "2026-11-25T12:00:00+01:00", "level": 0.95,
+            "valid_from": "2026-11-25T12:00:00+01:00",
             "points": [{"timestamp": "2026-11-25T13:00:00Z", "temperature_c": 27.0,
                         "lower": 26.0, "upper": 28.0}],
             "note": "2026-11-25 is not a time", "odd": "2026-13-45T99:00:00Z"
@@ -402,7 +428,11 @@ mod tests {
         assert!(attributes.get("region").is_none());
         // Times anywhere are dates (tantivy writes them back as RFC 3339 in UTC); strings
         // that only look like one stay text.
-        assert_eq!(attributes["generated_at"], "2026-11-25T11:00:00Z");
+        assert_eq!(attributes["valid_from"], "2026-11-25T11:00:00Z");
+        assert!(
+            attributes.get("generated_at").is_none(),
+            "a forecast's time is its timestamp"
+        );
         assert_eq!(attributes["points"][0]["timestamp"], "2026-11-25T13:00:00Z");
         assert_eq!(attributes["note"], "2026-11-25 is not a time");
         assert_eq!(attributes["odd"], "2026-13-45T99:00:00Z");

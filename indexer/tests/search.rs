@@ -253,6 +253,74 @@ fn a_time_attribute_is_matched_to_the_second_as_a_date() {
 }
 
 #[test]
+fn an_events_own_time_attribute_is_searched_as_its_timestamp() {
+    let (index, events) = indexed_events();
+    let search = |q: &str| {
+        index.search(&SearchRequest {
+            q: q.into(),
+            from: start(),
+            to: start() + Duration::days(2),
+            limit: 100,
+            offset: 0,
+            sort: Sort::Newest,
+            aggregate: false,
+        })
+    };
+    let total = |q: &str| search(q).unwrap_or_else(|e| panic!("{q}: {e:?}")).total;
+    let count = |keep: &dyn Fn(&Event) -> bool| events.iter().filter(|e| keep(&e.event)).count();
+    let millis = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let observed = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::Observation(o) => Some(o.observed_at),
+            _ => None,
+        })
+        .unwrap();
+    let logged = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::Log(l) => Some(l.timestamp),
+            _ => None,
+        })
+        .unwrap();
+    let second = |at: DateTime<Utc>| at.timestamp();
+
+    // A time matches its second, written as published (sub-second) or not.
+    let q = format!("fields.observed_at:\"{}\"", millis(observed));
+    let want =
+        count(&|e| matches!(e, Event::Observation(o) if second(o.observed_at) == second(observed)));
+    assert!(want >= 1);
+    assert_eq!(total(&q), want, "{q}");
+    let q = format!("fields.timestamp:\"{}\"", millis(logged));
+    let want = count(&|e| matches!(e, Event::Log(l) if second(l.timestamp) == second(logged)));
+    assert!(want >= 1);
+    assert_eq!(total(&q), want, "{q}");
+
+    // A range, which other attributes do not have.
+    let (from, to) = (start() + Duration::hours(3), start() + Duration::hours(5));
+    let q = format!(
+        "fields.observed_at:[{} TO {}}}",
+        from.to_rfc3339(),
+        to.to_rfc3339()
+    );
+    let want = count(
+        &|e| matches!(e, Event::Observation(o) if o.observed_at >= from && o.observed_at < to),
+    );
+    assert!(want >= 10);
+    assert_eq!(total(&q), want, "{q}");
+
+    // Only events of the kinds whose timestamp it is: `at` is the time of alerts and of dead
+    // letters alike, and of nothing else.
+    let want = count(&|e| matches!(e, Event::Alert(_) | Event::DeadLetter(_)));
+    assert!(want >= 1);
+    assert_eq!(total("fields.at:*"), want);
+
+    // Not a time: a 400 that says so, not an empty answer.
+    let err = format!("{:?}", search("fields.observed_at:2026").unwrap_err());
+    assert!(err.contains("not_a_date"), "{err}");
+}
+
+#[test]
 fn hits_carry_the_event_as_published_and_pages_follow_each_other() {
     let (index, events) = indexed_events();
     let from = start();
