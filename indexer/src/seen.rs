@@ -10,8 +10,9 @@
 
 use fastbloom::BloomFilter;
 
-/// The ids the first filter is sized for; each next one is twice the size of the last.
-const FIRST_CAPACITY: usize = 1 << 16;
+/// The ids the first filter is sized for (2 MB); each next one is twice the size of the last.
+/// Every insert asks each filter of the chain: starting small made a million ids ask five.
+const FIRST_CAPACITY: usize = 1 << 20;
 
 /// The false-positive rate of each filter (each costs ~15 bits an id).
 const FALSE_POSITIVES: f64 = 0.001;
@@ -28,7 +29,11 @@ pub struct SeenIds {
 impl SeenIds {
     /// An empty set sized for about `expected` ids before it first grows.
     pub fn with_capacity(expected: usize) -> Self {
-        let capacity = expected.max(FIRST_CAPACITY);
+        Self::starting_at(expected.max(FIRST_CAPACITY))
+    }
+
+    /// A chain whose first filter is sized for `capacity` ids.
+    fn starting_at(capacity: usize) -> Self {
         Self {
             filters: vec![filter(capacity)],
             capacity,
@@ -70,8 +75,8 @@ mod tests {
 
     #[test]
     fn an_inserted_id_is_always_seen_even_after_growing() {
-        let mut seen = SeenIds::with_capacity(0);
-        let ids: Vec<String> = (0..3 * FIRST_CAPACITY).map(|i| format!("id-{i}")).collect();
+        let mut seen = SeenIds::starting_at(1 << 12);
+        let ids: Vec<String> = (0..3 << 12).map(|i| format!("id-{i}")).collect();
         for id in &ids {
             seen.insert(id.as_bytes());
         }

@@ -151,10 +151,13 @@ impl CommitPayload {
     }
 
     fn record(&mut self, delivery: &Delivery) {
-        let slot = self
-            .offsets
-            .entry(delivery.topic.suffix().to_string())
-            .or_default()
+        let topic = delivery.topic.suffix();
+        // Looked up before inserting: `entry` would allocate the topic's name for every event.
+        if !self.offsets.contains_key(topic) {
+            self.offsets.insert(topic.to_string(), BTreeMap::new());
+        }
+        let partitions = self.offsets.get_mut(topic).expect("inserted above");
+        let slot = partitions
             .entry(delivery.partition)
             .or_insert(delivery.offset);
         *slot = (*slot).max(delivery.offset);
