@@ -253,9 +253,9 @@ fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String,
 
 /// The value with every RFC 3339 string in it (`fetched_at`, an alert's `started_at`, a
 /// forecast's points) turned into a date, as Elasticsearch's date detection maps them: one
-/// term each, matched by `fields.fetched_at:"2026-11-25T12:00:00Z"` to the second, where the default
-/// tokenizer cut a time into five or six digit runs (`01t00`, `02z`) that nobody searches for
-/// and that were about a third of an observation's tokens.
+/// term each, matched by `fields.fetched_at:"2026-11-25T12:00:00Z"` to the second, where the
+/// default tokenizer cut a time into five or six digit runs (`01t00`, `02z`) that nobody
+/// searches for and that were about a third of an observation's tokens.
 fn with_dates(value: OwnedValue) -> OwnedValue {
     match value {
         OwnedValue::Str(text) => match parse_time(&text) {

@@ -182,20 +182,23 @@ fn an_exact_timestamp_finds_the_events_of_that_instant() {
         "timestamp:\"{}\"",
         at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
     );
-    let results = index
-        .search(&SearchRequest {
-            q: q.clone(),
-            from: start(),
-            to: start() + Duration::days(2),
-            limit: 10,
-            offset: 0,
-            sort: Sort::Newest,
-            aggregate: false,
-        })
-        .unwrap();
+    let results = index.search(&over_two_days(&q)).unwrap();
     let want = events.iter().filter(|e| e.event.timestamp() == at).count();
     assert_eq!((results.total, want), (1, 1), "{q}");
     assert_eq!(results.hits[0].id, events[10].id);
+}
+
+/// `q` over the two days of [`indexed_events`], newest first, up to 100 hits, no aggregations.
+fn over_two_days(q: &str) -> SearchRequest {
+    SearchRequest {
+        q: q.into(),
+        from: start(),
+        to: start() + Duration::days(2),
+        limit: 100,
+        offset: 0,
+        sort: Sort::Newest,
+        aggregate: false,
+    }
 }
 
 #[test]
@@ -209,20 +212,7 @@ fn a_time_attribute_is_matched_to_the_second_as_a_date() {
         })
         .expect("the synthetic events hold observations");
     let second = observation.fetched_at.timestamp();
-    let search = |q: &str| {
-        index
-            .search(&SearchRequest {
-                q: q.into(),
-                from: start(),
-                to: start() + Duration::days(2),
-                limit: 100,
-                offset: 0,
-                sort: Sort::Newest,
-                aggregate: false,
-            })
-            .unwrap()
-            .total
-    };
+    let search = |q: &str| index.search(&over_two_days(q)).unwrap().total;
     // Written as published (sub-second, UTC), or in another offset: the same second.
     let q = format!(
         "fields.fetched_at:\"{}\"",
@@ -255,17 +245,7 @@ fn a_time_attribute_is_matched_to_the_second_as_a_date() {
 #[test]
 fn an_events_own_time_attribute_is_searched_as_its_timestamp() {
     let (index, events) = indexed_events();
-    let search = |q: &str| {
-        index.search(&SearchRequest {
-            q: q.into(),
-            from: start(),
-            to: start() + Duration::days(2),
-            limit: 100,
-            offset: 0,
-            sort: Sort::Newest,
-            aggregate: false,
-        })
-    };
+    let search = |q: &str| index.search(&over_two_days(q));
     let total = |q: &str| search(q).unwrap_or_else(|e| panic!("{q}: {e:?}")).total;
     let count = |keep: &dyn Fn(&Event) -> bool| events.iter().filter(|e| keep(&e.event)).count();
     let millis = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
