@@ -243,6 +243,19 @@ fn build_index(n: usize, dir: &Path) -> (EventIndex, f64) {
 fn search_section(index: &EventIndex, n: usize, searches: usize, with_sqlite: bool) {
     let sqlite_dir = tempfile::tempdir().unwrap();
     let sqlite = with_sqlite.then(|| sqlite_load(index, sqlite_dir.path(), n));
+    // A search runs a thread per segment: how evenly they split the work over the cores.
+    let mut sizes: Vec<u32> = index
+        .reader
+        .searcher()
+        .segment_readers()
+        .iter()
+        .map(|s| s.max_doc())
+        .collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    println!(
+        "\n(segments searched: {}, documents each: {sizes:?})",
+        sizes.len()
+    );
     println!("\n## search latency over {n} events ({searches} runs of each query; hits are the 50 newest, each with its event)");
     println!(
         "  {:<44} {:>9} {:>9} {:>11} {:>11} {:>8}",
