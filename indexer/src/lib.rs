@@ -16,6 +16,7 @@
 //! term, add, in one commit), so neither a crash nor a redelivery duplicates anything.
 
 pub mod api;
+pub mod attribute;
 pub mod cli;
 pub mod describe;
 mod ingest;

@@ -24,10 +24,12 @@
 //! Strings that are RFC 3339 times are indexed as dates (one term, to the second), except the
 //! event's own time (`observed_at`, a log's `timestamp`, ...), which `timestamp` holds.
 
+use crate::attribute::Attribute;
 use crate::describe::{describe, Description};
+use std::borrow::Cow;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
-    OwnedValue, Schema, TextFieldIndexing, TextOptions, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions, STORED, STRING,
 };
 use tantivy::{DateTime, TantivyDocument};
 use windsock_core::bus::Delivery;
@@ -197,18 +199,13 @@ impl Fields {
                 }
             }
         }
-        // Parsed straight into tantivy's value (strings stay strings: tantivy's own conversion
-        // tries to read each as a date, and times are searched through `timestamp`); going
-        // through serde_json's map cost as much as building the rest of the document.
-        if let Ok(OwnedValue::Object(whole)) = serde_json::from_str::<OwnedValue>(json) {
+        // Read as a tree borrowing from the payload (see `attribute`), which tantivy copies.
+        if let Ok(Attribute::Object(whole)) = serde_json::from_str::<Attribute>(json) {
             let own = OwnFields {
                 description: d,
                 observation,
             };
-            doc.add_field_value(
-                self.attributes,
-                &OwnedValue::Object(attributes(whole, &own)),
-            );
+            doc.add_field_value(self.attributes, &Attribute::Object(attributes(whole, &own)));
         }
         doc.add_text(self.event, json);
         doc
@@ -220,19 +217,19 @@ impl Fields {
 /// `fields.fields`); attributes the document already holds in a field of their own, with the
 /// same name and value, left out (the query layer reads `fields.region` as `region` too): an
 /// observation's facets and metrics would otherwise be indexed twice, about a third of its
-/// postings.
-fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String, OwnedValue)> {
+/// postings. Strings that are times are indexed as dates (see [`Attribute`]).
+fn attributes<'a>(whole: Entries<'a>, own: &OwnFields) -> Entries<'a> {
     let is_log = own.description.kind == "log";
     let mut top = Vec::with_capacity(whole.len() + 4);
     // Names left out because their own field holds them: still taken, for the hoisting.
     let mut held = Vec::new();
     let mut logged = Vec::new();
     for (key, value) in whole {
-        match (key.as_str(), value) {
+        match (key.as_ref(), value) {
             // The id has its own field; a unique term per event twice over would make every
             // segment's term dictionary (and indexing) markedly larger.
             ("id" | "schema_version", _) => {}
-            ("fields", OwnedValue::Object(fields)) if is_log => logged = fields,
+            ("fields", Attribute::Object(fields)) if is_log => logged = fields,
             (_, value) if own.holds(&key, &value) => held.push(key),
             (_, value) => top.push((key, value)),
         }
@@ -246,42 +243,13 @@ fn attributes(whole: Vec<(String, OwnedValue)>, own: &OwnFields) -> Vec<(String,
         }
     }
     if !clashing.is_empty() {
-        top.push(("fields".into(), OwnedValue::Object(clashing)));
+        top.push(("fields".into(), Attribute::Object(clashing)));
     }
-    top.into_iter().map(|(k, v)| (k, with_dates(v))).collect()
+    top
 }
 
-/// The value with every RFC 3339 string in it (`fetched_at`, an alert's `started_at`, a
-/// forecast's points) turned into a date, as Elasticsearch's date detection maps them: one
-/// term each, matched by `fields.fetched_at:"2026-11-25T12:00:00Z"` to the second, where the
-/// default tokenizer cut a time into five or six digit runs (`01t00`, `02z`) that nobody
-/// searches for and that were about a third of an observation's tokens.
-fn with_dates(value: OwnedValue) -> OwnedValue {
-    match value {
-        OwnedValue::Str(text) => match parse_time(&text) {
-            Some(at) => OwnedValue::Date(at),
-            None => OwnedValue::Str(text),
-        },
-        OwnedValue::Array(items) => OwnedValue::Array(items.into_iter().map(with_dates).collect()),
-        OwnedValue::Object(entries) => OwnedValue::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k, with_dates(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-fn parse_time(text: &str) -> Option<DateTime> {
-    let b = text.as_bytes();
-    // Most strings are not times: the shape is checked before the parser runs.
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
-        return None;
-    }
-    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
-    Some(DateTime::from_timestamp_nanos(at.timestamp_nanos_opt()?))
-}
+/// An object's entries, keys borrowed from the payload where they can be.
+type Entries<'a> = Vec<(Cow<'a, str>, Attribute<'a>)>;
 
 /// What a document holds in fields of its own: its description, and an observation's metrics.
 struct OwnFields<'a> {
@@ -291,29 +259,21 @@ struct OwnFields<'a> {
 
 impl OwnFields<'_> {
     /// Whether the attribute `key` = `value` is already in the field named `key`.
-    fn holds(&self, key: &str, value: &OwnedValue) -> bool {
+    fn holds(&self, key: &str, value: &Attribute) -> bool {
         let d = self.description;
         // The event was decoded from this very key: it is the timestamp.
         let is_time = |key: &str| TIME_ATTRIBUTES.contains(&(d.kind, key));
         match (key, value) {
-            (key, OwnedValue::Str(_)) if is_time(key) => true,
-            ("kind", OwnedValue::Str(v)) => v == d.kind,
-            ("region", OwnedValue::Str(v)) => d.region.as_deref() == Some(v.as_str()),
-            ("level", OwnedValue::Str(v)) => v == d.level,
-            ("service", OwnedValue::Str(v)) => *v == d.service,
-            ("source", OwnedValue::Str(v)) => *v == d.source,
-            ("message", OwnedValue::Str(v)) => *v == d.message,
-            (metric, value) => {
-                let number = match value {
-                    OwnedValue::F64(n) => Some(*n),
-                    OwnedValue::I64(n) => Some(*n as f64),
-                    OwnedValue::U64(n) => Some(*n as f64),
-                    _ => None,
-                };
-                number.is_some_and(|n| {
-                    self.observation.and_then(|o| o.metric(metric)) == Some(n) && n.is_finite()
-                })
-            }
+            (key, Attribute::Str(_)) if is_time(key) => true,
+            ("kind", Attribute::Str(v)) => v == d.kind,
+            ("region", Attribute::Str(v)) => d.region.as_deref() == Some(v.as_ref()),
+            ("level", Attribute::Str(v)) => v == d.level,
+            ("service", Attribute::Str(v)) => *v == d.service,
+            ("source", Attribute::Str(v)) => *v == d.source,
+            ("message", Attribute::Str(v)) => *v == d.message,
+            (metric, value) => value.as_number().is_some_and(|n| {
+                self.observation.and_then(|o| o.metric(metric)) == Some(n) && n.is_finite()
+            }),
         }
     }
 }
@@ -326,10 +286,12 @@ pub fn to_tantivy(at: chrono::DateTime<chrono::Utc>) -> DateTime {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use tantivy::schema::OwnedValue;
 
-    /// The `fields` attributes of an envelope written as JSON.
+    /// The `fields` attributes of an envelope written as JSON, as tantivy indexes them.
     fn attributes_of(envelope: Value) -> Vec<(String, OwnedValue)> {
-        let parsed: Envelope = serde_json::from_value(envelope.clone()).unwrap();
+        let text = envelope.to_string();
+        let parsed: Envelope = serde_json::from_value(envelope).unwrap();
         let description = describe(&parsed.event);
         let own = OwnFields {
             description: &description,
@@ -338,10 +300,14 @@ mod tests {
                 _ => None,
             },
         };
-        let Ok(OwnedValue::Object(whole)) = serde_json::from_value::<OwnedValue>(envelope) else {
+        let Ok(Attribute::Object(whole)) = serde_json::from_str::<Attribute>(&text) else {
             unreachable!("an object")
         };
-        attributes(whole, &own)
+        let indexed = Attribute::Object(attributes(whole, &own)).indexed();
+        let OwnedValue::Object(entries) = indexed else {
+            unreachable!("an object")
+        };
+        entries
     }
 
     fn as_json(attributes: Vec<(String, OwnedValue)>) -> Value {
@@ -437,21 +403,5 @@ mod tests {
         assert_eq!(attributes["note"], "2026-11-25 is not a time");
         assert_eq!(attributes["odd"], "2026-13-45T99:00:00Z");
         assert_eq!(attributes["points"][0]["temperature_c"], 27.0);
-    }
-
-    #[test]
-    fn strings_stay_strings_and_numbers_keep_their_kind() {
-        let parsed: OwnedValue =
-            serde_json::from_str(r#"["2026-11-25T12:00:00Z", -3, 18446744073709551615, 27.5]"#)
-                .unwrap();
-        assert_eq!(
-            parsed,
-            OwnedValue::Array(vec![
-                OwnedValue::Str("2026-11-25T12:00:00Z".into()),
-                OwnedValue::I64(-3),
-                OwnedValue::U64(u64::MAX),
-                OwnedValue::F64(27.5),
-            ])
-        );
     }
 }
