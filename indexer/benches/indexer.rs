@@ -76,11 +76,18 @@ fn events(n: usize) -> impl Iterator<Item = Envelope> {
 
 /// The indexer's settings: defaults, or what `WINDSOCK_INDEXER__*` / `WINDSOCK_BUS__*` say.
 fn config(dir: &Path) -> Config {
+    // The events are from October 2026 (the same at every run): the default retention of 30
+    // days would have a sweep delete them in the middle of a slow round, and the round wait
+    // for them forever. Kept for a century unless the environment says otherwise.
+    let century = (
+        "WINDSOCK_INDEXER__RETENTION".to_string(),
+        "36500d".to_string(),
+    );
     let config = Config::load_with_env(
         None,
-        std::env::vars().filter(|(k, _)| {
+        std::iter::once(century).chain(std::env::vars().filter(|(k, _)| {
             k.starts_with("WINDSOCK_INDEXER__") || k.starts_with("WINDSOCK_BUS__")
-        }),
+        })),
     )
     .expect("the environment's config is valid");
     Config {

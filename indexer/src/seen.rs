@@ -42,6 +42,7 @@ impl SeenIds {
     }
 
     /// Whether `id` may have been inserted (false: it surely was not).
+    #[cfg(test)]
     pub fn may_contain(&self, id: &[u8]) -> bool {
         let hash = self.hash(id);
         self.filters.iter().any(|f| f.contains_hash(hash))
