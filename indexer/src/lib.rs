@@ -1,7 +1,8 @@
 //! windsock's indexer: every event on the bus searchable in tantivy, with a search API shaped
 //! after Kibana Discover (hits, a date histogram, facet counts, surrounding documents).
 //!
-//! - [`schema`]: fields, and how an event becomes a document;
+//! - [`schema`]: fields, and how an event becomes a document (its attributes read as an
+//!   [`attribute`] tree that borrows from the payload);
 //! - [`store`]: the index on disk, commits carrying bus offsets, upserts by id, retention;
 //! - [`ingest`]: the consuming loop (commit, then ack), with the index writer on its own
 //!   thread (`writer`), a filter of ids already indexed (`seen`) so only a possible
