@@ -2,9 +2,9 @@
 //! the `fields` value without being copied first.
 //!
 //! Parsing the payload into tantivy's `OwnedValue` allocated a string for every key and
-//! value, only for tantivy to copy each into the document and drop the tree: that was a
-//! tenth of an event's indexing instructions. Here strings without escapes are slices of the
-//! payload; only objects and arrays allocate.
+//! value, only for tantivy to copy each into the document and drop the tree: that was an
+//! eighth of an event's indexing instructions (callgrind). Here strings without escapes are
+//! slices of the payload; only objects and arrays allocate.
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -23,8 +23,11 @@ pub enum Attribute<'a> {
     F64(f64),
     Str(Cow<'a, str>),
     Array(Vec<Attribute<'a>>),
-    Object(Vec<(Cow<'a, str>, Attribute<'a>)>),
+    Object(Entries<'a>),
 }
+
+/// An object's entries, in the payload's order; keys borrowed where they can be.
+pub type Entries<'a> = Vec<(Cow<'a, str>, Attribute<'a>)>;
 
 impl Attribute<'_> {
     /// The value as tantivy indexes it (times as dates), in tantivy's own tree.
@@ -50,7 +53,7 @@ impl Attribute<'_> {
 /// never parsed.
 impl<'a, 'text: 'a> Value<'a> for &'a Attribute<'text> {
     type ArrayIter = std::slice::Iter<'a, Attribute<'text>>;
-    type ObjectIter = Entries<'a, 'text>;
+    type ObjectIter = EntryIter<'a, 'text>;
 
     fn as_value(&self) -> ReferenceValue<'a, Self> {
         match self {
@@ -64,15 +67,15 @@ impl<'a, 'text: 'a> Value<'a> for &'a Attribute<'text> {
                 None => ReferenceValueLeaf::Str(text).into(),
             },
             Attribute::Array(items) => ReferenceValue::Array(items.iter()),
-            Attribute::Object(entries) => ReferenceValue::Object(Entries(entries.iter())),
+            Attribute::Object(entries) => ReferenceValue::Object(EntryIter(entries.iter())),
         }
     }
 }
 
 /// An object's entries as tantivy walks them.
-pub struct Entries<'a, 'text>(std::slice::Iter<'a, (Cow<'text, str>, Attribute<'text>)>);
+pub struct EntryIter<'a, 'text>(std::slice::Iter<'a, (Cow<'text, str>, Attribute<'text>)>);
 
-impl<'a, 'text> Iterator for Entries<'a, 'text> {
+impl<'a, 'text> Iterator for EntryIter<'a, 'text> {
     type Item = (&'a str, &'a Attribute<'text>);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -81,7 +84,7 @@ impl<'a, 'text> Iterator for Entries<'a, 'text> {
 }
 
 /// The date an RFC 3339 string names, if it is one.
-pub fn parse_time(text: &str) -> Option<DateTime> {
+fn parse_time(text: &str) -> Option<DateTime> {
     let b = text.as_bytes();
     // Most strings are not times: the shape is checked before the parser runs.
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {

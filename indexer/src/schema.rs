@@ -24,9 +24,8 @@
 //! Strings that are RFC 3339 times are indexed as dates (one term, to the second), except the
 //! event's own time (`observed_at`, a log's `timestamp`, ...), which `timestamp` holds.
 
-use crate::attribute::Attribute;
+use crate::attribute::{Attribute, Entries};
 use crate::describe::{describe, Description};
-use std::borrow::Cow;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions,
     Schema, TextFieldIndexing, TextOptions, STORED, STRING,
@@ -247,9 +246,6 @@ fn attributes<'a>(whole: Entries<'a>, own: &OwnFields) -> Entries<'a> {
     }
     top
 }
-
-/// An object's entries, keys borrowed from the payload where they can be.
-type Entries<'a> = Vec<(Cow<'a, str>, Attribute<'a>)>;
 
 /// What a document holds in fields of its own: its description, and an observation's metrics.
 struct OwnFields<'a> {
