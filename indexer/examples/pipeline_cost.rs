@@ -11,8 +11,8 @@
 //! ```
 //!
 //! The one commit is made when the last event is read (`commit_docs` is the event count and
-//! one, for the first retention sweep; the interval is an hour): under callgrind time runs fifty times slower, and commits by the
-//! clock would multiply.
+//! one, for the first retention sweep; the interval is an hour): under callgrind time runs
+//! fifty times slower, and commits by the clock would multiply.
 
 use bytes::Bytes;
 use chrono::{Duration, TimeZone, Utc};
