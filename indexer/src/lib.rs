@@ -4,7 +4,7 @@
 //! - [`schema`]: fields, and how an event becomes a document (its attributes read as an
 //!   [`attribute`] tree that borrows from the payload);
 //! - [`store`]: the index on disk, commits carrying bus offsets, upserts by id, retention;
-//! - [`ingest`]: the consuming loop (commit, then ack), with the index writer on its own
+//! - `ingest`: the consuming loop (commit, then ack), with the index writer on its own
 //!   thread (`writer`), a filter of ids already indexed (`seen`) so only a possible
 //!   duplicate pays for a delete by id, and merges held back while it drains a backlog
 //!   (`merge`);
