@@ -96,21 +96,53 @@ pub fn describe(event: &Event) -> Description {
 
 /// "Dakar 27.5 °C, clear sky, humidity 60%, wind 3.1 m/s".
 fn observation_message(o: &windsock_core::event::Observation) -> String {
-    use std::fmt::Write;
     // Written into one string: built for every observation indexed.
     let mut message = String::with_capacity(64);
-    let _ = write!(message, "{} {:.1} °C", o.region, o.temperature_c);
+    message.push_str(&o.region);
+    message.push(' ');
+    push_fixed(&mut message, o.temperature_c, 1);
+    message.push_str(" °C");
     if let Some(sky) = o.description.as_ref().or(o.condition.as_ref()) {
         message.push_str(", ");
         message.extend(sky.chars().flat_map(char::to_lowercase));
     }
     if let Some(h) = o.humidity_pct {
-        let _ = write!(message, ", humidity {h:.0}%");
+        message.push_str(", humidity ");
+        push_fixed(&mut message, h, 0);
+        message.push('%');
     }
     if let Some(w) = o.wind_speed_ms {
-        let _ = write!(message, ", wind {w:.1} m/s");
+        message.push_str(", wind ");
+        push_fixed(&mut message, w, 1);
+        message.push_str(" m/s");
     }
     message
+}
+
+/// Writes `value` exactly as `format!("{:.1$}", value, decimals)` does, for 0 or 1 decimals.
+///
+/// Formatting a float to a precision costs about a thousand instructions (an exact decimal
+/// expansion), three times an observation. Most readings are already a number of that many
+/// decimals (sources report tenths): such a value is the double nearest to `n / 10`, and
+/// the precision formatting prints `n / 10` for it, which integers write for a fraction of
+/// the cost. Any other value goes the general way.
+fn push_fixed(out: &mut String, value: f64, decimals: u32) {
+    use std::fmt::Write;
+    let scale = if decimals == 0 { 1.0 } else { 10.0 };
+    let scaled = (value * scale).round();
+    if decimals <= 1 && scaled.abs() < 1e15 && scaled / scale == value {
+        let n = (scaled as i64).unsigned_abs();
+        if value.is_sign_negative() {
+            out.push('-');
+        }
+        if decimals == 0 {
+            let _ = write!(out, "{n}");
+        } else {
+            let _ = write!(out, "{}.{}", n / 10, n % 10);
+        }
+    } else {
+        let _ = write!(out, "{value:.0$}", decimals as usize);
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +168,39 @@ mod tests {
             ("observation", "info", "collector")
         );
         assert_eq!(d.source, "simulated");
+    }
+
+    #[test]
+    fn readings_are_written_as_the_precision_formatting_writes_them() {
+        let mut values: Vec<f64> = (-2000..2000).map(|n| n as f64 / 10.0).collect();
+        values.extend((-300..300).map(|n| n as f64 / 100.0 + 0.005));
+        values.extend([
+            -0.0,
+            0.0,
+            0.05,
+            -0.05,
+            0.25,
+            27.45,
+            1e14 + 0.1,
+            1e15,
+            1e20,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]);
+        for value in values {
+            for decimals in [0, 1] {
+                let mut written = String::new();
+                push_fixed(&mut written, value, decimals);
+                assert_eq!(
+                    written,
+                    format!("{value:.0$}", decimals as usize),
+                    "{value:?} to {decimals} decimals"
+                );
+            }
+        }
     }
 
     #[test]
