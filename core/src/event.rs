@@ -180,6 +180,32 @@ impl<'de> serde::de::Visitor<'de> for HeadFirst {
     }
 }
 
+/// Reads an event's time as chrono's own `Deserialize` does, in about a third of the
+/// instructions: chrono reads every time through its relaxed parser (which also takes a
+/// space for the `T`, and goes through its general format machinery), 1.8k instructions a
+/// time and two times an observation. Here its strict RFC 3339 parser goes first, and the
+/// relaxed one only when the strict one refuses, so what is accepted, and every error, is
+/// chrono's.
+fn rfc3339<'de, D: Deserializer<'de>>(from: D) -> Result<DateTime<Utc>, D::Error> {
+    struct Rfc3339;
+    impl serde::de::Visitor<'_> for Rfc3339 {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            // chrono's own words, so a wrong type reads as it did.
+            f.write_str("an RFC 3339 formatted date and time string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            DateTime::parse_from_rfc3339(text)
+                .or_else(|_| text.parse::<DateTime<chrono::FixedOffset>>())
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(E::custom)
+        }
+    }
+    from.deserialize_str(Rfc3339)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("not a windsock event: {0}")]
@@ -291,7 +317,9 @@ pub struct Observation {
     pub region: String,
     pub lat: f64,
     pub lon: f64,
+    #[serde(deserialize_with = "rfc3339")]
     pub observed_at: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339")]
     pub fetched_at: DateTime<Utc>,
     /// The source's name: `openweathermap`, `open-meteo`, `simulated`, `replay`.
     pub source: String,
@@ -395,6 +423,7 @@ impl From<&tracing::Level> for Level {
 /// A log record of one of windsock's own services (or a fetch outcome), searchable beside the data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEvent {
+    #[serde(deserialize_with = "rfc3339")]
     pub timestamp: DateTime<Utc>,
     /// `collector`, `indexer`, `forecaster`, `alerter`, `ui` or `windsock`.
     pub service: String,
@@ -412,6 +441,7 @@ pub struct LogEvent {
 /// One point of a forecast, with its prediction interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecastPoint {
+    #[serde(deserialize_with = "rfc3339")]
     pub timestamp: DateTime<Utc>,
     pub temperature_c: f64,
     pub lower: f64,
@@ -424,6 +454,7 @@ pub struct Forecast {
     pub region: String,
     /// The model in use: `mstl_ets`, `seasonal_naive`, `persistence`.
     pub model: String,
+    #[serde(deserialize_with = "rfc3339")]
     pub generated_at: DateTime<Utc>,
     /// The prediction interval's level, such as 0.95.
     pub level: f64,
@@ -463,8 +494,10 @@ pub struct AlertEvent {
     /// `critical`, `warning` or `info`.
     pub severity: String,
     /// When this state change happened.
+    #[serde(deserialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
     /// When the alert started firing (or pending).
+    #[serde(deserialize_with = "rfc3339")]
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
@@ -477,6 +510,7 @@ pub struct AlertEvent {
 /// A message that could not be decoded, with the reason, so nothing is silently lost.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    #[serde(deserialize_with = "rfc3339")]
     pub at: DateTime<Utc>,
     /// The topic the message was read from.
     pub topic: String,
@@ -646,6 +680,46 @@ mod tests {
         not_text.extend_from_slice(&[0xff, b'"', b'}']);
         let err = Envelope::from_json(&not_text).unwrap_err();
         assert!(err.to_string().contains("not UTF-8 text"), "{err}");
+    }
+
+    #[test]
+    fn times_decode_as_chronos_own_decoding_does() {
+        #[derive(Debug, Deserialize)]
+        struct Ours {
+            #[serde(deserialize_with = "rfc3339")]
+            at: DateTime<Utc>,
+        }
+        #[derive(Debug, Deserialize)]
+        struct Chronos {
+            at: DateTime<Utc>,
+        }
+        let ours = |json: &str| serde_json::from_str::<Ours>(json).map(|o| o.at);
+        let chronos = |json: &str| serde_json::from_str::<Chronos>(json).map(|c| c.at);
+        for at in [
+            r#""2026-11-25T12:00:00Z""#,
+            r#""2026-11-25T12:00:00.123456789Z""#,
+            r#""2026-11-25t12:00:00z""#,
+            r#""2026-11-25 12:00:00Z""#,
+            r#""2026-11-25T13:30:00+01:30""#,
+            r#""2026-11-25T12:00:00-00:00""#,
+            r#""2026-12-31T23:59:60Z""#,
+            r#""2026-13-01T00:00:00Z""#,
+            r#""2026-11-25T12:00:00""#,
+            r#""yesterday""#,
+            "3",
+            "null",
+        ] {
+            let json = format!(r#"{{"at":{at}}}"#);
+            match (ours(&json), chronos(&json)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{at}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{at}"),
+                (a, b) => panic!("{at}: ours {a:?}, chrono's {b:?}"),
+            }
+        }
+        assert!(
+            ours(r#"{"at":"2026-11-25 12:00:00Z"}"#).is_ok(),
+            "relaxed forms stay accepted"
+        );
     }
 
     #[test]
