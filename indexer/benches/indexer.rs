@@ -22,7 +22,7 @@
 //! events into SQLite), or `WINDSOCK_BENCH_SEARCH_SIZES=1000000 cargo bench -p windsock-indexer`.
 
 use bytes::Bytes;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ use windsock_core::event::{Envelope, Event};
 use windsock_indexer::describe::describe;
 use windsock_indexer::schema::Fields;
 use windsock_indexer::search::{bucket_width_ms, SearchRequest, Sort};
+use windsock_indexer::synthetic::{benchmark_start as start, BENCHMARK_SPAN_DAYS as SPAN_DAYS};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
 
 // The allocator the `windsock` binary runs with, so the rates are the binary's.
@@ -63,15 +64,9 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap()
-}
-
-const SPAN_DAYS: i64 = 30;
-
 /// The events of an index of `n`: the same generator, seed and span at every size.
 fn events(n: usize) -> impl Iterator<Item = Envelope> {
-    synthetic::stream(n, start(), Duration::days(SPAN_DAYS), 42)
+    synthetic::benchmark_mix(n)
 }
 
 /// The indexer's settings: defaults, or what `WINDSOCK_INDEXER__*` / `WINDSOCK_BUS__*` say.

@@ -15,7 +15,6 @@
 //! share is `index_documents` (its indexing threads), the rest is the three `part_` functions.
 
 use bytes::Bytes;
-use chrono::{Duration, TimeZone, Utc};
 use tantivy::{IndexWriter, TantivyDocument};
 use windsock_core::event::Envelope;
 use windsock_indexer::{synthetic, EventIndex};
@@ -60,8 +59,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30_000);
-    let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
-    let payloads: Vec<Bytes> = synthetic::stream(events, start, Duration::days(30), 42)
+    let payloads: Vec<Bytes> = synthetic::benchmark_mix(events)
         .map(|e| Bytes::from(e.to_json()))
         .collect();
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -15,7 +15,6 @@
 //! fifty times slower, and commits by the clock would multiply.
 
 use bytes::Bytes;
-use chrono::{Duration, TimeZone, Utc};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -32,8 +31,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30_000);
-    let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
-    let envelopes = synthetic::events(events, start, Duration::days(30), 42);
+    let envelopes: Vec<_> = synthetic::benchmark_mix(events).collect();
     // An id that comes twice is one document (the generator repeats a few).
     let documents = envelopes
         .iter()

@@ -49,6 +49,26 @@ const LOG_MESSAGES: &[(&str, Level, &str)] = &[
     ("windsock", Level::Info, "serving HTTP"),
 ];
 
+/// The days the benchmark's events span.
+pub const BENCHMARK_SPAN_DAYS: i64 = 30;
+
+/// Where the benchmark's events start (October 2026: runs after it need a long retention).
+pub fn benchmark_start() -> DateTime<Utc> {
+    chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 10, 1, 0, 0, 0).unwrap()
+}
+
+/// The benchmark's `count` events: one generator, seed and span for every size, and for
+/// every program that measures indexing (the bench, `examples/event_cost.rs`,
+/// `examples/pipeline_cost.rs`), so their figures speak of the same events.
+pub fn benchmark_mix(count: usize) -> impl Iterator<Item = Envelope> {
+    stream(
+        count,
+        benchmark_start(),
+        Duration::days(BENCHMARK_SPAN_DAYS),
+        42,
+    )
+}
+
 /// `count` events spread evenly over `[start, start + span)`: about 70% observations, 27%
 /// logs, 2% alerts, 1% dead letters. The same arguments give the same events.
 pub fn events(count: usize, start: DateTime<Utc>, span: Duration, seed: u64) -> Vec<Envelope> {
