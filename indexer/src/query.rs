@@ -3,13 +3,18 @@
 //!
 //! The language is tantivy's (Lucene-like): bare words and `"phrases"` search `message`;
 //! `field:value`, `AND`/`OR`/`NOT`/`-term`, ranges `temperature_c:[30 TO *]`, and event
-//! attributes by path `fields.condition:rain`. Words without an operator must all match
+//! attributes by path `fields.condition:rain`, ranges of them too (`fields.status:[500 TO
+//! 599]`, see [`attribute_range`]). Words without an operator must all match
 //! (`fetch failed` is `fetch AND failed`), as people searching logs expect.
+
+mod attribute_range;
 
 use crate::schema::kinds_timed_by;
 use crate::store::EventIndex;
 use serde_json::{json, Value};
-use tantivy::query::{AllQuery, Query, QueryParser, QueryParserError};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Query, QueryParser, QueryParserError,
+};
 use tantivy::query_grammar::{
     self, Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf, UserInputLiteral,
 };
@@ -48,9 +53,100 @@ pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryE
     let ast = query_grammar::parse_query(q).map_err(|_| syntax_error(q))?;
     let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
     parser.set_conjunction_by_default();
-    parser
-        .build_query_from_user_input_ast(rewrite(index, q, lift_negations(ast))?)
-        .map_err(|e| semantic_error(index, q, e))
+    let ast = rewrite(index, q, lift_negations(ast))?;
+    if !has_attribute_range(&ast) {
+        return parser
+            .build_query_from_user_input_ast(ast)
+            .map_err(|e| semantic_error(index, q, e));
+    }
+    let query = Builder { index, q, parser }.build(ast)?;
+    // The parser refuses a query of exclusions alone (it would match nothing): so does this.
+    match query {
+        Some(query) if !is_exclusions_only(query.as_ref()) => Ok(query),
+        Some(_) => Err(semantic_error(
+            index,
+            q,
+            QueryParserError::AllButQueryForbidden,
+        )),
+        None => Ok(Box::new(EmptyQuery)),
+    }
+}
+
+/// A range over an attribute without a field of its own, left so by [`rewrite`]: tantivy's
+/// parser cannot build it (see [`attribute_range`]).
+fn attribute_range_path(leaf: &UserInputLeaf) -> Option<&str> {
+    match leaf {
+        UserInputLeaf::Range {
+            field: Some(field), ..
+        } => field.strip_prefix("fields."),
+        _ => None,
+    }
+}
+
+fn has_attribute_range(ast: &UserInputAst) -> bool {
+    match ast {
+        UserInputAst::Clause(children) => children.iter().any(|(_, c)| has_attribute_range(c)),
+        UserInputAst::Boost(inner, _) => has_attribute_range(inner),
+        UserInputAst::Leaf(leaf) => attribute_range_path(leaf).is_some(),
+    }
+}
+
+fn is_exclusions_only(query: &dyn Query) -> bool {
+    query.downcast_ref::<BooleanQuery>().is_some_and(|b| {
+        b.clauses()
+            .iter()
+            .all(|(occur, _)| *occur == tantivy::query::Occur::MustNot)
+    })
+}
+
+/// Builds a query that holds attribute ranges: clauses as tantivy's parser builds them
+/// (no operator means must, empty clauses are dropped), each leaf by the parser but for
+/// attribute ranges.
+struct Builder<'a> {
+    index: &'a EventIndex,
+    q: &'a str,
+    parser: QueryParser,
+}
+
+impl Builder<'_> {
+    /// The query of `ast`; `None` when nothing is left of it (a word of punctuation only),
+    /// which the parser drops from its clause.
+    fn build(&self, ast: UserInputAst) -> Result<Option<Box<dyn Query>>, QueryError> {
+        use tantivy::query::Occur as Tantivy;
+        Ok(match ast {
+            UserInputAst::Clause(children) => {
+                let mut clauses = Vec::with_capacity(children.len());
+                for (occur, child) in children {
+                    let occur = match occur {
+                        Some(Occur::Should) => Tantivy::Should,
+                        Some(Occur::MustNot) => Tantivy::MustNot,
+                        Some(Occur::Must) | None => Tantivy::Must,
+                    };
+                    if let Some(query) = self.build(child)? {
+                        clauses.push((occur, query));
+                    }
+                }
+                (!clauses.is_empty())
+                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
+            }
+            UserInputAst::Boost(inner, boost) => self
+                .build(*inner)?
+                .map(|q| Box::new(BoostQuery::new(q, boost.into_inner() as f32)) as _),
+            UserInputAst::Leaf(leaf) => match (attribute_range_path(&leaf), &*leaf) {
+                (Some(path), UserInputLeaf::Range { lower, upper, .. }) => Some(
+                    attribute_range::query(self.index.fields.attributes, path, lower, upper)
+                        .map_err(|e| attribute_range_error(self.q, path, e))?,
+                ),
+                _ => {
+                    let query = self
+                        .parser
+                        .build_query_from_user_input_ast(UserInputAst::Leaf(leaf))
+                        .map_err(|e| semantic_error(self.index, self.q, e))?;
+                    (!query.is::<EmptyQuery>()).then_some(query)
+                }
+            },
+        })
+    }
 }
 
 /// `a AND NOT b` parses as `+a +(-b)`, and tantivy's `(-b)` alone matches nothing; lifting
@@ -97,9 +193,9 @@ fn rewrite(index: &EventIndex, q: &str, ast: UserInputAst) -> Result<UserInputAs
 ///   under `fields` (see `schema::attributes`), yet people who read `"region": "Dakar"` in an
 ///   event will write `fields.region`. Such a clause becomes `(region:Dakar OR
 ///   fields.region:Dakar)`; the second still finds an attribute whose value differs from its
-///   field's (a forecast's `level` of 0.95). A range goes to the own field alone, since ranges
-///   run on fast fields and `fields` is not one; a range on any other attribute is refused
-///   here with a reason, rather than failing when the search runs.
+///   field's (a forecast's `level` of 0.95). A range goes to the own field alone (the
+///   metrics' ranges run on their fast fields); a range on any other attribute is left for
+///   `parse_query`, which walks the terms of `fields` (see [`attribute_range`]).
 /// - `fields.observed_at:"2026-11-25T12:00:03Z"`: an event's own time is its `timestamp`
 ///   only (see [`time_attribute`]).
 /// - `temperature_c:27.5`, `timestamp:2026-11-25T12:00:00Z`: the metrics and the timestamp
@@ -121,9 +217,7 @@ fn rewrite_leaf(
         }
         let is_range = matches!(leaf, UserInputLeaf::Range { .. });
         if !index.fields.has_own_field(attribute) {
-            if is_range {
-                return Err(attribute_range_error(index, q, attribute));
-            }
+            // A range stays as it is: `parse_query` builds it over the terms of `fields`.
             return Ok(UserInputAst::Leaf(Box::new(leaf)));
         }
         let mut own = leaf.clone();
@@ -234,20 +328,16 @@ fn time_attribute(
     ]))
 }
 
-fn attribute_range_error(index: &EventIndex, q: &str, attribute: &str) -> QueryError {
-    let ranged: Vec<&str> = std::iter::once("timestamp")
-        .chain(index.fields.metrics.iter().map(|(name, _)| *name))
-        .collect();
+fn attribute_range_error(q: &str, path: &str, error: attribute_range::BoundError) -> QueryError {
     QueryError {
-        message: format!(
-            "invalid query: ranges work on {}, not on the attribute fields.{attribute}",
-            ranged.join(", ")
-        ),
+        message: format!("invalid query: fields.{path}: {error}"),
         detail: json!({
             "query": q,
             "reason": "range_on_attribute",
-            "field": format!("fields.{attribute}"),
-            "hint": format!("match values instead: fields.{attribute}:500 OR fields.{attribute}:502"),
+            "field": format!("fields.{path}"),
+            "hint": format!(
+                "fields.{path}:[500 TO 599], fields.{path}:>=1.5 or fields.{path}:[2026-11-25T00:00:00Z TO *]"
+            ),
         }),
     }
 }
