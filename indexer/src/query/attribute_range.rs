@@ -103,23 +103,20 @@ fn value(text: &str) -> Result<Value, BoundError> {
     if let Ok(v) = text.parse::<i64>() {
         return Ok(Value::Integer(v));
     }
-    if let Ok(v) = text.parse::<f64>() {
-        if v.is_nan() {
-            return Err(BoundError {
-                found: format!("{text:?}"),
-            });
-        }
-        return Ok(Value::Float(v));
+    match text.parse::<f64>() {
+        Ok(v) if !v.is_nan() => return Ok(Value::Float(v)),
+        _ => {}
     }
-    match chrono::DateTime::parse_from_rfc3339(text) {
-        Ok(at) => Ok(Value::Time(
-            DateTime::from_timestamp_micros(at.timestamp_micros())
-                .truncate(DATE_TIME_PRECISION_INDEXED),
-        )),
-        Err(_) => Err(BoundError {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| {
+            Value::Time(
+                DateTime::from_timestamp_micros(at.timestamp_micros())
+                    .truncate(DATE_TIME_PRECISION_INDEXED),
+            )
+        })
+        .map_err(|_| BoundError {
             found: format!("{text:?}"),
-        }),
-    }
+        })
 }
 
 /// Whether a bound is a time (`None` for `*`).
