@@ -304,6 +304,81 @@ mod contract {
             .is_none());
     }
 
+    /// A dead letter's ack is cumulative like any other: given at once, it would commit the
+    /// deliveries before it that the consumer has not acked (made durable) yet.
+    pub async fn acks_a_dead_letter_only_once_what_came_before_it_is_acked(h: &Harness) {
+        let bus = h.bus();
+        let log = |message: &str| {
+            Event::Log(LogEvent {
+                timestamp: chrono::Utc::now(),
+                service: "collector".into(),
+                level: Level::Info,
+                message: message.into(),
+                region: Some("Dakar".into()),
+                target: None,
+                fields: Default::default(),
+            })
+        };
+        // One key, so one partition, in this order.
+        let publish = windsock_core::bus::publish_event;
+        publish(bus.as_ref(), log("before")).await.unwrap();
+        bus.publish(Topic::Logs, "Dakar", Bytes::from_static(b"{not json"))
+            .await
+            .unwrap();
+        publish(bus.as_ref(), log("after")).await.unwrap();
+        let subscribe = || EventSubscription::new(bus.clone(), &[Topic::Logs], "letter-acks");
+        let message = |next: Option<(Delivery, Envelope)>| match next {
+            Some((
+                delivery,
+                Envelope {
+                    event: Event::Log(l),
+                    ..
+                },
+            )) => (delivery, l.message),
+            other => panic!("expected a log, got {other:?}"),
+        };
+
+        // Handed out and dead-lettered, nothing acked: a restart is handed everything again.
+        let mut events = subscribe().await.unwrap();
+        let (_, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        let (_, second) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        assert_eq!((first.as_str(), second.as_str()), ("before", "after"));
+        events.commit().await.unwrap();
+        drop(events);
+
+        // Acking what came before the malformed message acks it too.
+        let mut events = subscribe().await.unwrap();
+        let (before, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        assert_eq!(
+            first, "before",
+            "the unacked delivery before the dead letter came again"
+        );
+        events.ack(&before).unwrap();
+        let (_, second) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        assert_eq!(second, "after");
+        events.commit().await.unwrap();
+        drop(events);
+
+        let mut events = subscribe().await.unwrap();
+        let (_, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        assert_eq!(
+            first, "after",
+            "acked, the dead letter is not handed out again"
+        );
+        drop(events);
+        // Dead-lettered each time it was read unacked: twice.
+        let mut letters = bus.replay(Topic::DeadLetters).await.unwrap();
+        let mut count = 0;
+        while within(support::TIMEOUT, letters.next())
+            .await
+            .unwrap()
+            .is_some()
+        {
+            count += 1;
+        }
+        assert_eq!(count, 2);
+    }
+
     pub async fn replay_reads_everything_to_the_end(h: &Harness) {
         let bus = h.bus();
         publish_interleaved(bus.as_ref(), Topic::Alerts, 10).await;
@@ -354,6 +429,11 @@ macro_rules! contract_suite {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn dead_letters_a_malformed_message_and_carries_on() {
             contract::dead_letters_a_malformed_message_and_carries_on(&$harness.await).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn acks_a_dead_letter_only_once_what_came_before_it_is_acked() {
+            contract::acks_a_dead_letter_only_once_what_came_before_it_is_acked(&$harness.await)
+                .await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn replay_reads_everything_to_the_end() {

@@ -17,6 +17,7 @@ use crate::config::{BusConfig, BusKind};
 use crate::event::{DeadLetter, Envelope, Event};
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 pub type SharedBus = Arc<dyn Bus>;
@@ -172,6 +173,36 @@ pub struct EventSubscription {
     /// A message taken off the bus whose dead-lettering was interrupted (the `next` future
     /// dropped, say by a `select!`): finished first on the next call, so `next` is cancel-safe.
     undecodable: Option<(Delivery, String)>,
+    /// Where this consumer stands on each partition, for the acks of dead letters.
+    partitions: HashMap<(Topic, i32), Standing>,
+}
+
+/// What a consumer was handed and has acked on one partition.
+///
+/// An ack is cumulative (the bus commits the offset after it), so a dead letter acked at once
+/// would also commit the deliveries handed out before it that the consumer has not made
+/// durable yet (the indexer holds them until its next commit, the forecaster until its next
+/// flush), and a crash then would lose them. A dead letter's ack waits instead until
+/// everything handed out before it is acked; an ack of anything after it covers it.
+#[derive(Debug, Default)]
+struct Standing {
+    /// The offset of the last delivery handed out or dead-lettered.
+    handed: Option<i64>,
+    /// The highest offset acked.
+    acked: Option<i64>,
+    /// Dead letters not acked yet, oldest first, each with the offset handed out before it.
+    waiting: VecDeque<(Delivery, Option<i64>)>,
+}
+
+impl Standing {
+    /// Whether every delivery up to `offset` was acked (`None`: nothing was handed out).
+    fn acked_through(&self, offset: Option<i64>) -> bool {
+        match (offset, self.acked) {
+            (None, _) => true,
+            (Some(offset), Some(acked)) => acked >= offset,
+            (Some(_), None) => false,
+        }
+    }
 }
 
 impl EventSubscription {
@@ -182,11 +213,13 @@ impl EventSubscription {
             bus,
             group: group.to_string(),
             undecodable: None,
+            partitions: HashMap::new(),
         })
     }
 
     /// The next event that decodes; a message that does not is published to the dead-letter
-    /// topic with the reason, counted, acked, and skipped.
+    /// topic with the reason, counted, and skipped. It is acked once every delivery handed
+    /// out before it on its partition is (see [`Standing`]).
     ///
     /// Cancel-safe: dropping the future loses nothing (an interrupted dead-lettering is
     /// finished by the next call).
@@ -194,17 +227,42 @@ impl EventSubscription {
         loop {
             if let Some((delivery, reason)) = self.undecodable.clone() {
                 self.dead_letter(&delivery, reason).await?;
-                self.inner.ack(&delivery)?;
+                self.settle(delivery)?;
                 self.undecodable = None;
             }
             let Some(delivery) = self.inner.next().await? else {
                 return Ok(None);
             };
             match Envelope::from_json(&delivery.payload) {
-                Ok(envelope) => return Ok(Some((delivery, envelope))),
+                Ok(envelope) => {
+                    self.standing(&delivery).handed = Some(delivery.offset);
+                    return Ok(Some((delivery, envelope)));
+                }
                 Err(err) => self.undecodable = Some((delivery, err.to_string())),
             }
         }
+    }
+
+    fn standing(&mut self, delivery: &Delivery) -> &mut Standing {
+        self.partitions
+            .entry((delivery.topic, delivery.partition))
+            .or_default()
+    }
+
+    /// Acks a dead-lettered delivery now if everything before it is acked, else later.
+    fn settle(&mut self, letter: Delivery) -> Result<(), BusError> {
+        let standing = self
+            .partitions
+            .entry((letter.topic, letter.partition))
+            .or_default();
+        let before = standing.handed.replace(letter.offset);
+        if standing.acked_through(before) && standing.waiting.is_empty() {
+            self.inner.ack(&letter)?;
+            standing.acked = Some(letter.offset);
+        } else {
+            standing.waiting.push_back((letter, before));
+        }
+        Ok(())
     }
 
     /// Sends a message this consumer cannot use to the dead-letter topic.
@@ -246,7 +304,32 @@ impl EventSubscription {
     }
 
     pub fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        self.inner.ack(delivery)
+        self.inner.ack(delivery)?;
+        let Some(standing) = self
+            .partitions
+            .get_mut(&(delivery.topic, delivery.partition))
+        else {
+            return Ok(());
+        };
+        standing.acked = Some(
+            standing
+                .acked
+                .map_or(delivery.offset, |a| a.max(delivery.offset)),
+        );
+        // The dead letters this ack lets through, in order; never one below what is acked
+        // (an ack stores its offset as is: acking an older one would move the group back).
+        while let Some((letter, before)) = standing.waiting.front() {
+            if standing.acked_through(Some(letter.offset)) {
+                standing.waiting.pop_front();
+            } else if standing.acked_through(*before) {
+                self.inner.ack(letter)?;
+                standing.acked = Some(letter.offset);
+                standing.waiting.pop_front();
+            } else {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub async fn commit(&mut self) -> Result<(), BusError> {
