@@ -7,17 +7,16 @@
 use crate::merge::Backlog;
 use crate::schema::Fields;
 use crate::store::CommitPayload;
-use crate::writer::{Built, Committed, Writer};
+use crate::writer::{Built, Committed, Document, Writer};
 use crate::IndexerError;
 use futures::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
-use tantivy::TantivyDocument;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{Delivery, EventSubscription};
 use windsock_core::clock::SharedClock;
-use windsock_core::event::Envelope;
+use windsock_core::event::DecodeError;
 use windsock_core::telemetry::Counters;
 
 pub const COUNTERS: Counters = Counters::new("indexer");
@@ -122,7 +121,7 @@ impl Ingest {
                         commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
                     }
                 }
-                next = self.subscription.next() => match next {
+                next = self.subscription.next_delivery() => match next {
                     Ok(Some(first)) => {
                         let (batch, filled, closed) = self.take_ready(first);
                         self.index_batch(batch).await?;
@@ -161,10 +160,7 @@ impl Ingest {
     /// `first` and whatever else the bus has ready right now (without waiting), up to the
     /// next commit; whether that filled the batch (more is probably waiting); and whether the
     /// bus said it closed.
-    fn take_ready(
-        &mut self,
-        first: (Delivery, Envelope),
-    ) -> (Vec<(Delivery, Envelope)>, bool, bool) {
+    fn take_ready(&mut self, first: Delivery) -> (Vec<Delivery>, bool, bool) {
         let room = self
             .commit_docs
             .saturating_sub(self.uncommitted)
@@ -173,7 +169,7 @@ impl Ingest {
         // Filling the batch means more is probably waiting.
         let mut filled = true;
         while batch.len() < room {
-            match self.subscription.next().now_or_never() {
+            match self.subscription.next_delivery().now_or_never() {
                 Some(Ok(Some(next))) => batch.push(next),
                 Some(Ok(None)) => return (batch, false, true),
                 Some(Err(err)) => {
@@ -204,17 +200,17 @@ impl Ingest {
         behind
     }
 
-    /// Builds a batch's documents and queues them for the writer, skipping (and acking)
-    /// what the index already holds.
-    async fn index_batch(&mut self, batch: Vec<(Delivery, Envelope)>) -> Result<(), IndexerError> {
+    /// Decodes a batch and builds its documents, dead-letters what does not decode, and
+    /// queues all of it for the writer, skipping (and acking) what the index already holds.
+    async fn index_batch(&mut self, batch: Vec<Delivery>) -> Result<(), IndexerError> {
         COUNTERS.received(batch.len() as u64);
         let mut fresh = Vec::with_capacity(batch.len());
-        for (delivery, envelope) in batch {
+        for delivery in batch {
             if self.skip.contains(&delivery) {
                 // Indexed before a restart whose ack did not reach the bus.
                 self.subscription.ack(&delivery)?;
             } else {
-                fresh.push((delivery, envelope));
+                fresh.push(delivery);
             }
         }
         if fresh.is_empty() {
@@ -222,15 +218,21 @@ impl Ingest {
         }
         let documents = build_documents(&self.fields, &fresh);
         self.uncommitted += fresh.len();
-        let built = fresh
-            .into_iter()
-            .zip(documents)
-            .map(|((delivery, envelope), document)| Built {
-                delivery,
-                id: envelope.id,
-                document,
-            })
-            .collect();
+        let mut built = Vec::with_capacity(fresh.len());
+        for (delivery, document) in fresh.into_iter().zip(documents) {
+            let event = match document {
+                Ok(event) => Some(event),
+                Err(err) => {
+                    // Its ack waits for the commit, like the events before it: acked now, it
+                    // would commit their offsets before they are durable.
+                    self.subscription
+                        .dead_letter(&delivery, err.to_string())
+                        .await?;
+                    None
+                }
+            };
+            built.push(Built { delivery, event });
+        }
         self.writer.add(built).await?;
         Ok(())
     }
@@ -257,12 +259,12 @@ impl Ingest {
     }
 }
 
-/// The documents of a batch, in order, built on two threads (building costs as much as
-/// tantivy's own indexing of them, and the consuming loop is one task).
-fn build_documents(fields: &Fields, batch: &[(Delivery, Envelope)]) -> Vec<TantivyDocument> {
-    let build = |part: &[(Delivery, Envelope)]| -> Vec<TantivyDocument> {
+/// The ids and documents of a batch, in order, decoded and built on two threads (building
+/// costs as much as tantivy's own indexing of them, and the consuming loop is one task).
+fn build_documents(fields: &Fields, batch: &[Delivery]) -> Vec<Result<Document, DecodeError>> {
+    let build = |part: &[Delivery]| -> Vec<Result<Document, DecodeError>> {
         part.iter()
-            .map(|(d, e)| fields.document_of(e, Some(d)))
+            .map(|d| fields.document_of_payload(&d.payload))
             .collect()
     };
     if batch.len() < PARALLEL_BATCH {

@@ -32,7 +32,7 @@ use tantivy::schema::{
 };
 use tantivy::{DateTime, TantivyDocument};
 use windsock_core::bus::Delivery;
-use windsock_core::event::{Envelope, Event, Observation};
+use windsock_core::event::{DecodeError, Envelope, Event, Observation};
 
 /// The precision of `timestamp` (log records carry sub-second times; ordering needs them).
 pub const TIMESTAMP_PRECISION: DateTimePrecision = DateTimePrecision::Microseconds;
@@ -167,6 +167,19 @@ impl Fields {
             Some(json) => self.document_with_json(envelope, json),
             None => self.document(envelope),
         }
+    }
+
+    /// An event's id and document from its payload as published, decoded here: the payload
+    /// is read for the document as well, and reading it twice on one thread finds it in
+    /// that core's cache.
+    pub fn document_of_payload(
+        &self,
+        payload: &[u8],
+    ) -> Result<(String, TantivyDocument), DecodeError> {
+        let json = std::str::from_utf8(payload)?;
+        let envelope = Envelope::from_json_text(json)?;
+        let document = self.document_with_json(&envelope, json);
+        Ok((envelope.id, document))
     }
 
     /// The document of one event whose wire form (`json`, as published) is at hand: it is

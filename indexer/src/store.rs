@@ -208,6 +208,12 @@ impl IndexSink {
         Ok(())
     }
 
+    /// Records a delivery that holds no event (it was dead-lettered) as read: the next
+    /// commit's payload holds its offset, so a restart does not read it again.
+    pub fn pass(&mut self, delivery: &Delivery) {
+        self.committed.record(delivery);
+    }
+
     /// Deletes every event before `cutoff` (applied at the next commit).
     pub fn delete_before(&mut self, cutoff: chrono::DateTime<chrono::Utc>) -> StoreResult<()> {
         let upper = Term::from_field_date(self.index.fields.timestamp, to_tantivy(cutoff));

@@ -20,11 +20,14 @@ const QUEUE: usize = 16;
 /// The newest delivery per partition a commit contains: acking it acks those before it.
 pub type Committed = HashMap<(Topic, i32), Delivery>;
 
-/// An event ready to index: its delivery, id and document.
+/// An event's id and document.
+pub type Document = (String, TantivyDocument);
+
+/// A delivery ready for the writer: with its event's id and document, or `None` when it
+/// held no event (it was dead-lettered), recorded as read and acked with the commit.
 pub struct Built {
     pub delivery: Delivery,
-    pub id: String,
-    pub document: TantivyDocument,
+    pub event: Option<Document>,
 }
 
 enum Command {
@@ -126,8 +129,13 @@ fn write(
     while let Some(command) = inbox.blocking_recv() {
         let done = match command {
             Command::Add(batch) => batch.into_iter().try_for_each(|built| {
-                sink.add(&built.id, built.document, Some(&built.delivery))?;
-                added += 1;
+                match built.event {
+                    Some((id, document)) => {
+                        sink.add(&id, document, Some(&built.delivery))?;
+                        added += 1;
+                    }
+                    None => sink.pass(&built.delivery),
+                }
                 let partition = (built.delivery.topic, built.delivery.partition);
                 pending.insert(partition, built.delivery);
                 Ok(())

@@ -243,6 +243,68 @@ async fn a_restart_resumes_from_the_offsets_in_the_commit_payload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_acked_with_the_commit_of_the_events_before_it() {
+    // No commit before shutdown: the events before the malformed message stay uncommitted.
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = (*config(dir.path())).clone();
+    settings.indexer.commit_interval = StdDuration::from_secs(3600);
+    // One partition a topic, so the logs' offsets are their order.
+    settings.bus.partitions = 1;
+    let config = Arc::new(settings);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let bus: SharedBus = Arc::new(AckLosingBus {
+        inner: EmbeddedBus::new(&config.bus),
+        acked: acked.clone(),
+    });
+    let indexer = Indexer::new(config.clone(), bus.clone()).await.unwrap();
+    let index = indexer.index().clone();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(indexer.run(shutdown.clone()));
+
+    let events = synthetic::events(50, start(), Duration::hours(1), 5);
+    publish_all(bus.as_ref(), &events).await;
+    bus.publish(Topic::Logs, "collector", Bytes::from_static(b"{not json"))
+        .await
+        .unwrap();
+    let mut letters = bus.replay(Topic::DeadLetters).await.unwrap();
+    tokio::time::timeout(StdDuration::from_secs(30), letters.next())
+        .await
+        .expect("the malformed message is dead-lettered")
+        .unwrap()
+        .expect("a dead letter");
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    assert!(
+        acked.lock().is_empty(),
+        "nothing is acked before the commit, the dead letter neither: {:?}",
+        acked.lock()
+    );
+    assert_eq!(index.len(), 0);
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    let got: BTreeSet<String> = ids(&index).into_iter().collect();
+    assert!(
+        events.iter().all(|e| got.contains(&e.id)),
+        "the shutdown's commit holds the events"
+    );
+    let logs_acked = acked
+        .lock()
+        .iter()
+        .filter(|(topic, _, _)| *topic == Topic::Logs)
+        .map(|(_, _, offset)| *offset)
+        .max();
+    let logs = events
+        .iter()
+        .filter(|e| Topic::of(&e.event) == Topic::Logs)
+        .count() as i64;
+    assert_eq!(
+        logs_acked,
+        Some(logs),
+        "the commit acks the logs partition up to the dead letter (offset {logs})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_bus_restarts_from_zero_and_upserts_keep_one_copy() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());

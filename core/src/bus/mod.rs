@@ -243,6 +243,15 @@ impl EventSubscription {
         }
     }
 
+    /// The next message as it came, undecoded, for a consumer that decodes it on threads of
+    /// its own (the indexer, beside building its document). That consumer sends what does not
+    /// decode to [`EventSubscription::dead_letter`] and acks every delivery itself, in its
+    /// own order; not to be mixed with [`EventSubscription::next`], whose dead letters'
+    /// acks wait for the acks of what it handed out.
+    pub async fn next_delivery(&mut self) -> Result<Option<Delivery>, BusError> {
+        self.inner.next().await
+    }
+
     fn standing(&mut self, delivery: &Delivery) -> &mut Standing {
         self.partitions
             .entry((delivery.topic, delivery.partition))
