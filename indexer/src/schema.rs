@@ -169,9 +169,8 @@ impl Fields {
         }
     }
 
-    /// An event's id and document from its payload as published, decoded here: the payload
-    /// is read for the document as well, and reading it twice on one thread finds it in
-    /// that core's cache.
+    /// An event's id and document from its payload as published: decoded on the thread that
+    /// reads the payload for the document too (a builder), not on the consuming loop.
     pub fn document_of_payload(
         &self,
         payload: &[u8],
