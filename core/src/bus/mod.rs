@@ -265,6 +265,11 @@ impl EventSubscription {
             .entry((letter.topic, letter.partition))
             .or_default();
         let before = standing.handed.replace(letter.offset);
+        if standing.acked_through(Some(letter.offset)) {
+            // Covered by an ack already (this member's state from before a rebalance):
+            // acking it again would move the group back.
+            return Ok(());
+        }
         if standing.acked_through(before) && standing.waiting.is_empty() {
             self.inner.ack(&letter)?;
             standing.acked = Some(letter.offset);
