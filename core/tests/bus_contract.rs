@@ -304,6 +304,20 @@ mod contract {
             .is_none());
     }
 
+    /// The next event of `events`, which must be a log: its delivery and message.
+    async fn next_log(events: &mut EventSubscription) -> (Delivery, String) {
+        match within(support::TIMEOUT, events.next()).await.unwrap() {
+            Some((
+                delivery,
+                Envelope {
+                    event: Event::Log(l),
+                    ..
+                },
+            )) => (delivery, l.message),
+            other => panic!("expected a log, got {other:?}"),
+        }
+    }
+
     /// A dead letter's ack is cumulative like any other: given at once, it would commit the
     /// deliveries before it that the consumer has not acked (made durable) yet.
     pub async fn acks_a_dead_letter_only_once_what_came_before_it_is_acked(h: &Harness) {
@@ -327,40 +341,30 @@ mod contract {
             .unwrap();
         publish(bus.as_ref(), log("after")).await.unwrap();
         let subscribe = || EventSubscription::new(bus.clone(), &[Topic::Logs], "letter-acks");
-        let message = |next: Option<(Delivery, Envelope)>| match next {
-            Some((
-                delivery,
-                Envelope {
-                    event: Event::Log(l),
-                    ..
-                },
-            )) => (delivery, l.message),
-            other => panic!("expected a log, got {other:?}"),
-        };
 
         // Handed out and dead-lettered, nothing acked: a restart is handed everything again.
         let mut events = subscribe().await.unwrap();
-        let (_, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
-        let (_, second) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        let (_, first) = next_log(&mut events).await;
+        let (_, second) = next_log(&mut events).await;
         assert_eq!((first.as_str(), second.as_str()), ("before", "after"));
         events.commit().await.unwrap();
         drop(events);
 
         // Acking what came before the malformed message acks it too.
         let mut events = subscribe().await.unwrap();
-        let (before, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        let (before, first) = next_log(&mut events).await;
         assert_eq!(
             first, "before",
             "the unacked delivery before the dead letter came again"
         );
         events.ack(&before).unwrap();
-        let (_, second) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        let (_, second) = next_log(&mut events).await;
         assert_eq!(second, "after");
         events.commit().await.unwrap();
         drop(events);
 
         let mut events = subscribe().await.unwrap();
-        let (_, first) = message(within(support::TIMEOUT, events.next()).await.unwrap());
+        let (_, first) = next_log(&mut events).await;
         assert_eq!(
             first, "after",
             "acked, the dead letter is not handed out again"
