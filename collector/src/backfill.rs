@@ -56,33 +56,81 @@ impl Collector {
     async fn backfill_inner(&self) -> BackfillReport {
         let inner = &self.inner;
         let mut report = BackfillReport::default();
-        let Some(batch) = inner.source.past_batch() else {
-            report.skipped = Some(format!(
-                "the {} source cannot serve the past",
-                inner.source.name()
-            ));
-            return report;
-        };
-        let Ok(look_back) = chrono::Duration::from_std(inner.config.collector.backfill) else {
-            report.skipped = Some("collector.backfill is too long".into());
-            return report;
-        };
-        if look_back.is_zero() {
-            report.skipped = Some("collector.backfill is 0".into());
-            return report;
-        }
         let now = inner.clock.now();
+        let since = match self.past_window(now) {
+            Ok(since) => since,
+            Err(why) => {
+                report.skipped = Some(why);
+                return report;
+            }
+        };
         let ticks = inner
             .schedule
-            .ticks_between(now - look_back, now, MAX_BACKFILL_INSTANTS);
+            .ticks_between(since, now, MAX_BACKFILL_INSTANTS);
         let (Some(first), Some(last)) = (ticks.first(), ticks.last()) else {
             report.skipped = Some("no scheduled instant in the look-back".into());
             return report;
         };
         report.from = Some(first.at);
         report.to = Some(last.at);
-        report.instants = ticks.len();
+        self.fetch_past(&ticks, Phase::Backfill, &mut report).await;
+        report
+    }
 
+    /// Where the past the collector may fetch begins, `collector.backfill` before `now`; or
+    /// why it fetches no past.
+    pub(crate) fn past_window(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+        let inner = &self.inner;
+        if inner.source.past_batch().is_none() {
+            return Err(format!(
+                "the {} source cannot serve the past",
+                inner.source.name()
+            ));
+        }
+        if inner.config.collector.backfill.is_zero() {
+            return Err("collector.backfill is 0".into());
+        }
+        // Checked: a look-back of a million years would otherwise panic on the subtraction.
+        chrono::Duration::from_std(inner.config.collector.backfill)
+            .ok()
+            .and_then(|look_back| now.checked_sub_signed(look_back))
+            .ok_or_else(|| "collector.backfill is too long".into())
+    }
+
+    /// Fetches the missed instants of occurrence `occurrence` from the past (the caller
+    /// checked the source serves it), and records how it went in the status.
+    pub(crate) async fn catch_up(&self, occurrence: u64, ticks: Vec<Tick>) {
+        let mut report = BackfillReport {
+            from: ticks.first().map(|t| t.at),
+            to: ticks.last().map(|t| t.at),
+            ..Default::default()
+        };
+        self.fetch_past(&ticks, Phase::CatchUp, &mut report).await;
+        match &report.skipped {
+            Some(why) => {
+                tracing::warn!(reason = %why, "missed collection instants could not be fetched")
+            }
+            None => tracing::info!(
+                instants = report.instants,
+                published = report.published,
+                failures = report.failures,
+                "missed collection instants caught up"
+            ),
+        }
+        self.inner.status.lock().record_catch_up(occurrence, report);
+    }
+
+    /// Fetches `ticks` from the past, every region, into `report`.
+    async fn fetch_past(&self, ticks: &[Tick], phase: Phase, report: &mut BackfillReport) {
+        let inner = &self.inner;
+        let Some(batch) = inner.source.past_batch() else {
+            report.skipped = Some(format!(
+                "the {} source cannot serve the past",
+                inner.source.name()
+            ));
+            return;
+        };
+        report.instants = ticks.len();
         let units: Vec<(Region, Vec<Tick>)> = inner
             .config
             .regions
@@ -99,7 +147,11 @@ impl Collector {
         let outcomes: Vec<(RegionReport, Option<FetchError>)> = futures::stream::iter(units)
             .map(|(region, chunk)| {
                 let (collector, unsupported) = (self.clone(), unsupported.clone());
-                async move { collector.backfill_unit(&region, &chunk, &unsupported).await }
+                async move {
+                    collector
+                        .backfill_unit(&region, &chunk, phase, &unsupported)
+                        .await
+                }
             })
             .buffer_unordered(inner.config.collector.concurrency.max(1))
             .collect()
@@ -113,13 +165,13 @@ impl Collector {
                 None => {}
             }
         }
-        report
     }
 
     async fn backfill_unit(
         &self,
         region: &Region,
         ticks: &[Tick],
+        phase: Phase,
         unsupported: &AtomicBool,
     ) -> (RegionReport, Option<FetchError>) {
         let inner = &self.inner;
@@ -159,8 +211,7 @@ impl Collector {
             }
         };
         let tick = *ticks.last().expect("units are never empty");
-        self.publish_outcome(region, tick, Phase::Backfill, &report)
-            .await;
+        self.publish_outcome(region, tick, phase, &report).await;
         (report, error)
     }
 }

@@ -18,9 +18,11 @@ pub mod status;
 
 pub use backfill::BackfillReport;
 pub use round::{Outcome, RegionReport, RoundReport};
-pub use schedule::{Schedule, Tick, TickCursor};
+pub use schedule::{Due, Schedule, Tick, TickCursor};
 pub use source::{FetchError, Source};
+pub use status::{MissedTicks, MissedView};
 
+use backfill::MAX_BACKFILL_INSTANTS;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use retry::RetryPolicy;
@@ -37,11 +39,14 @@ use windsock_core::{Config, SharedBus};
 
 pub(crate) const COUNTERS: Counters = Counters::new("collector");
 
-/// Ticks waiting while earlier rounds (or the backfill) run; a tick beyond this is skipped
-/// (and counted).
-const TICK_QUEUE: usize = 256;
 /// Rounds running at once (a slow API with long retries can make rounds overlap).
 const ROUNDS_IN_FLIGHT: usize = 4;
+/// A round starting later than this after its instant is logged as late. The scheduler polls
+/// every 500 ms, so a healthy round starts well within it.
+const LATE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+const MISSED_TICKS: &str = "windsock_collector_missed_ticks_total";
+const TICK_LATENESS: &str = "windsock_collector_tick_lateness_seconds";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
@@ -129,10 +134,33 @@ impl Collector {
     /// Starts the schedule, backfills the look-back, then runs a round per tick until
     /// `shutdown`; rounds under way are finished before it returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
-        let (tick_tx, mut ticks) = mpsc::channel(TICK_QUEUE);
-        // The schedule starts before the backfill, so ticks during a long backfill queue up
-        // and the backfill window (up to now) meets the first live tick with no gap.
-        let mut scheduler = self.start_scheduler(tick_tx).await?;
+        // One pending wake-up is enough: each hands out every instant due by then.
+        let (wake, wakeups) = mpsc::channel(1);
+        let mut scheduler = self.start_scheduler(wake).await?;
+        let result = self.run_with_wakeups(shutdown, wakeups).await;
+        if let Err(err) = scheduler.shutdown().await {
+            tracing::warn!(error = %err, "the scheduler did not stop cleanly");
+        }
+        result
+    }
+
+    /// As [`Collector::run`], woken by `wakeups` instead of the cron scheduler (tests wake it
+    /// on a `ManualClock`). Each wake-up, and each round that ends, hands out every scheduled
+    /// instant due on the collector's clock: the newest gets a round; older ones were missed
+    /// (the scheduler fired late, the runtime was starved, the process was suspended, or
+    /// every round slot was taken), so they are logged, counted and fetched from the past
+    /// where the source serves it.
+    pub async fn run_with_wakeups(
+        self,
+        shutdown: CancellationToken,
+        mut wakeups: mpsc::Receiver<()>,
+    ) -> Result<(), CollectorError> {
+        // Listed from the start (at zero), so rate() and increase() see the first miss.
+        metrics::counter!(MISSED_TICKS, "service" => COUNTERS.service).increment(0);
+        COUNTERS.gauge(TICK_LATENESS, 0.0);
+        // The cursor starts before the backfill, which covers up to now: instants passing
+        // during a long backfill come due when it ends, so there is no gap between the two.
+        let mut cursor = TickCursor::after(self.inner.schedule.clone(), self.inner.clock.now());
         tracing::info!(
             source = self.inner.source.name(),
             schedule = self.inner.schedule.pattern(),
@@ -144,66 +172,134 @@ impl Collector {
             _ = shutdown.cancelled() => {}
         }
         let mut rounds = JoinSet::new();
+        if !shutdown.is_cancelled() {
+            self.dispatch(&mut cursor, &mut rounds);
+        }
+        let mut awake = true;
         while !shutdown.is_cancelled() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                // At the limit, ticks wait in the queue for a round to finish.
-                Some(tick) = ticks.recv(), if rounds.len() < ROUNDS_IN_FLIGHT => {
-                    let collector = self.clone();
-                    rounds.spawn(async move { collector.round(tick).await });
-                }
+                // At the limit, a wake-up waits in the channel; the instants it was for
+                // stay due in the cursor.
+                wake = wakeups.recv(), if awake && rounds.len() < ROUNDS_IN_FLIGHT => match wake {
+                    Some(()) => self.dispatch(&mut cursor, &mut rounds),
+                    None => awake = false,
+                },
                 Some(done) = rounds.join_next(), if !rounds.is_empty() => {
                     if let Err(err) = done {
                         tracing::error!(error = %err, "a collection round panicked");
                     }
+                    // A slot is free: what came due while every slot was taken runs now,
+                    // not at the next firing.
+                    if rounds.len() < ROUNDS_IN_FLIGHT {
+                        self.dispatch(&mut cursor, &mut rounds);
+                    }
                 }
             }
-        }
-        if let Err(err) = scheduler.shutdown().await {
-            tracing::warn!(error = %err, "the scheduler did not stop cleanly");
         }
         while rounds.join_next().await.is_some() {}
         tracing::info!("collector stopped");
         Ok(())
     }
 
+    /// Starts a round for the newest due instant, and a catch-up for the missed ones.
+    fn dispatch(&self, cursor: &mut TickCursor, rounds: &mut JoinSet<()>) {
+        let now = self.inner.clock.now();
+        let due = cursor.due(now, MAX_BACKFILL_INSTANTS + 1);
+        let Some((&live, missed)) = due.ticks.split_last() else {
+            return;
+        };
+        if due.total() > 1 {
+            if let Some((occurrence, ticks)) = self.missed(&due, missed, now) {
+                let collector = self.clone();
+                // Beside the live round, even at the limit: holding it back would only
+                // make the live round late too.
+                rounds.spawn(async move { collector.catch_up(occurrence, ticks).await });
+            }
+        }
+        let late = now - live.at;
+        COUNTERS.gauge(TICK_LATENESS, seconds(late));
+        if late > LATE_AFTER {
+            tracing::warn!(
+                tick = %live.at,
+                late_s = seconds(late),
+                "collection round started late"
+            );
+        }
+        let collector = self.clone();
+        rounds.spawn(async move {
+            collector.round(live).await;
+        });
+    }
+
+    /// Logs, counts and records the missed instants of `due` (all but its newest); returns
+    /// the occurrence and the instants to fetch from the past, if any.
+    fn missed(&self, due: &Due, missed: &[Tick], now: DateTime<Utc>) -> Option<(u64, Vec<Tick>)> {
+        let count = due.total() - 1;
+        let newest = missed.last()?.at;
+        let oldest = due.oldest.unwrap_or(newest);
+        // Fetched like the backfill on start: within its look-back, where the source can.
+        let (fetch, not_fetched): (Vec<Tick>, Option<String>) = match self.past_window(now) {
+            Ok(since) => {
+                let fetch: Vec<Tick> = missed.iter().filter(|t| t.at > since).copied().collect();
+                let left = count - fetch.len() as u64;
+                let why = (left > 0).then(|| {
+                    format!(
+                        "{left} missed instants are older than collector.backfill ({}) or beyond the {MAX_BACKFILL_INSTANTS} fetched at once",
+                        humantime::format_duration(self.inner.config.collector.backfill)
+                    )
+                });
+                (fetch, why)
+            }
+            Err(why) => (Vec::new(), Some(why)),
+        };
+        let late = now - oldest;
+        tracing::warn!(
+            missed = count,
+            oldest = %oldest,
+            newest = %newest,
+            late_s = seconds(late),
+            catching_up = fetch.len(),
+            not_fetched = not_fetched.as_deref().unwrap_or(""),
+            "scheduled collection instants were missed; catching up"
+        );
+        metrics::counter!(MISSED_TICKS, "service" => COUNTERS.service).increment(count);
+        let occurrence = self.inner.status.lock().record_missed(status::MissedTicks {
+            noticed: now,
+            count,
+            oldest,
+            newest,
+            late_seconds: seconds(late),
+            catching_up: fetch.len(),
+            not_fetched,
+            catch_up: None,
+            occurrence: 0,
+        });
+        (!fetch.is_empty()).then_some((occurrence, fetch))
+    }
+
     async fn start_scheduler(
         &self,
-        ticks: mpsc::Sender<Tick>,
+        wake: mpsc::Sender<()>,
     ) -> Result<JobScheduler, CollectorError> {
         let scheduler_error = |err: tokio_cron_scheduler::JobSchedulerError| {
             CollectorError::Scheduler(err.to_string())
         };
         let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
-        let collector = self.clone();
-        // The cursor starts at the tick the backfill (which runs after this) covers up to.
-        let cursor = Arc::new(Mutex::new(TickCursor::after(
-            self.inner.schedule.clone(),
-            self.inner.clock.now(),
-        )));
         let job = Job::new_async(self.inner.schedule.pattern(), move |_id, _scheduler| {
-            let collector = collector.clone();
-            let ticks = ticks.clone();
-            let cursor = cursor.clone();
-            Box::pin(async move {
-                let due = cursor.lock().due(collector.inner.clock.now(), TICK_QUEUE);
-                for tick in due {
-                    if ticks.try_send(tick).is_err() {
-                        collector.skip(tick.at, "too many ticks are queued");
-                    }
-                }
-            })
+            // Full means a wake-up is pending already, which hands out this instant too.
+            let _ = wake.try_send(());
+            Box::pin(async {})
         })
         .map_err(scheduler_error)?;
         scheduler.add(job).await.map_err(scheduler_error)?;
         scheduler.start().await.map_err(scheduler_error)?;
         Ok(scheduler)
     }
+}
 
-    fn skip(&self, tick: DateTime<Utc>, why: &str) {
-        tracing::warn!(tick = %tick, reason = why, "collection round skipped");
-        COUNTERS.dropped(self.inner.config.regions.len() as u64, "round_skipped");
-    }
+fn seconds(delta: chrono::TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 1000.0
 }
 
 /// A fault about a region that is not configured would silently do nothing: refuse it.

@@ -74,11 +74,13 @@ impl RoundReport {
     }
 }
 
-/// Whether a fetch was for the live round or the backfill, as recorded in its log event.
+/// Whether a fetch was for the live round, the backfill on start, or missed instants, as
+/// recorded in its log event.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Phase {
     Live,
     Backfill,
+    CatchUp,
 }
 
 impl Collector {
@@ -201,6 +203,7 @@ impl Collector {
             match phase {
                 Phase::Live => "live",
                 Phase::Backfill => "backfill",
+                Phase::CatchUp => "catch_up",
             }
             .into(),
         );

@@ -73,17 +73,57 @@ impl Schedule {
 
     /// Every tick in `(from, to]`, oldest first, at most the newest `limit`.
     pub fn ticks_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Vec<Tick> {
+        self.due_between(from, to, limit).ticks
+    }
+
+    /// As [`Schedule::ticks_between`], with the instants left out by `limit` counted.
+    fn due_between(&self, from: DateTime<Utc>, to: DateTime<Utc>, limit: usize) -> Due {
         let to = to.trunc_subsecs(0);
-        let mut ticks: Vec<Tick> = self
-            .cron
-            .iter_before(to + chrono::Duration::seconds(1))
-            .take_while(|at| *at > from)
+        // Not croner's `iter_before`: it steps back a second past each instant and then
+        // searches exclusively, so it skips every other instant of a per-second schedule.
+        let newest = self.cron.find_previous_occurrence(&to, true).ok();
+        let mut instants = std::iter::successors(newest, |at| {
+            self.cron.find_previous_occurrence(at, false).ok()
+        })
+        .take_while(|at| *at > from);
+        let mut ticks: Vec<Tick> = instants
+            .by_ref()
             .take(limit)
-            .filter(|at| *at <= to)
             .filter_map(|at| self.tick_of(at))
             .collect();
         ticks.reverse();
-        ticks
+        // Counted rather than collected: a per-second schedule after a week suspended is
+        // 604,800 instants, and only how many matters.
+        let (older, oldest) = instants
+            .take(MAX_COUNTED as usize)
+            .fold((0, None), |(n, _), at| (n + 1, Some(at)));
+        Due {
+            oldest: oldest.or(ticks.first().map(|t| t.at)),
+            ticks,
+            older,
+        }
+    }
+}
+
+/// Past this, due instants beyond the limit asked for are not counted one by one: the count
+/// is a lower bound.
+pub const MAX_COUNTED: u64 = 1_000_000;
+
+/// The scheduled instants due at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    /// The newest due ticks, oldest first, at most the limit asked for.
+    pub ticks: Vec<Tick>,
+    /// Due instants older than `ticks` left out by the limit (at most [`MAX_COUNTED`]).
+    pub older: u64,
+    /// The oldest due instant, counted ones included.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
+impl Due {
+    /// Every due instant, counted ones included.
+    pub fn total(&self) -> u64 {
+        self.ticks.len() as u64 + self.older
     }
 }
 
@@ -102,13 +142,21 @@ impl TickCursor {
         Self { schedule, last }
     }
 
-    /// The ticks due by `now` not handed out yet: at most the newest `limit`.
-    pub fn due(&mut self, now: DateTime<Utc>, limit: usize) -> Vec<Tick> {
+    /// The ticks due by `now` not handed out yet: at most the newest `limit`, the older ones
+    /// counted (they are handed out as a count only, never again).
+    pub fn due(&mut self, now: DateTime<Utc>, limit: usize) -> Due {
         let due = match self.last {
-            Some(last) => self.schedule.ticks_between(last, now, limit),
-            None => self.schedule.tick_at(now).into_iter().collect(),
+            Some(last) => self.schedule.due_between(last, now, limit),
+            None => {
+                let ticks: Vec<Tick> = self.schedule.tick_at(now).into_iter().collect();
+                Due {
+                    oldest: ticks.first().map(|t| t.at),
+                    ticks,
+                    older: 0,
+                }
+            }
         };
-        if let Some(newest) = due.last() {
+        if let Some(newest) = due.ticks.last() {
             self.last = Some(newest.at);
         }
         due
@@ -171,22 +219,51 @@ mod tests {
         let schedule = Schedule::parse("*/10 * * * * *").unwrap();
         let mut cursor = TickCursor::after(schedule, at(12, 0, 3));
         let ms = chrono::Duration::milliseconds;
-        assert!(cursor.due(at(12, 0, 9), 10).is_empty());
+        assert!(cursor.due(at(12, 0, 9), 10).ticks.is_empty());
         let first = cursor.due(at(12, 0, 10) + ms(200), 10);
         assert_eq!(
-            first.iter().map(|t| t.at).collect::<Vec<_>>(),
+            first.ticks.iter().map(|t| t.at).collect::<Vec<_>>(),
             vec![at(12, 0, 10)]
         );
         assert!(
-            cursor.due(at(12, 0, 10) + ms(700), 10).is_empty(),
+            cursor.due(at(12, 0, 10) + ms(700), 10).ticks.is_empty(),
             "a second firing for one instant"
         );
         let late = cursor.due(at(12, 0, 41), 10);
         assert_eq!(
-            late.iter().map(|t| t.at).collect::<Vec<_>>(),
+            late.ticks.iter().map(|t| t.at).collect::<Vec<_>>(),
             vec![at(12, 0, 20), at(12, 0, 30), at(12, 0, 40)],
             "a late firing catches up"
         );
+        assert_eq!((late.older, late.oldest), (0, Some(at(12, 0, 20))));
+    }
+
+    #[test]
+    fn a_per_second_schedule_lists_every_second() {
+        let schedule = Schedule::parse("* * * * * *").unwrap();
+        let ticks = schedule.ticks_between(at(12, 0, 0), at(12, 0, 6), 100);
+        assert_eq!(
+            ticks.iter().map(|t| t.at).collect::<Vec<_>>(),
+            (1..=6).map(|s| at(12, 0, s)).collect::<Vec<_>>()
+        );
+        assert!(ticks
+            .iter()
+            .all(|t| t.at - t.previous == chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn instants_beyond_the_limit_are_counted_and_not_handed_out_again() {
+        let schedule = Schedule::parse("* * * * * *").unwrap();
+        let mut cursor = TickCursor::after(schedule, at(12, 0, 0));
+        // Suspended for a day: 86,400 instants due, the newest 3 handed out.
+        let due = cursor.due(at(12, 0, 0) + chrono::Duration::days(1), 3);
+        assert_eq!(due.ticks.len(), 3);
+        assert_eq!(due.ticks[2].at, at(12, 0, 0) + chrono::Duration::days(1));
+        assert_eq!(due.older, 86_400 - 3);
+        assert_eq!(due.total(), 86_400);
+        assert_eq!(due.oldest, Some(at(12, 0, 1)));
+        let next = cursor.due(at(12, 0, 1) + chrono::Duration::days(1), 3);
+        assert_eq!(next.total(), 1, "{next:?}");
     }
 
     #[test]

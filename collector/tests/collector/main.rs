@@ -4,6 +4,7 @@
 mod backfill;
 mod fake;
 mod fixtures;
+mod missed_ticks;
 mod open_meteo;
 mod openweathermap;
 mod rounds;

@@ -39,7 +39,8 @@ pub struct CollectorConfig {
     /// region up for this round (the next round tries again).
     #[serde(with = "humantime_serde")]
     pub max_retry_after: Duration,
-    /// On start, how far back to backfill missed intervals where the source serves the past.
+    /// On start, how far back to backfill missed intervals where the source serves the past;
+    /// also how far back instants missed while running are caught up.
     #[serde(with = "humantime_serde")]
     pub backfill: Duration,
     pub openweathermap: OpenWeatherMapConfig,
