@@ -93,8 +93,16 @@ pub fn default_rules() -> Vec<RuleConfig> {
             consecutive: 2,
             min_deviation: 5.0,
         },
+        RuleConfig::PipelineHealth {
+            name: "pipeline_health".into(),
+            severity: Severity::Critical,
+            startup_window: default_startup_window(),
+        },
     ]
 }
+
+/// The alert names a `pipeline_health` rule raises (one alert per failing service each).
+pub const HEALTH_CONDITIONS: [&str; 2] = ["service_failing", "disk_full"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -116,6 +124,10 @@ impl Severity {
 
 fn warning() -> Severity {
     Severity::Warning
+}
+
+fn critical() -> Severity {
+    Severity::Critical
 }
 
 /// Who an outlier is compared with.
@@ -217,6 +229,22 @@ pub enum RuleConfig {
         #[serde(default = "default_min_deviation")]
         min_deviation: f64,
     },
+    /// The pipeline alerts about itself: a log event with `fields.condition`
+    /// (`service_failing` or `disk_full`) and `fields.state = "failing"` fires an alert named
+    /// after the condition, one per `fields.service`, at once; `state = "ok"` resolves it.
+    PipelineHealth {
+        name: String,
+        #[serde(default = "critical")]
+        severity: Severity,
+        /// A report logged more than this before the alerter started is history (read
+        /// again after a restart): it can resolve an alert, never fire one.
+        #[serde(default = "default_startup_window", with = "humantime_serde")]
+        startup_window: Duration,
+    },
+}
+
+fn default_startup_window() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_grace() -> Duration {
@@ -256,7 +284,8 @@ impl RuleConfig {
             RuleConfig::LateData { name, .. }
             | RuleConfig::Threshold { name, .. }
             | RuleConfig::ForecastDeviation { name, .. }
-            | RuleConfig::Outlier { name, .. } => name,
+            | RuleConfig::Outlier { name, .. }
+            | RuleConfig::PipelineHealth { name, .. } => name,
         }
     }
 
@@ -265,7 +294,8 @@ impl RuleConfig {
             RuleConfig::LateData { severity, .. }
             | RuleConfig::Threshold { severity, .. }
             | RuleConfig::ForecastDeviation { severity, .. }
-            | RuleConfig::Outlier { severity, .. } => *severity,
+            | RuleConfig::Outlier { severity, .. }
+            | RuleConfig::PipelineHealth { severity, .. } => *severity,
         }
     }
 
@@ -275,6 +305,7 @@ impl RuleConfig {
             RuleConfig::Threshold { .. } => "threshold",
             RuleConfig::ForecastDeviation { .. } => "forecast_deviation",
             RuleConfig::Outlier { .. } => "outlier",
+            RuleConfig::PipelineHealth { .. } => "pipeline_health",
         }
     }
 
@@ -349,6 +380,7 @@ impl RuleConfig {
                     );
                 }
             }
+            RuleConfig::PipelineHealth { .. } => {}
         }
     }
 }
@@ -390,6 +422,31 @@ impl AlerterConfig {
             > 1
         {
             problems.push("alerter.rules", "at most one late_data rule");
+        }
+        if self
+            .rules
+            .iter()
+            .filter(|r| matches!(r, RuleConfig::PipelineHealth { .. }))
+            .count()
+            > 1
+        {
+            problems.push("alerter.rules", "at most one pipeline_health rule");
+        }
+        // Alerts of these names come from built-in conditions: a rule of the same name would
+        // share their silences and history.
+        for (i, rule) in self.rules.iter().enumerate() {
+            let reserved =
+                HEALTH_CONDITIONS.contains(&rule.name()) || rule.name() == "pipeline_down";
+            if reserved {
+                problems.push(
+                    format!("alerter.rules[{i}].name"),
+                    format!(
+                        "`{}` is the name of a built-in alert (pipeline_down, {})",
+                        rule.name(),
+                        HEALTH_CONDITIONS.join(", ")
+                    ),
+                );
+            }
         }
         self.slack.validate(problems);
     }
@@ -433,13 +490,24 @@ impl Default for SlackConfig {
 
 impl SlackConfig {
     fn validate(&self, problems: &mut Problems) {
-        if let Some(url) = &self.webhook_url {
-            if !url.is_empty() && url::Url::parse(url.expose()).is_err() {
-                // Never echo the value: it is a secret.
-                problems.push(
+        if let Some(url) = self.webhook_url.as_ref().filter(|u| !u.is_empty()) {
+            // Never echo the value, nor any part of it but a well-known scheme: it is a secret.
+            match url::Url::parse(url.expose()) {
+                Err(_) => problems.push(
                     "alerter.slack.webhook_url",
                     "is not a URL (value not shown: it is a secret)",
-                );
+                ),
+                Ok(parsed) => {
+                    if let Some(scheme) = unsafe_webhook_scheme(&parsed) {
+                        problems.push(
+                            "alerter.slack.webhook_url",
+                            format!(
+                                "must be an https URL (or http to a loopback address for \
+                                 testing); got {scheme}"
+                            ),
+                        );
+                    }
+                }
             }
         }
         if self.timeout.is_zero() {
@@ -454,6 +522,27 @@ impl SlackConfig {
                 "must be at least `backoff_initial`",
             );
         }
+    }
+}
+
+/// Why a webhook URL may not be used, in words that reveal nothing of the URL; `None` when
+/// it is `https`, or `http` to a loopback host (a local test server).
+fn unsafe_webhook_scheme(url: &url::Url) -> Option<String> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some("an `http` URL to a host that is not loopback".into()),
+        // Anything before the `:` of a string that parses is a "scheme": name only the
+        // well-known ones, an unknown one may be part of the secret itself.
+        scheme @ ("ftp" | "ftps" | "sftp" | "file" | "ws" | "wss" | "mailto" | "data"
+        | "javascript" | "ssh" | "gopher" | "telnet" | "ldap") => Some(format!("a `{scheme}` URL")),
+        _ => Some("a URL of another scheme".into()),
     }
 }
 
@@ -474,7 +563,7 @@ mod tests {
         let config = Config::default();
         assert!(config.validate().is_empty(), "{:?}", config.validate());
         let kinds: HashSet<_> = config.alerter.rules.iter().map(|r| r.kind()).collect();
-        assert_eq!(kinds.len(), 4);
+        assert_eq!(kinds.len(), 5);
     }
 
     #[test]
@@ -553,5 +642,81 @@ mod tests {
         let err = config.unwrap_err().to_string();
         assert!(err.contains("alerter.slack.webhook_url"), "{err}");
         assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn webhook_urls_must_be_https_or_http_to_loopback_and_are_never_echoed() {
+        let check = |url: &str| {
+            Config::load_with_env(
+                None,
+                vec![("WINDSOCK_SLACK_WEBHOOK_URL".to_string(), url.to_string())],
+            )
+            .err()
+            .map(|e| e.to_string())
+        };
+        for ok in [
+            "https://hooks.slack.com/services/T0/B0/s3cr3t",
+            "http://127.0.0.1:9999/services/s3cr3t",
+            "http://127.8.0.1/s3cr3t",
+            "http://[::1]:8080/s3cr3t",
+            "http://localhost:8080/s3cr3t",
+        ] {
+            assert_eq!(check(ok), None, "{ok}");
+        }
+        for (bad, said) in [
+            ("ftp://hooks.slack.com/services/s3cr3t", "got a `ftp` URL"),
+            (
+                "http://hooks.slack.com/services/s3cr3t",
+                "got an `http` URL to a host that is not loopback",
+            ),
+            ("http://10.0.0.1/s3cr3t", "not loopback"),
+            ("http://localhost.evil.example/s3cr3t", "not loopback"),
+            ("s3cr3t:abc", "a URL of another scheme"),
+        ] {
+            let err = check(bad).unwrap_or_else(|| panic!("{bad} was accepted"));
+            assert!(err.contains("alerter.slack.webhook_url"), "{err}");
+            assert!(err.contains("must be an https URL"), "{err}");
+            assert!(err.contains(said), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+            assert!(!err.contains("slack.com"), "{err}");
+        }
+    }
+
+    #[test]
+    fn pipeline_health_parses_and_its_alert_names_are_reserved() {
+        let config = load(
+            r#"
+            [[alerter.rules]]
+            kind = "pipeline_health"
+            name = "self"
+            startup_window = "5m"
+            "#,
+        )
+        .unwrap();
+        match &config.alerter.rules[0] {
+            RuleConfig::PipelineHealth {
+                severity,
+                startup_window,
+                ..
+            } => {
+                assert_eq!(*severity, Severity::Critical);
+                assert_eq!(*startup_window, Duration::from_secs(300));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = load(
+            r#"
+            [[alerter.rules]]
+            kind = "pipeline_health"
+            name = "a"
+            [[alerter.rules]]
+            kind = "pipeline_health"
+            name = "disk_full"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at most one pipeline_health rule"), "{err}");
+        assert!(err.contains("alerter.rules[1].name"), "{err}");
     }
 }
