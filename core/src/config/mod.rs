@@ -83,7 +83,18 @@ pub struct HttpConfig {
     /// Required as `Authorization: Bearer <token>` on changing requests when set.
     /// Set it with `WINDSOCK_API_TOKEN`.
     pub api_token: Option<Secret>,
+    /// Listening on a non-loopback address without `api_token` is refused unless this is
+    /// true: anyone who reaches the port could then create and delete silences.
+    pub allow_anonymous_writes: bool,
+    /// The largest request body accepted (a 413 beyond).
+    pub max_body_bytes: usize,
+    /// The longest request URI (path and query) accepted (a 414 beyond).
+    pub max_uri_bytes: usize,
 }
+
+/// hyper refuses a longer request URI itself, with an empty 414, before any middleware runs
+/// (`MAX_URI_LEN` in hyper's HTTP/1 parser; `axum::serve` does not let it be configured).
+pub const HYPER_MAX_URI_BYTES: usize = 65_534;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -91,11 +102,61 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".parse().unwrap(),
             public_url: None,
             api_token: None,
+            allow_anonymous_writes: false,
+            // axum's own default for body extractors: `/predict`'s 20,000 rows fit.
+            max_body_bytes: 2 * 1024 * 1024,
+            // A search query of the longest allowed length (4 KiB) fully percent-encoded is
+            // 12 KiB; this leaves room for the other parameters.
+            max_uri_bytes: 16 * 1024,
         }
     }
 }
 
 impl HttpConfig {
+    fn validate(&self, problems: &mut Problems) {
+        let anonymous = self.api_token.as_ref().is_none_or(Secret::is_empty);
+        if !self.listen.ip().is_loopback() && anonymous && !self.allow_anonymous_writes {
+            problems.push(
+                "http.api_token",
+                format!(
+                    "listening on {} (not a loopback address) without an API token would let \
+                     anyone who reaches it change state: set WINDSOCK_API_TOKEN (sent as \
+                     `Authorization: Bearer <token>` by clients) or set \
+                     http.allow_anonymous_writes = true to accept unauthenticated changes",
+                    self.listen
+                ),
+            );
+        }
+        if let Some(url) = &self.public_url {
+            match url::Url::parse(url) {
+                Ok(parsed)
+                    if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+                _ => problems.push(
+                    "http.public_url",
+                    format!("`{}` is not an http(s) URL", crate::secret::redact_url(url)),
+                ),
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            problems.push("http.max_body_bytes", "must be at least 1024");
+        }
+        if !(256..=HYPER_MAX_URI_BYTES).contains(&self.max_uri_bytes) {
+            problems.push(
+                "http.max_uri_bytes",
+                format!(
+                    "must be between 256 and {HYPER_MAX_URI_BYTES} (longer URIs are refused by \
+                     the HTTP parser itself)"
+                ),
+            );
+        }
+    }
+
+    /// The host of `public_url`, lowercase (IPv6 in brackets), when one is configured.
+    pub fn public_host(&self) -> Option<String> {
+        let url = url::Url::parse(self.public_url.as_deref()?).ok()?;
+        Some(url.host_str()?.to_ascii_lowercase())
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url
             .clone()
@@ -185,7 +246,12 @@ impl Config {
         };
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = &file {
-            figment = figment.merge(Toml::file(file));
+            // Read and parsed here rather than by figment's `Toml::file`, whose syntax errors
+            // quote the offending line: that line may hold a secret.
+            let text = read_toml(file).map_err(|problem| ConfigError {
+                problems: vec![problem],
+            })?;
+            figment = figment.merge(Toml::string(&text));
         }
         figment = figment.merge(env_overrides(&env));
         for (var, key) in SECRET_ENV {
@@ -202,7 +268,7 @@ impl Config {
                     } else {
                         e.path.join(".")
                     },
-                    message: e.kind.to_string(),
+                    message: describe(&e.path, &e.kind),
                 })
                 .collect(),
         })?;
@@ -238,6 +304,7 @@ impl Config {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push("log.format", "must be `text` or `json`");
         }
+        self.http.validate(&mut problems);
         self.bus.validate(&mut problems);
         self.collector.validate(&mut problems);
         self.indexer.validate(&mut problems);
@@ -250,6 +317,100 @@ impl Config {
     /// The configured region of that name, if any.
     pub fn region(&self, name: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.name == name)
+    }
+}
+
+/// The text of a TOML file, or the problem with it: where the syntax breaks and how, never
+/// the text itself.
+fn read_toml(path: &Path) -> Result<String, ConfigProblem> {
+    let problem = |message: String| ConfigProblem {
+        key: path.display().to_string(),
+        message,
+    };
+    let bytes =
+        std::fs::read(path).map_err(|err| problem(format!("cannot be read: {}", err.kind())))?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let (line, column) = position(&err.as_bytes()[..err.utf8_error().valid_up_to()]);
+        problem(format!(
+            "is not UTF-8 text (invalid byte at line {line}, column {column})"
+        ))
+    })?;
+    if let Err(err) = text.parse::<toml::Table>() {
+        let at = err.span().map_or(0, |span| span.start).min(text.len());
+        let (line, column) = position(text.as_bytes().get(..at).unwrap_or_default());
+        // toml's message names what the parser expected; only its first line is kept,
+        // so nothing the parser may add after it can carry text from the file.
+        let kind = err.message().lines().next().unwrap_or("").trim();
+        return Err(problem(format!(
+            "TOML syntax error at line {line}, column {column}: {}",
+            if kind.is_empty() {
+                "invalid TOML"
+            } else {
+                kind
+            }
+        )));
+    }
+    Ok(text)
+}
+
+/// The 1-based line and column (in characters) just after `before`.
+fn position(before: &[u8]) -> (usize, usize) {
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// Whether `path` is a secret key, a section holding one, or inside one: a value found
+/// there may be (or contain) the secret, so errors about it never show it.
+fn near_secret(path: &[String]) -> bool {
+    let path = path.join(".");
+    let within = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    SECRET_ENV
+        .iter()
+        .any(|(_, key)| within(&path, key) || within(key, &path))
+}
+
+/// An extraction error in words; about a secret's place, without the value found there.
+fn describe(path: &[String], kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    if path.is_empty() || !near_secret(path) {
+        return kind.to_string();
+    }
+    let shape = |actual: &Actual| match actual {
+        Actual::Bool(_) => "a bool",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "an array",
+        Actual::Map => "a table",
+        _ => "another type",
+    };
+    match kind {
+        Kind::InvalidType(actual, expected) => {
+            format!(
+                "invalid type: found {}, expected {expected} (value not shown: it is a secret)",
+                shape(actual)
+            )
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!(
+                "invalid value: found {}, expected {expected} (value not shown: it is a secret)",
+                shape(actual)
+            )
+        }
+        Kind::UnknownField(..) | Kind::MissingField(_) | Kind::DuplicateField(_) => {
+            kind.to_string()
+        }
+        _ => "invalid value (not shown: it is a secret)".to_string(),
     }
 }
 
@@ -406,6 +567,132 @@ lon = -200.0
         let err = Config::load_with_env(None, env(&[("WINDSOCK_COLLECTOR__CONCURRENCY", "many")]))
             .unwrap_err();
         assert_eq!(err.problems[0].key, "collector.concurrency", "{err}");
+    }
+
+    #[test]
+    fn a_network_address_needs_a_token_or_the_explicit_opt_out() {
+        let listen = ("WINDSOCK_HTTP__LISTEN", "0.0.0.0:8080");
+        let err = Config::load_with_env(None, env(&[listen])).unwrap_err();
+        let problem = err
+            .problems
+            .iter()
+            .find(|p| p.key == "http.api_token")
+            .unwrap_or_else(|| panic!("no http.api_token problem in {err}"));
+        assert!(
+            problem.message.contains("WINDSOCK_API_TOKEN")
+                && problem
+                    .message
+                    .contains("http.allow_anonymous_writes = true"),
+            "{problem}"
+        );
+        let err =
+            Config::load_with_env(None, env(&[listen, ("WINDSOCK_API_TOKEN", " ")])).unwrap_err();
+        assert_eq!(
+            err.problems[0].key, "http.api_token",
+            "a blank token is none"
+        );
+
+        Config::load_with_env(None, env(&[listen, ("WINDSOCK_API_TOKEN", "t0ken")])).unwrap();
+        Config::load_with_env(
+            None,
+            env(&[listen, ("WINDSOCK_HTTP__ALLOW_ANONYMOUS_WRITES", "true")]),
+        )
+        .unwrap();
+        for loopback in ["127.0.0.1:8080", "127.0.0.2:1", "[::1]:8080"] {
+            Config::load_with_env(None, env(&[("WINDSOCK_HTTP__LISTEN", loopback)]))
+                .unwrap_or_else(|err| panic!("{loopback}: {err}"));
+        }
+        let err = Config::load_with_env(None, env(&[("WINDSOCK_HTTP__LISTEN", "[::]:8080")]))
+            .unwrap_err();
+        assert_eq!(err.problems[0].key, "http.api_token", "{err}");
+    }
+
+    #[test]
+    fn http_limits_and_public_url_are_checked() {
+        let f = file(
+            "[http]\nmax_body_bytes = 10\nmax_uri_bytes = 70000\npublic_url = \"windsock:8080\"\n",
+        );
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "http.public_url",
+                "http.max_body_bytes",
+                "http.max_uri_bytes"
+            ],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_toml_syntax_error_gives_its_position_never_the_line() {
+        for (text, line) in [
+            ("[http]\napi_token = \"s3cret-token\n", 2),
+            ("[http]\napi_token = s3cret-token\n", 2),
+            (
+                "data_dir = \"x\"\n[alerter.slack]\nwebhook_url = \"https://hooks.slack.com/services/s3cret-token\" x\n",
+                3,
+            ),
+            ("[collector.openweathermap]\napi_key = 's3cret-token\n", 2),
+            ("[http]\napi_token = \"\"\"s3cret-token", 2),
+        ] {
+            let f = file(text);
+            let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+            let printed = format!("{err} {err:?}");
+            assert!(!printed.contains("s3cret"), "{printed}");
+            assert_eq!(err.problems.len(), 1, "{printed}");
+            let problem = &err.problems[0];
+            assert_eq!(problem.key, f.path().display().to_string());
+            let at = format!("TOML syntax error at line {line}, column ");
+            assert!(problem.message.starts_with(&at), "{text:?}: {printed}");
+            assert!(problem.message.len() > at.len(), "the kind is named: {printed}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_reported_by_position() {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(b"[http]\napi_token = \"s3cret\xff\"\n")
+            .unwrap();
+        let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        assert!(err.to_string().contains("line 2, column 20"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_under_a_secret_key_is_reported_without_the_value() {
+        let values = [
+            "123456789",
+            "1234.5678",
+            "[\"s3cret-token\"]",
+            "{ value = \"s3cret-token\" }",
+            "2026-01-01T00:00:00Z",
+        ];
+        for key in SECRET_ENV.iter().map(|(_, key)| *key) {
+            let (section, name) = key.rsplit_once('.').unwrap();
+            for value in values {
+                let f = file(&format!("[{section}]\n{name} = {value}\n"));
+                let err = Config::load_with_env(Some(f.path()), env(&[])).unwrap_err();
+                let printed = format!("{err} {err:?}");
+                for secret in ["s3cret", "123456789", "1234.5678", "2026-01-01"] {
+                    assert!(!printed.contains(secret), "{key} = {value}: {printed}");
+                }
+                assert_eq!(err.problems[0].key, key, "{printed}");
+            }
+            // The same from an environment override.
+            let var = format!("WINDSOCK_{}", key.to_ascii_uppercase().replace('.', "__"));
+            let err = Config::load_with_env(None, vec![(var, "123456789".into())]).unwrap_err();
+            assert!(!err.to_string().contains("123456789"), "{err}");
+        }
+        // A section that holds a secret, given a value instead of a table.
+        let err =
+            Config::load_with_env(None, env(&[("WINDSOCK_HTTP", "s3cret-token")])).unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        // Elsewhere the value found still helps.
+        let err = Config::load_with_env(None, env(&[("WINDSOCK_COLLECTOR__CONCURRENCY", "many")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("many"), "{err}");
     }
 
     #[test]
