@@ -1,10 +1,12 @@
 //! The search API. Handlers are thin: parse parameters (every problem is a 400 that says
 //! which parameter and why), run the search off the async threads, answer JSON.
 
-use crate::search::{Hit, SearchError, SearchRequest, SearchResults, Sort};
+use crate::query::check_limits;
+use crate::search::{searchable, Hit, SearchError, SearchRequest, SearchResults, Sort};
 use crate::store::EventIndex;
 use crate::timespec::{self, parse_time};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +14,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use windsock_core::clock::SharedClock;
@@ -24,6 +27,9 @@ pub const DEFAULT_TO: &str = "now";
 pub const DEFAULT_LIMIT: usize = 50;
 /// Default neighbours on each side for `/api/events/{id}/context`.
 pub const DEFAULT_CONTEXT: usize = 5;
+/// The most neighbours on each side `/api/events/{id}/context` gives: each is a stored
+/// document read and decoded, and a page of context is for reading, not for export.
+pub const MAX_CONTEXT: usize = 100;
 
 /// What the routes share: the index, the configuration (regions, limits), the clock.
 #[derive(Clone)]
@@ -65,9 +71,21 @@ impl SearchService {
                 json!({"parameter": "from", "from": from, "to": to}),
             ));
         }
-        let requested = number("limit", params.limit.as_ref(), DEFAULT_LIMIT)?;
+        // What the index can hold; the answer says the range it searched.
+        let (from, to) = (searchable(from), searchable(to));
+        let q = params.q.clone().unwrap_or_default();
+        check_limits(&q, self.config.indexer.max_query_length).map_err(|e| {
+            ApiError::BadRequest {
+                message: e.message,
+                detail: e.detail,
+            }
+        })?;
+        let requested = number("limit", params.limit.as_ref(), DEFAULT_LIMIT as u64)?;
         let max = self.config.indexer.max_limit;
-        let clamped = (requested > max).then_some(LimitClamped { requested, max });
+        let clamped = (requested > max as u64).then_some(LimitClamped { requested, max });
+        // At most `max`, a `usize`, so the conversion holds.
+        let limit = requested.min(max as u64) as usize;
+        let offset = number("offset", params.offset.as_ref(), 0)?;
         let sort = match params.sort.as_deref().unwrap_or("newest") {
             "newest" | "desc" => Sort::Newest,
             "oldest" | "asc" => Sort::Oldest,
@@ -79,30 +97,176 @@ impl SearchService {
                 ))
             }
         };
+        self.check_window(offset, limit, sort)?;
+        // Within the window now, itself a `usize`.
+        let offset = offset as usize;
         Ok((
             SearchRequest {
-                q: params.q.clone().unwrap_or_default(),
+                q,
                 from,
                 to,
-                limit: requested.min(max),
-                offset: number("offset", params.offset.as_ref(), 0)?,
+                limit,
+                offset,
                 sort,
                 aggregate: true,
             },
             clamped,
         ))
     }
+
+    /// Hits past `indexer.max_result_window` are refused, as Elasticsearch refuses them: the
+    /// collector keeps `offset + limit` hits in memory to return the last `limit`, so deep
+    /// pages cost memory and time without bound. Keyset paging by time reaches any depth.
+    fn check_window(&self, offset: u64, limit: usize, sort: Sort) -> Result<(), ApiError> {
+        let window = self.config.indexer.max_result_window;
+        // Neither term can overflow: `limit` is at most `max_limit`, a `usize` from config.
+        let end = offset.saturating_add(limit as u64);
+        if end <= window as u64 {
+            return Ok(());
+        }
+        let how = match sort {
+            Sort::Newest => {
+                "to page further, search again with `to` set to the timestamp of the last hit \
+                 you have and `offset=0` (hits at that very instant come again: skip them by id)"
+            }
+            Sort::Oldest => {
+                "to page further, search again with `from` set to the timestamp of the last hit \
+                 you have and `offset=0` (hits at that very instant come again: skip them by id)"
+            }
+            Sort::Relevance => {
+                "to see further, narrow the query or the time range (`from`, `to`), or sort by \
+                 time and page with `to` set to the timestamp of the last hit you have"
+            }
+        };
+        Err(ApiError::bad_request(
+            format!(
+                "`offset` + `limit` is {end}, past the result window of {window} hits \
+                 (indexer.max_result_window); {how}"
+            ),
+            json!({
+                "parameter": "offset",
+                "offset": offset,
+                "limit": limit,
+                "max_result_window": window,
+                "hint": how,
+            }),
+        ))
+    }
 }
 
-fn number(name: &'static str, value: Option<&String>, default: usize) -> Result<usize, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => text.trim().parse().map_err(|_| {
+/// A whole number from a query parameter, or a 400 that names it. Read as `u64` and checked
+/// before anything adds or allocates with it.
+fn number(name: &'static str, value: Option<&String>, default: u64) -> Result<u64, ApiError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let digits = text.trim();
+    digits.parse().map_err(|_| {
+        let (message, expected) =
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                (
+                    format!("invalid `{name}`: `{digits}` is too large"),
+                    format!("a whole number from 0 to {}", u64::MAX),
+                )
+            } else {
+                (
+                    format!("invalid `{name}`: `{text}` is not a whole number"),
+                    "a whole number, 0 or more".to_string(),
+                )
+            };
+        ApiError::bad_request(
+            message,
+            json!({"parameter": name, "value": text, "expected": expected}),
+        )
+    })
+}
+
+/// As [`number`], for a count of hits: more than `max` is a 400 that says the bound.
+fn count(
+    name: &'static str,
+    value: Option<&String>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let n = number(name, value, default as u64)?;
+    if n > max as u64 {
+        return Err(ApiError::bad_request(
+            format!("invalid `{name}`: {n} is more than the most, {max}"),
+            json!({"parameter": name, "value": n, "limit": max}),
+        ));
+    }
+    Ok(n as usize)
+}
+
+/// The parameters of a query string, each given once.
+///
+/// Extracted by hand rather than with axum's `Query<T>`, whose rejections (a repeated
+/// parameter, a value of the wrong type) are plain text: every problem here is our JSON 400,
+/// naming the parameter. A parameter given twice is refused, since which one was meant is a
+/// guess; unknown ones are ignored (cache-busters and the like).
+#[derive(Clone, Debug, Default)]
+pub struct Params(pub BTreeMap<String, String>);
+
+impl Params {
+    pub fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut params = BTreeMap::new();
+        let Some(query) = query else {
+            return Ok(Self(params));
+        };
+        // Pairs of strings cannot fail to deserialize (the decoding is lossy, never an
+        // error), but whatever axum says, the client hears it as our JSON.
+        let uri: axum::http::Uri = format!("/?{query}").parse().map_err(|_| {
             ApiError::bad_request(
-                format!("invalid `{name}`: `{text}` is not a whole number"),
-                json!({"parameter": name, "value": text, "expected": "a whole number, 0 or more"}),
+                "the query string is malformed",
+                json!({"reason": "query_string"}),
             )
-        }),
+        })?;
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|e| {
+            ApiError::bad_request(
+                format!("the query string does not decode: {}", e.body_text()),
+                json!({"reason": "query_string"}),
+            )
+        })?;
+        for (name, value) in pairs {
+            if params.contains_key(&name) {
+                return Err(ApiError::bad_request(
+                    format!("`{name}` is given more than once; give it once"),
+                    json!({"parameter": name, "reason": "repeated"}),
+                ));
+            }
+            params.insert(name, value);
+        }
+        Ok(Self(params))
+    }
+
+    fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Params::from_query(parts.uri.query())
+    }
+}
+
+/// The last segment of the path, percent-decoded: an event's id. Read by hand so a path that
+/// does not decode (`%FF`) is our JSON 400, not axum's plain-text rejection.
+pub struct EventId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for EventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Self(id)),
+            Err(e) => Err(ApiError::bad_request(
+                format!("invalid event id in the path: {}", e.body_text()),
+                json!({"parameter": "id", "reason": "path"}),
+            )),
+        }
     }
 }
 
@@ -117,9 +281,22 @@ pub struct SearchParams {
     pub sort: Option<String>,
 }
 
+impl From<Params> for SearchParams {
+    fn from(mut params: Params) -> Self {
+        Self {
+            q: params.take("q"),
+            from: params.take("from"),
+            to: params.take("to"),
+            limit: params.take("limit"),
+            offset: params.take("offset"),
+            sort: params.take("sort"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitClamped {
-    pub requested: usize,
+    pub requested: u64,
     pub max: usize,
 }
 
@@ -193,16 +370,22 @@ impl From<tantivy::TantivyError> for ApiError {
     }
 }
 
+/// What a client reads of an internal error: its detail (tantivy's words, paths, a panic's
+/// message) is for the log.
+pub const INTERNAL_ERROR: &str = "internal error";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::BadRequest { message, detail } => {
+                // The client's mistake, not the service's: no ERROR to page anyone.
+                tracing::debug!(%message, "search request refused");
                 error_response(StatusCode::BAD_REQUEST, message, Some(detail))
             }
             ApiError::NotFound(what) => error_response(StatusCode::NOT_FOUND, what, None),
             ApiError::Internal(message) => {
                 tracing::error!(%message, "search failed");
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, message, None)
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, None)
             }
         }
     }
@@ -214,22 +397,40 @@ pub fn routes(service: SearchService) -> Router {
         .route("/api/events/{id}", get(event))
         .route("/api/events/{id}/context", get(context))
         .route("/api/regions", get(regions))
+        // axum's own answer is an empty 405; ours says which methods there are.
+        .method_not_allowed_fallback(|| async {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed: the search API answers GET only",
+                Some(json!({"allowed": ["GET"]})),
+            )
+        })
         .with_state(service)
 }
 
-/// Runs index work on the blocking pool: searches are CPU-bound.
+/// Runs index work on the blocking pool: searches are CPU-bound. A panic in it (a bug, in
+/// tantivy or here) is a 500 whose detail goes to the log alone.
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(format!("search task: {e}")))?
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        let detail = match e.try_into_panic() {
+            Ok(panic) => panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into()),
+            Err(e) => e.to_string(),
+        };
+        ApiError::Internal(format!("search task: {detail}"))
+    })?
 }
 
 async fn search(
     State(service): State<SearchService>,
-    Query(params): Query<SearchParams>,
+    params: Params,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    let params = SearchParams::from(params);
     let (request, limit_clamped) = service.request(&params)?;
     let started = Instant::now();
     let index = service.index.clone();
@@ -253,7 +454,7 @@ async fn search(
 
 async fn event(
     State(service): State<SearchService>,
-    Path(id): Path<String>,
+    EventId(id): EventId,
 ) -> Result<Json<Hit>, ApiError> {
     let index = service.index.clone();
     off_thread(move || {
@@ -271,14 +472,28 @@ pub struct ContextParams {
     pub after: Option<String>,
 }
 
+impl From<Params> for ContextParams {
+    fn from(mut params: Params) -> Self {
+        Self {
+            before: params.take("before"),
+            after: params.take("after"),
+        }
+    }
+}
+
 async fn context(
     State(service): State<SearchService>,
-    Path(id): Path<String>,
-    Query(params): Query<ContextParams>,
+    EventId(id): EventId,
+    params: Params,
 ) -> Result<Json<ContextResponse>, ApiError> {
-    let max = service.config.indexer.max_limit;
-    let before = number("before", params.before.as_ref(), DEFAULT_CONTEXT)?.min(max);
-    let after = number("after", params.after.as_ref(), DEFAULT_CONTEXT)?.min(max);
+    let params = ContextParams::from(params);
+    let before = count(
+        "before",
+        params.before.as_ref(),
+        DEFAULT_CONTEXT,
+        MAX_CONTEXT,
+    )?;
+    let after = count("after", params.after.as_ref(), DEFAULT_CONTEXT, MAX_CONTEXT)?;
     let index = service.index.clone();
     off_thread(move || {
         let event = index

@@ -8,6 +8,7 @@
 //! (`fetch failed` is `fetch AND failed`), as people searching logs expect.
 
 mod attribute_range;
+pub mod limits;
 
 use crate::schema::kinds_timed_by;
 use crate::store::EventIndex;
@@ -45,11 +46,81 @@ fn known_fields(index: &EventIndex) -> Vec<String> {
     names
 }
 
+/// A query longer than `max` bytes: refused before it is read any further.
+fn check_length(q: &str, max: usize) -> Result<(), QueryError> {
+    if q.len() <= max {
+        return Ok(());
+    }
+    Err(QueryError {
+        message: format!(
+            "query is {} bytes long; the limit is {max} (indexer.max_query_length)",
+            q.len()
+        ),
+        detail: json!({
+            "parameter": "q",
+            "reason": "too_long",
+            "length": q.len(),
+            "limit": max,
+        }),
+    })
+}
+
+/// Every bound on a query's text, before any parser reads it: its nesting (see [`limits`]),
+/// then its length.
+pub fn check_limits(q: &str, max_length: usize) -> Result<(), QueryError> {
+    check_depth(q)?;
+    check_length(q, max_length)
+}
+
+/// A query that nests deeper than the parsers may recurse (see [`limits`]).
+fn check_depth(q: &str) -> Result<(), QueryError> {
+    let shape = limits::shape(q);
+    if shape.depth > limits::MAX_DEPTH {
+        return Err(QueryError {
+            message: format!(
+                "query nests {} levels deep; the limit is {}",
+                shape.depth,
+                limits::MAX_DEPTH
+            ),
+            detail: json!({
+                "parameter": "q",
+                "reason": "too_deep",
+                "depth": shape.depth,
+                "limit": limits::MAX_DEPTH,
+                "hint": "each group `( )` and each NOT is a level; write `a OR b OR c` rather than `(a OR (b OR c))`",
+            }),
+        });
+    }
+    if shape.openings > limits::MAX_OPENINGS {
+        return Err(QueryError {
+            message: format!(
+                "query holds {} `(` and `NOT`; the limit is {}, quoted or not",
+                shape.openings,
+                limits::MAX_OPENINGS
+            ),
+            detail: json!({
+                "parameter": "q",
+                "reason": "too_many_groups",
+                "openings": shape.openings,
+                "limit": limits::MAX_OPENINGS,
+            }),
+        });
+    }
+    Ok(())
+}
+
 pub fn parse_query(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryError> {
     let q = q.trim();
     if q.is_empty() || q == "*" {
         return Ok(Box::new(AllQuery));
     }
+    // Before any parser: they recurse once a level (and so do the passes below).
+    check_depth(q)?;
+    parse_checked(index, q)
+}
+
+/// [`parse_query`] once the query's depth is known to be safe.
+fn parse_checked(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryError> {
     let ast = query_grammar::parse_query(q).map_err(|_| syntax_error(q))?;
     let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
     parser.set_conjunction_by_default();
@@ -216,14 +287,19 @@ fn rewrite_leaf(
             return time_attribute(q, &kinds, leaf);
         }
         let is_range = matches!(leaf, UserInputLeaf::Range { .. });
+        let is_exists = matches!(leaf, UserInputLeaf::Exists { .. });
         if !index.fields.has_own_field(attribute) {
+            if is_exists {
+                return Err(exists_error(index, q, &field));
+            }
             // A range stays as it is: `parse_query` builds it over the terms of `fields`.
             return Ok(UserInputAst::Leaf(Box::new(leaf)));
         }
         let mut own = leaf.clone();
         set_leaf_field(&mut own, attribute.to_string());
         let own = rewrite_leaf(index, q, own)?;
-        return Ok(if is_range {
+        // `fields` holds no copy of an attribute with a field of its own to test for.
+        return Ok(if is_range || is_exists {
             own
         } else {
             UserInputAst::Clause(vec![
@@ -231,6 +307,9 @@ fn rewrite_leaf(
                 (Some(Occur::Should), UserInputAst::Leaf(Box::new(leaf))),
             ])
         });
+    }
+    if matches!(leaf, UserInputLeaf::Exists { .. }) && !is_fast(index, &field) {
+        return Err(exists_error(index, q, &field));
     }
     if !index.fields.is_fast_only(&field) {
         return Ok(UserInputAst::Leaf(Box::new(leaf)));
@@ -326,6 +405,52 @@ fn time_attribute(
         (Some(Occur::Must), of_kinds),
         (Some(Occur::Must), when),
     ]))
+}
+
+/// Whether `field` is a fast field: only those answer `field:*` (tantivy's exists query
+/// reads their columns). An unknown field counts as fast, so the parser names it as unknown.
+fn is_fast(index: &EventIndex, field: &str) -> bool {
+    let schema = index.index.schema();
+    match schema.get_field(field) {
+        Ok(handle) => schema.get_field_entry(handle).is_fast(),
+        Err(_) => true,
+    }
+}
+
+/// `id:*`, `message:*`, `fields.status:*`: an exists query on a field without a column, which
+/// tantivy refuses only once the search runs. Said as what to write instead.
+fn exists_error(index: &EventIndex, q: &str, field: &str) -> QueryError {
+    let why_and_instead = match field {
+        "id" => "every event has an id, and `id` has no column to list them from; `*` matches \
+                 every event, `id:<id>` one"
+            .to_string(),
+        "message" => "every event has a message, and `message` is full text with no column to \
+                      list them from; `*` matches every event, `message:word` or \
+                      `message:\"some words\"` searches it"
+            .to_string(),
+        attribute if attribute.starts_with("fields.") => format!(
+            "attributes have no column to list them from; `{attribute}:[* TO *]` finds the \
+             events where it is a number or a time, `{attribute}:value` a value"
+        ),
+        other => {
+            let fast: Vec<String> = known_fields(index)
+                .into_iter()
+                .filter(|name| is_fast(index, name) && !name.contains('<'))
+                .collect();
+            format!(
+                "`{other}` has no column to list its values from; `field:*` works on {}",
+                fast.join(", ")
+            )
+        }
+    };
+    QueryError {
+        message: format!("invalid query: `{field}:*` is not supported: {why_and_instead}"),
+        detail: json!({
+            "query": q,
+            "reason": "exists_not_supported",
+            "field": field,
+        }),
+    }
 }
 
 fn attribute_range_error(q: &str, path: &str, error: attribute_range::BoundError) -> QueryError {
@@ -438,5 +563,39 @@ fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> Query
     QueryError {
         message: format!("invalid query: {error}"),
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tantivy::collector::Count;
+
+    /// The passes after the grammar (tantivy's query building, this module's rewrites,
+    /// weights and scorers) at the depth the openings bound allows, should the depth scan
+    /// ever misjudge a query: on a thread with half the 2 MiB stack of tokio's threads, in
+    /// an unoptimised build of this crate, where frames are largest.
+    #[test]
+    fn every_pass_survives_the_most_openings_a_query_may_hold() {
+        let index = EventIndex::in_ram().unwrap();
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || {
+                let n = limits::MAX_OPENINGS;
+                for q in [
+                    format!("{}kind:log{}", "(".repeat(n), ")".repeat(n)),
+                    format!("{}fields.region:Dakar{}", "+(".repeat(n), ")".repeat(n)),
+                    format!("{}fields.status:[1 TO 2]{}", "(a ".repeat(n), ")".repeat(n)),
+                    format!("{}fields.observed_at:*", "NOT ".repeat(n)),
+                    format!("{}a", "kind:(".repeat(n)),
+                ] {
+                    if let Ok(query) = parse_checked(&index, &q) {
+                        index.reader.searcher().search(&query, &Count).unwrap();
+                    }
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -286,8 +286,14 @@ impl OwnFields<'_> {
     }
 }
 
+/// tantivy's dates are nanoseconds in an `i64` (1677-09-21 to 2262-04-11); a time beyond
+/// saturates to that end (an event of year 9999 sorts last, a search from year 1 starts at
+/// the first), where tantivy's `from_timestamp_micros` would overflow.
 pub fn to_tantivy(at: chrono::DateTime<chrono::Utc>) -> DateTime {
-    DateTime::from_timestamp_micros(at.timestamp_micros()).truncate(TIMESTAMP_PRECISION)
+    let micros = at
+        .timestamp_micros()
+        .clamp(i64::MIN / 1_000, i64::MAX / 1_000);
+    DateTime::from_timestamp_micros(micros).truncate(TIMESTAMP_PRECISION)
 }
 
 #[cfg(test)]

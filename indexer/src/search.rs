@@ -13,7 +13,7 @@ use std::ops::Bound;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::AggregationCollector;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 use windsock_core::event::Envelope;
@@ -141,8 +141,22 @@ pub fn bucket_width_ms(range_ms: i64) -> i64 {
         .unwrap_or_else(|| (range_ms / 75).max(1))
 }
 
+/// The times a search can span: tantivy's dates (nanoseconds in an `i64`, 1677-09-21 to
+/// 2262-04-11), taken in to whole years so the histogram's bucket arithmetic, in nanoseconds
+/// too, stays inside them. Beyond them a time would overflow; no event is stored there.
+pub fn searchable(at: DateTime<Utc>) -> DateTime<Utc> {
+    let first = DateTime::from_timestamp(-9_183_024_000, 0).unwrap_or_default(); // 1679-01-01
+    let last = DateTime::from_timestamp(9_183_110_400, 0).unwrap_or_default(); // 2261-01-01
+    at.clamp(first, last)
+}
+
 impl EventIndex {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+        let request = &SearchRequest {
+            from: searchable(request.from),
+            to: searchable(request.to),
+            ..request.clone()
+        };
         let parsed = parse_query(self, &request.q).map_err(SearchError::Query)?;
         let query = BooleanQuery::new(vec![
             (Occur::Must, parsed),
@@ -152,6 +166,12 @@ impl EventIndex {
             ),
         ]);
         let searcher = self.reader.searcher();
+        // A query tantivy cannot run (an exists query on a field without a column, say)
+        // fails in building its weight, before any segment is read: that is the client's
+        // query, a 400, where a failure while reading the index below stays a 500.
+        query
+            .weight(EnableScoring::disabled_from_searcher(&searcher))
+            .map_err(|e| SearchError::Query(cannot_run(&request.q, e)))?;
         let from_ms = request.from.timestamp_millis();
         let to_ms = request.to.timestamp_millis();
         let width = bucket_width_ms(to_ms - from_ms);
@@ -299,10 +319,14 @@ impl EventIndex {
     ) -> Result<(Vec<Hit>, Vec<Hit>), tantivy::TantivyError> {
         let key = |h: &Hit| (h.timestamp, h.id.clone());
         let at = anchor.timestamp;
+        // Every event of that instant, to order them by id: counted first, since the
+        // collector sets aside memory for as many hits as it is asked for.
+        let instant = self.time_range(Bound::Included(at), Bound::Included(at));
+        let at_instant = self.reader.searcher().search(&instant, &Count)?;
         let same_instant = self.in_range(
             Bound::Included(at),
             Bound::Included(at),
-            usize::MAX / 2,
+            at_instant,
             Order::Asc,
         )?;
         let mut earlier =
@@ -374,6 +398,19 @@ impl EventIndex {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// tantivy refused to run the query: its words, as a 400 about the query.
+fn cannot_run(q: &str, error: tantivy::TantivyError) -> QueryError {
+    let reason = match &error {
+        tantivy::TantivyError::SchemaError(reason)
+        | tantivy::TantivyError::InvalidArgument(reason) => reason.clone(),
+        other => other.to_string(),
+    };
+    QueryError {
+        message: format!("invalid query: it cannot run: {reason}"),
+        detail: json!({"query": q, "reason": "cannot_run"}),
     }
 }
 

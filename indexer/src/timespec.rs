@@ -28,14 +28,15 @@ pub fn parse_time(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Time
     if offset.is_empty() {
         return Ok(now);
     }
-    let (sign, amount) = match offset.split_at(1) {
-        ("-", rest) => (-1, rest),
-        ("+", rest) => (1, rest),
-        _ => {
-            return Err(err(format!(
-                "after `now` comes + or -; expected {EXPECTED}"
-            )))
-        }
+    // Not `split_at(1)`: the byte after `now` may be inside a character (`nowé`).
+    let (sign, amount) = if let Some(rest) = offset.strip_prefix('-') {
+        (-1, rest)
+    } else if let Some(rest) = offset.strip_prefix('+') {
+        (1, rest)
+    } else {
+        return Err(err(format!(
+            "after `now` comes + or -; expected {EXPECTED}"
+        )));
     };
     let digits = amount.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &amount[digits.len()..];
@@ -115,5 +116,8 @@ mod tests {
         assert!(reason("now-xh").contains("not a whole number"));
         assert!(reason("now-99999999999999d").contains("too far"));
         assert!(reason("2026-13-01T00:00:00Z").contains("expected RFC 3339"));
+        // Once a panic: the byte after `now` fell inside a character.
+        assert!(reason("nowé").contains("+ or -"));
+        assert!(reason("now-5é").contains("not a whole number"));
     }
 }

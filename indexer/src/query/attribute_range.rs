@@ -9,6 +9,7 @@
 //! so a range of numbers is the union of up to three such walks, each with bounds in that
 //! type. Times are indexed as dates to the second, and their bounds are cut to the second.
 
+use crate::schema::to_tantivy;
 use std::ops::Bound;
 use tantivy::query::{BooleanQuery, InvertedIndexRangeQuery, Occur, Query};
 use tantivy::query_grammar::UserInputBound;
@@ -110,8 +111,7 @@ fn value(text: &str) -> Result<Value, BoundError> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|at| {
             Value::Time(
-                DateTime::from_timestamp_micros(at.timestamp_micros())
-                    .truncate(DATE_TIME_PRECISION_INDEXED),
+                to_tantivy(at.with_timezone(&chrono::Utc)).truncate(DATE_TIME_PRECISION_INDEXED),
             )
         })
         .map_err(|_| BoundError {
