@@ -442,6 +442,75 @@ pub struct LogEvent {
     pub fields: Map<String, Value>,
 }
 
+/// The health conditions a service reports about itself as log events on the logs topic
+/// (the alerter turns a failing one into an alert and its `ok` into the resolve). The contract
+/// lives in `fields`: `condition` (one of these), `state` (`failing` or `ok`), `service` (the
+/// one failing) and, when failing, `error` (text with no secret in it).
+pub mod health {
+    /// The data directory's disk (or quota) is full: a service cannot make its data durable.
+    pub const DISK_FULL: &str = "disk_full";
+    /// A service keeps failing (and is being restarted).
+    pub const SERVICE_FAILING: &str = "service_failing";
+    pub const FAILING: &str = "failing";
+    pub const OK: &str = "ok";
+}
+
+/// A health condition as read back from a [`LogEvent`] (see [`health`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCondition {
+    pub service: String,
+    pub condition: String,
+    pub failing: bool,
+    pub error: Option<String>,
+}
+
+impl LogEvent {
+    /// A health condition of `service`: `failing` (an error, with what failed) or back to
+    /// `ok` (info). Both sides of the contract go through this and [`LogEvent::health`].
+    pub fn health_condition(
+        service: &str,
+        condition: &str,
+        failing: bool,
+        error: Option<String>,
+        message: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut fields = Map::new();
+        fields.insert("condition".into(), Value::from(condition));
+        let state = if failing { health::FAILING } else { health::OK };
+        fields.insert("state".into(), Value::from(state));
+        fields.insert("service".into(), Value::from(service));
+        if let Some(error) = error {
+            fields.insert("error".into(), Value::from(error));
+        }
+        Self {
+            timestamp: now,
+            service: service.to_string(),
+            level: if failing { Level::Error } else { Level::Info },
+            message,
+            region: None,
+            target: None,
+            fields,
+        }
+    }
+
+    /// The health condition this log event reports, if it is one.
+    pub fn health(&self) -> Option<HealthCondition> {
+        let text = |key: &str| self.fields.get(key).and_then(Value::as_str);
+        let failing = match text("state")? {
+            health::FAILING => true,
+            health::OK => false,
+            _ => return None,
+        };
+        Some(HealthCondition {
+            service: text("service").unwrap_or(&self.service).to_string(),
+            condition: text("condition")?.to_string(),
+            failing,
+            error: text("error").map(str::to_string),
+        })
+    }
+}
+
 /// One point of a forecast, with its prediction interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecastPoint {
@@ -546,6 +615,45 @@ mod tests {
             humidity_pct: Some(60.0),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_health_condition_reads_back_as_it_was_made() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let failing = LogEvent::health_condition(
+            "indexer",
+            health::DISK_FULL,
+            true,
+            Some("No space left on device (os error 28)".into()),
+            "disk full".into(),
+            now,
+        );
+        assert_eq!(failing.level, Level::Error);
+        assert_eq!(failing.fields["state"], "failing");
+        let read = failing.health().expect("a health condition");
+        assert_eq!(read.service, "indexer");
+        assert_eq!(read.condition, "disk_full");
+        assert!(read.failing);
+        assert_eq!(
+            read.error.as_deref(),
+            Some("No space left on device (os error 28)")
+        );
+        // It survives the wire.
+        let envelope = Envelope::new(Event::Log(failing));
+        let Event::Log(decoded) = Envelope::from_json(&envelope.to_json()).unwrap().event else {
+            panic!("a log event");
+        };
+        assert_eq!(decoded.health(), Some(read));
+
+        let ok =
+            LogEvent::health_condition("indexer", health::DISK_FULL, false, None, "ok".into(), now);
+        assert_eq!(ok.level, Level::Info);
+        let read = ok.health().unwrap();
+        assert!(!read.failing && read.error.is_none());
+
+        let mut plain = ok.clone();
+        plain.fields.clear();
+        assert_eq!(plain.health(), None, "an ordinary log is no condition");
     }
 
     #[test]
