@@ -7,14 +7,18 @@
 //! - `GET /api/deliveries?status=&limit=`: the outbox, with counts per status
 //!
 //! Changing silences needs `Authorization: Bearer <token>` when `http.api_token` is set.
+//!
+//! Every input is bounded and checked before it is used (a silence lasts at most
+//! [`MAX_SILENCE_DAYS`], its texts have a length limit, bodies at most [`MAX_BODY_BYTES`]),
+//! and every failure is a JSON `{"error": ...}` with a 4xx that says what is wrong.
 
 use crate::engine::Alert;
 use crate::rules::{Finding, PIPELINE_DOWN};
 use crate::service::Shared;
 use crate::silence::{Silence, SilenceStatus};
 use crate::store::{DeliveryStatus, StoreError};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -29,6 +33,15 @@ use windsock_core::http::error_response;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
+/// The longest a silence may last, and the farthest ahead it may start.
+pub const MAX_SILENCE_DAYS: i64 = 365;
+/// Characters (not bytes) of a silence's `author` and `comment`.
+pub const MAX_AUTHOR_CHARS: usize = 100;
+pub const MAX_COMMENT_CHARS: usize = 1000;
+/// A request body larger than this is refused with a 413 (a silence is a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The most characters of a request's own value repeated in an error message.
+const ECHO_CHARS: usize = 64;
 
 pub(crate) fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -38,7 +51,17 @@ pub(crate) fn routes(shared: Arc<Shared>) -> Router {
         .route("/api/silences/{id}", delete(expire_silence))
         .route("/api/rules", get(list_rules))
         .route("/api/deliveries", get(list_deliveries))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
+}
+
+/// A value from the request, cut to a length fit for an error message.
+fn shown(value: &str) -> String {
+    if value.chars().count() <= ECHO_CHARS {
+        return value.to_string();
+    }
+    let cut: String = value.chars().take(ECHO_CHARS).collect();
+    format!("{cut}…")
 }
 
 /// Every way an alert API request fails, mapped to one JSON error shape.
@@ -50,6 +73,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    /// The body or query could not be read (too large, wrong content type, malformed).
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
+    /// Nothing of what went wrong is shown: it is in the log.
+    #[error("internal error")]
+    Internal,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,7 +89,8 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Rejected { status, .. } => *status,
+            ApiError::Store(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error_response(status, self.to_string(), None)
     }
@@ -72,13 +102,47 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
         ApiError::BadRequest(rejection.body_text())
     }
 }
 
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        // axum says 422 for a body of the wrong shape; to a client it is a bad request all
+        // the same. Only the two statuses a client acts on differently are kept.
+        let (status, message) = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is larger than the limit of {} KiB",
+                    MAX_BODY_BYTES / 1024
+                ),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON with `content-type: application/json`".to_string(),
+            ),
+            _ => (StatusCode::BAD_REQUEST, rejection.body_text()),
+        };
+        ApiError::Rejected { status, message }
+    }
+}
+
 type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Runs store work on the blocking pool: SQLite calls must not hold a runtime thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| {
+            tracing::error!(error = %err, "an alert API task failed");
+            Err(ApiError::Internal)
+        })
+}
 
 fn limit(requested: Option<usize>) -> usize {
     requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
@@ -108,14 +172,22 @@ async fn list_alerts(
         ],
         other => {
             return Err(ApiError::BadRequest(format!(
-                "state `{other}` is not one of firing, pending, resolved, all"
+                "state `{}` is not one of firing, pending, resolved, all",
+                shown(other)
             )))
         }
     };
     let limit = limit(query.limit);
-    let stored = shared
-        .store
-        .alerts(states, query.region.as_deref(), limit)?;
+    blocking(move || alerts_of(&shared, states, query.region.as_deref(), limit)).await
+}
+
+fn alerts_of(
+    shared: &Shared,
+    states: &[AlertState],
+    region: Option<&str>,
+    limit: usize,
+) -> ApiResult {
+    let stored = shared.store.alerts(states, region, limit)?;
     // Open alerts are read live from the engine (their values move every round).
     let live: std::collections::HashMap<String, Alert> = shared
         .engine
@@ -144,10 +216,19 @@ async fn list_alerts(
     ))
 }
 
-async fn alert_history(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> ApiResult {
+async fn alert_history(
+    State(shared): State<Arc<Shared>>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let Path(id) = id?;
+    blocking(move || history_of(&shared, id)).await
+}
+
+fn history_of(shared: &Shared, id: String) -> ApiResult {
     let Some(alert) = shared.store.alert(&id)? else {
         return Err(ApiError::NotFound(format!(
-            "no alert or fingerprint `{id}`"
+            "no alert or fingerprint `{}`",
+            shown(&id)
         )));
     };
     let history = shared.store.history(&id)?;
@@ -221,7 +302,9 @@ async fn create_silence(
     let Json(body) = body?;
     let now = shared.clock.now();
     let silence = validate_silence(&shared, body, now)?;
-    shared.store.put_silence(&silence)?;
+    let stored = silence.clone();
+    let store = shared.store.clone();
+    blocking(move || Ok(store.put_silence(&stored)?)).await?;
     shared.engine.lock().add_silence(silence.clone());
     tracing::info!(silence = %silence.id, author = %silence.author, "silence created");
     Ok((StatusCode::CREATED, Json(silence_view(&silence, now))))
@@ -239,39 +322,97 @@ fn validate_silence(
             "give `rule`, `region` or both: a silence of everything is not allowed".to_string(),
         );
     }
-    if let Some(rule) = body.rule.as_deref().filter(|r| !r.trim().is_empty()) {
-        let mut known: Vec<String> = shared
-            .config
-            .alerter
-            .rules
-            .iter()
-            .map(|r| r.name().to_string())
-            .collect();
-        known.push(PIPELINE_DOWN.to_string());
+    if let Some(rule) = body
+        .rule
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        // What silences match is the name an alert carries, which is not always its rule's
+        // (late_data's pipeline_down, pipeline_health's service_failing and disk_full).
+        let known: Vec<String> = {
+            let engine = shared.engine.lock();
+            let mut known: Vec<String> = Vec::new();
+            for name in engine.rules().flat_map(|r| r.alert_names()) {
+                if !known.iter().any(|k| k == name) {
+                    known.push(name.to_string());
+                }
+            }
+            known
+        };
         if !known.iter().any(|k| k == rule) {
             problems.push(format!(
-                "rule `{rule}` does not exist (rules: {})",
+                "rule `{}` does not exist (rules: {})",
+                shown(rule),
                 known.join(", ")
             ));
         }
     }
-    if body.author.trim().is_empty() {
+    if let Some(region) = body
+        .region
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        let regions = &shared.config.regions;
+        if !regions.iter().any(|r| r.name == region) {
+            let mut names: Vec<&str> = regions.iter().take(20).map(|r| r.name.as_str()).collect();
+            if regions.len() > names.len() {
+                names.push("…");
+            }
+            problems.push(format!(
+                "region `{}` is not a configured region (regions: {})",
+                shown(region),
+                names.join(", ")
+            ));
+        }
+    }
+    let author = body.author.trim();
+    let comment = body.comment.trim();
+    if author.is_empty() {
         problems.push("`author` must not be empty".into());
     }
-    if body.comment.trim().is_empty() {
+    if comment.is_empty() {
         problems.push("`comment` must say why".into());
     }
+    for (field, text, limit) in [
+        ("author", author, MAX_AUTHOR_CHARS),
+        ("comment", comment, MAX_COMMENT_CHARS),
+    ] {
+        let chars = text.chars().count();
+        if chars > limit {
+            problems.push(format!(
+                "`{field}` is {chars} characters long; the limit is {limit} characters"
+            ));
+        }
+    }
+    let max = chrono::Duration::days(MAX_SILENCE_DAYS);
+    let longest = format!("{MAX_SILENCE_DAYS} days");
+    // Every bound is checked before any arithmetic on times, and the arithmetic is checked
+    // anyway: a time out of chrono's range is refused, never a panic.
+    let latest_start = now.checked_add_signed(max);
     let starts_at = body.starts_at.unwrap_or(now);
+    if latest_start.is_none_or(|latest| starts_at > latest) {
+        problems.push(format!(
+            "`starts_at` is more than {longest} ahead: plan silences at most {longest} ahead"
+        ));
+    }
     let ends_at = match (body.ends_at, body.duration.as_deref()) {
         (Some(_), Some(_)) => {
             problems.push("give `ends_at` or `duration`, not both".into());
             None
         }
         (Some(end), None) => Some(end),
-        (None, Some(d)) => match humantime::parse_duration(d) {
-            Ok(d) => chrono::Duration::from_std(d).ok().map(|d| starts_at + d),
-            Err(err) => {
-                problems.push(format!("`duration` `{d}`: {err} (try 2h, 30m)"));
+        (None, Some(d)) => match parse_duration(d, max) {
+            Ok(d) => {
+                let end = starts_at.checked_add_signed(d);
+                if end.is_none() {
+                    problems.push("`starts_at` plus `duration` is not a representable time".into());
+                }
+                end
+            }
+            Err(problem) => {
+                problems.push(problem);
                 None
             }
         },
@@ -285,11 +426,17 @@ fn validate_silence(
             problems.push("the silence must end after it starts".into());
         } else if end <= now {
             problems.push("`ends_at` is in the past".into());
+        } else if end.signed_duration_since(starts_at) > max {
+            problems.push(format!(
+                "a silence lasts at most {longest}; this one would last longer"
+            ));
         }
     }
-    if !problems.is_empty() {
-        return Err(ApiError::BadRequest(problems.join("; ")));
-    }
+    // Every path that leaves `ends_at` unset has said why in `problems`.
+    let ends_at = match ends_at {
+        Some(end) if problems.is_empty() => end,
+        _ => return Err(ApiError::BadRequest(problems.join("; "))),
+    };
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let rule = trimmed(body.rule);
     let region = trimmed(body.region);
@@ -298,32 +445,54 @@ fn validate_silence(
         id: stable_id(&[
             "silence",
             &created,
-            &body.author,
+            author,
             rule.as_deref().unwrap_or(""),
             region.as_deref().unwrap_or(""),
         ]),
         rule,
         region,
         starts_at,
-        ends_at: ends_at.expect("checked above"),
-        author: body.author.trim().to_string(),
-        comment: body.comment.trim().to_string(),
+        ends_at,
+        author: author.to_string(),
+        comment: comment.to_string(),
         created_at: now,
     })
+}
+
+/// A silence's `duration` (`2h`, `30m`), refused past `max` before it is turned into time.
+fn parse_duration(text: &str, max: chrono::Duration) -> Result<chrono::Duration, String> {
+    let longest = format!("{MAX_SILENCE_DAYS} days");
+    let parsed = humantime::parse_duration(text.trim())
+        .map_err(|err| format!("`duration` `{}`: {err} (try 2h, 30m)", shown(text)))?;
+    let max_std = max.to_std().unwrap_or(std::time::Duration::MAX);
+    if parsed > max_std {
+        return Err(format!(
+            "`duration` `{}` is longer than the maximum of {longest}",
+            shown(text)
+        ));
+    }
+    if parsed.is_zero() {
+        return Err("`duration` must be more than 0s".into());
+    }
+    chrono::Duration::from_std(parsed)
+        .map_err(|_| format!("`duration` `{}` is out of range", shown(text)))
 }
 
 async fn expire_silence(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     authorize(&shared, &headers)?;
+    let Path(id) = id?;
     let now = shared.clock.now();
     let silence = shared.engine.lock().expire_silence(&id, now);
     let Some(silence) = silence else {
-        return Err(ApiError::NotFound(format!("no silence `{id}`")));
+        return Err(ApiError::NotFound(format!("no silence `{}`", shown(&id))));
     };
-    shared.store.put_silence(&silence)?;
+    let stored = silence.clone();
+    let store = shared.store.clone();
+    blocking(move || Ok(store.put_silence(&stored)?)).await?;
     tracing::info!(silence = %silence.id, "silence expired");
     debug_assert_ne!(silence.status(now), SilenceStatus::Active);
     Ok(Json(silence_view(&silence, now)))
@@ -335,13 +504,22 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> ApiResult {
     let of = |name: &str| -> Vec<&Finding> { findings.iter().filter(|f| f.rule == name).collect() };
     let mut rules = Vec::new();
     for rule in engine.rules() {
+        let names = rule.alert_names();
         let config = shared
             .config
             .alerter
             .rules
             .iter()
             .find(|c| c.name() == rule.name());
-        let evaluation = of(rule.name());
+        // late_data lists its pipeline_down as a rule of its own, below.
+        let evaluation: Vec<&Finding> = if rule.kind() == "late_data" {
+            of(rule.name())
+        } else {
+            findings
+                .iter()
+                .filter(|f| names.contains(&f.rule.as_str()))
+                .collect()
+        };
         let active = evaluation
             .iter()
             .filter(|f| f.verdict == crate::rules::Verdict::Active)

@@ -2,7 +2,8 @@
 //! says which alerts changed state and which notifications are due. No tasks, no I/O: the
 //! runtime persists what it returns before anything leaves the process.
 //!
-//! One alert per (rule, region) fingerprint:
+//! One alert per (rule, region) fingerprint (plus its subject, such as the failing service of
+//! a `pipeline_health` alert, when it has one):
 //! - a condition that becomes active opens an alert, `pending` while the rule's `for` runs,
 //!   then `firing`;
 //! - a firing alert resolves only once its condition has been clear for `min_hold` (the
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use windsock_core::config::Severity;
-use windsock_core::event::{stable_id, AlertEvent, AlertState, Forecast, Observation};
+use windsock_core::event::{stable_id, AlertEvent, AlertState, Forecast, LogEvent, Observation};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Lifecycle {
@@ -35,6 +36,9 @@ pub struct Alert {
     pub fingerprint: String,
     pub rule: String,
     pub region: Option<String>,
+    /// What the alert is about besides its region (see [`Finding::subject`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub severity: Severity,
     pub state: AlertState,
     pub started_at: DateTime<Utc>,
@@ -94,6 +98,15 @@ impl Alert {
 /// The identity of an alert: its rule and region.
 pub fn fingerprint(rule: &str, region: Option<&str>) -> String {
     stable_id(&["fingerprint", rule, region.unwrap_or("")])
+}
+
+/// The identity of an alert that may have a subject; without one, the same as
+/// [`fingerprint`] (so alerts stored before subjects existed keep their identity).
+pub fn fingerprint_of(rule: &str, region: Option<&str>, subject: Option<&str>) -> String {
+    match subject {
+        None => fingerprint(rule, region),
+        Some(subject) => stable_id(&["fingerprint", rule, region.unwrap_or(""), subject]),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +195,13 @@ impl Engine {
         self.memory_dirty = true;
     }
 
+    pub fn log(&mut self, now: DateTime<Utc>, log: &LogEvent) {
+        for rule in &mut self.rules {
+            // Most logs concern no rule: only a remembered one costs a memory write.
+            self.memory_dirty |= rule.log(now, log);
+        }
+    }
+
     /// Every rule's memory, if it changed since the last call.
     pub fn take_memory(&mut self) -> Option<BTreeMap<String, serde_json::Value>> {
         if !std::mem::take(&mut self.memory_dirty) {
@@ -234,7 +254,11 @@ impl Engine {
         let mut changes = Vec::new();
         let mut judged = HashSet::new();
         for finding in &findings {
-            let fp = fingerprint(&finding.rule, finding.region.as_deref());
+            let fp = fingerprint_of(
+                &finding.rule,
+                finding.region.as_deref(),
+                finding.subject.as_deref(),
+            );
             judged.insert(fp.clone());
             if let Some(change) = self.step(fp, finding, now) {
                 changes.push(change);
@@ -251,6 +275,7 @@ impl Engine {
             let finding = Finding {
                 rule: alert.rule.clone(),
                 region: alert.region.clone(),
+                subject: alert.subject.clone(),
                 severity: alert.severity,
                 verdict: Verdict::Clear,
                 value: alert.value,
@@ -294,6 +319,7 @@ impl Engine {
                     fingerprint: fp.clone(),
                     rule: finding.rule.clone(),
                     region: finding.region.clone(),
+                    subject: finding.subject.clone(),
                     severity: finding.severity,
                     state,
                     started_at: now,

@@ -1,4 +1,5 @@
-//! [`Alerter`]: the service. Consumes observations and forecasts (group `alerter`),
+//! [`Alerter`]: the service. Consumes observations, forecasts and the pipeline's health
+//! reports among its logs (group `alerter`),
 //! evaluates on every batch and every `evaluation_interval`, commits decisions to the store
 //! before acking and before anything is sent, publishes state changes as `Alert` events,
 //! and runs the Slack delivery worker.
@@ -18,7 +19,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription};
 use windsock_core::clock::{self, SharedClock};
-use windsock_core::event::{AlertEvent, Event};
+use windsock_core::config::HEALTH_CONDITIONS;
+use windsock_core::event::{AlertEvent, Envelope, Event};
 use windsock_core::telemetry::Counters;
 use windsock_core::{Config, SharedBus, Topic};
 
@@ -129,7 +131,7 @@ impl Alerter {
         }
         let subscription = EventSubscription::new(
             bus.clone(),
-            &[Topic::Observations, Topic::Forecasts],
+            &[Topic::Observations, Topic::Forecasts, Topic::Logs],
             "alerter",
         )
         .await?;
@@ -205,16 +207,25 @@ impl Alerter {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                next = subscription.next(), if bus_open => match next {
-                    Ok(Some((delivery, envelope))) => {
-                        ingest(&shared, envelope.event, &mut unacked, delivery);
+                next = subscription.next_delivery(), if bus_open => match next {
+                    Ok(Some(delivery)) => {
+                        let mut undecodable = Vec::new();
+                        ingest(&shared, delivery, &mut unacked, &mut undecodable);
                         // Take what else is already there, so a round is judged as a whole.
                         while unacked.len() < DRAIN_BATCH {
-                            match subscription.next().now_or_never() {
-                                Some(Ok(Some((delivery, envelope)))) => ingest(&shared, envelope.event, &mut unacked, delivery),
+                            match subscription.next_delivery().now_or_never() {
+                                Some(Ok(Some(delivery))) => ingest(&shared, delivery, &mut unacked, &mut undecodable),
                                 Some(Ok(None)) => { bus_open = false; break }
                                 Some(Err(err)) => { tracing::warn!(error = %err, "reading the bus failed"); COUNTERS.error("bus"); break }
                                 None => break,
+                            }
+                        }
+                        for (delivery, reason) in undecodable {
+                            // Acked with the rest of the batch: a message nobody can read
+                            // is reported, not retried forever.
+                            if let Err(err) = subscription.dead_letter(&delivery, reason).await {
+                                tracing::warn!(error = %err, "publishing a dead letter failed");
+                                COUNTERS.error("publish");
                             }
                         }
                     }
@@ -261,13 +272,45 @@ impl Alerter {
     }
 }
 
-fn ingest(shared: &Shared, event: Event, unacked: &mut Vec<Delivery>, delivery: Delivery) {
+/// The event a message from the bus holds; `None` for a log that is no health report (most
+/// of the logs topic, passed over undecoded); the reason it does not decode.
+fn read(delivery: &Delivery) -> Result<Option<Event>, String> {
+    if delivery.topic == Topic::Logs {
+        // The logs topic carries every log record of the pipeline, and only health reports
+        // matter here: a substring search is far cheaper than decoding each one.
+        let Ok(text) = std::str::from_utf8(&delivery.payload) else {
+            return Ok(None);
+        };
+        if !text.contains("\"condition\"") || !HEALTH_CONDITIONS.iter().any(|c| text.contains(c)) {
+            return Ok(None);
+        }
+        return match Envelope::from_json_text(text) {
+            Ok(envelope) => Ok(Some(envelope.event)),
+            Err(err) => Err(err.to_string()),
+        };
+    }
+    match Envelope::from_json(&delivery.payload) {
+        Ok(envelope) => Ok(Some(envelope.event)),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+fn ingest(
+    shared: &Shared,
+    delivery: Delivery,
+    unacked: &mut Vec<Delivery>,
+    undecodable: &mut Vec<(Delivery, String)>,
+) {
     let now = shared.clock.now();
     COUNTERS.received(1);
-    match &event {
-        Event::Observation(observation) => shared.engine.lock().observe(now, observation),
-        Event::Forecast(forecast) => shared.engine.lock().forecast(forecast),
-        _ => {}
+    match read(&delivery) {
+        Ok(Some(Event::Observation(observation))) => {
+            shared.engine.lock().observe(now, &observation)
+        }
+        Ok(Some(Event::Forecast(forecast))) => shared.engine.lock().forecast(&forecast),
+        Ok(Some(Event::Log(log))) => shared.engine.lock().log(now, &log),
+        Ok(_) => {}
+        Err(reason) => undecodable.push((delivery.clone(), reason)),
     }
     unacked.push(delivery);
 }
@@ -344,6 +387,7 @@ fn add_change(
         tracing::info!(
             rule = %change.alert.rule,
             region = change.alert.region.as_deref().unwrap_or(""),
+            subject = change.alert.subject.as_deref().unwrap_or(""),
             state = change.alert.state.as_str(),
             "alert state changed"
         );

@@ -496,6 +496,7 @@ mod tests {
             fingerprint: format!("fp-{id}"),
             rule: "hot".into(),
             region: Some("Dakar".into()),
+            subject: None,
             severity: Severity::Warning,
             state,
             started_at,

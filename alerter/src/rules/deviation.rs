@@ -168,6 +168,7 @@ impl Rule for ForecastDeviationRule {
             out.push(Finding {
                 rule: self.name.clone(),
                 region: Some(region.clone()),
+                subject: None,
                 severity: self.severity,
                 verdict,
                 value: Some(check.value),

@@ -88,6 +88,7 @@ impl LateDataRule {
         Finding {
             rule: rule.to_string(),
             region: region.map(str::to_string),
+            subject: None,
             severity: if region.is_none() {
                 Severity::Critical
             } else {
@@ -120,6 +121,14 @@ impl Rule for LateDataRule {
 
     fn kind(&self) -> &'static str {
         "late_data"
+    }
+
+    fn alert_names(&self) -> Vec<&str> {
+        if self.pipeline_down {
+            vec![&self.name, PIPELINE_DOWN]
+        } else {
+            vec![&self.name]
+        }
     }
 
     fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {

@@ -5,18 +5,20 @@
 mod deviation;
 mod late_data;
 mod outlier;
+mod pipeline_health;
 mod threshold;
 
 pub use deviation::ForecastDeviationRule;
 pub use late_data::{LateDataRule, PIPELINE_DOWN};
 pub use outlier::{is_outlier, OutlierRule};
+pub use pipeline_health::PipelineHealthRule;
 pub use threshold::ThresholdRule;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use windsock_core::config::{RuleConfig, Severity};
-use windsock_core::event::{Forecast, Observation};
+use windsock_core::event::{Forecast, LogEvent, Observation};
 
 /// What a rule says about one (rule, region) right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +37,10 @@ pub enum Verdict {
 pub struct Finding {
     pub rule: String,
     pub region: Option<String>,
+    /// What else the alert is about, when (rule, region) is not enough to tell its alerts
+    /// apart: the failing service of a `pipeline_health` alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub severity: Severity,
     pub verdict: Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +65,14 @@ pub trait Rule: Send + Sync {
     fn kind(&self) -> &'static str;
     fn observe(&mut self, _now: DateTime<Utc>, _observation: &Observation) {}
     fn forecast(&mut self, _forecast: &Forecast) {}
+    /// A log event of the pipeline; true when the rule remembered something of it.
+    fn log(&mut self, _now: DateTime<Utc>, _log: &LogEvent) -> bool {
+        false
+    }
+    /// The names its alerts carry (what silences match), when not only its own.
+    fn alert_names(&self) -> Vec<&str> {
+        vec![self.name()]
+    }
     /// The rule's findings at `now`.
     fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>);
     /// What the rule remembers, to survive a restart.
@@ -89,6 +103,9 @@ pub fn build(configs: &[RuleConfig], context: &RuleContext) -> Vec<Box<dyn Rule>
                     Box::new(ForecastDeviationRule::new(config))
                 }
                 RuleConfig::Outlier { .. } => Box::new(OutlierRule::new(config, context)),
+                RuleConfig::PipelineHealth { .. } => {
+                    Box::new(PipelineHealthRule::new(config, context))
+                }
             }
         })
         .collect()

@@ -289,6 +289,7 @@ impl Rule for OutlierRule {
             out.push(Finding {
                 rule: self.name.clone(),
                 region: Some(region.clone()),
+                subject: None,
                 severity: self.severity,
                 verdict,
                 value: Some(judged.value),

@@ -130,6 +130,7 @@ impl Rule for ThresholdRule {
             out.push(Finding {
                 rule: self.name.clone(),
                 region: Some(region.clone()),
+                subject: None,
                 severity: self.severity,
                 verdict,
                 value: Some(latest.value),

@@ -26,10 +26,19 @@ pub fn search_link(
     to: DateTime<Utc>,
 ) -> String {
     let query = region
-        .map(|r| format!("region:\"{r}\""))
+        .map(|r| format!("region:\"{}\"", quoted(r)))
         .unwrap_or_default();
+    link_to(public_url, &query, from, to)
+}
+
+/// A value inside a phrase of the search language.
+fn quoted(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn link_to(public_url: &str, query: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
     let params = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("q", &query)
+        .append_pair("q", query)
         .append_pair(
             "from",
             &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -83,14 +92,16 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         NoticeKind::Reminder => (":bell:", "STILL FIRING"),
         NoticeKind::Resolved => (":white_check_mark:", "RESOLVED"),
     };
-    let place = alert
-        .region
-        .clone()
-        .unwrap_or_else(|| "all regions".to_string());
+    // An alert about a service (the pipeline alerting about itself) is about no region.
+    let (place, place_label) = match (&alert.region, &alert.subject) {
+        (Some(region), _) => (region.clone(), "Region"),
+        (None, Some(service)) => (service.clone(), "Service"),
+        (None, None) => ("all regions".to_string(), "Region"),
+    };
     let header = format!("{emoji} {word}: {} — {place}", alert.rule);
     let started = alert.fired_at.unwrap_or(alert.started_at);
     let mut fields = vec![
-        format!("*Region*\n{}", escape(&place)),
+        format!("*{place_label}*\n{}", escape(&place)),
         format!("*Severity*\n{}", alert.severity.as_str()),
     ];
     if let Some(value) = alert.value {
@@ -118,12 +129,17 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         }
         _ => at,
     };
-    let link = search_link(
-        public_url,
-        alert.region.as_deref(),
-        started - chrono::Duration::hours(1),
-        until + chrono::Duration::minutes(15),
-    );
+    let from = started - chrono::Duration::hours(1);
+    let to = until + chrono::Duration::minutes(15);
+    let link = match (&alert.region, &alert.subject) {
+        (None, Some(service)) => link_to(
+            public_url,
+            &format!("service:\"{}\"", quoted(service)),
+            from,
+            to,
+        ),
+        _ => search_link(public_url, alert.region.as_deref(), from, to),
+    };
     let summary = match notice {
         NoticeKind::Resolved => format!(
             "Resolved after {}. {}",
@@ -132,7 +148,13 @@ pub fn render(alert: &Alert, notice: NoticeKind, at: DateTime<Utc>, public_url: 
         ),
         _ => alert.summary.clone(),
     };
-    let fallback = format!("{word}: {} — {place}: {summary}", alert.rule);
+    // The notification text is mrkdwn too: escaped exactly like the blocks.
+    let fallback = format!(
+        "{word}: {} — {}: {}",
+        escape(&alert.rule),
+        escape(&place),
+        escape(&summary)
+    );
     let payload = json!({
         "text": fallback,
         "blocks": [
@@ -218,6 +240,7 @@ mod tests {
             fingerprint: "f1".into(),
             rule: "extreme_heat".into(),
             region: Some("Kédougou".into()),
+            subject: None,
             severity: Severity::Critical,
             state: AlertState::Resolved,
             started_at: t,
@@ -287,6 +310,50 @@ mod tests {
         let blocks = fitted["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), MAX_BLOCKS);
         assert!(blocks[49].to_string().contains("21 more block(s)"));
+    }
+
+    #[test]
+    fn the_notification_text_is_escaped_like_the_blocks() {
+        let mut a = alert();
+        a.region = Some("<Dakar> & <!channel>".into());
+        a.rule = "heat<&>".into();
+        a.summary = "value <b> & <@U123>".into();
+        for notice in [NoticeKind::Firing, NoticeKind::Resolved] {
+            let payload = render(&a, notice, a.started_at, "http://h");
+            let text = payload["text"].as_str().unwrap();
+            assert!(!text.contains('<') && !text.contains('>'), "{text}");
+            assert!(
+                text.contains("heat&lt;&amp;&gt; — &lt;Dakar&gt; &amp; &lt;!channel&gt;: "),
+                "{text}"
+            );
+            assert!(
+                text.contains("value &lt;b&gt; &amp; &lt;@U123&gt;"),
+                "{text}"
+            );
+            let section = payload["blocks"][2]["text"]["text"].as_str().unwrap();
+            assert!(
+                section.contains("value &lt;b&gt; &amp; &lt;@U123&gt;"),
+                "{section}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_alert_about_a_service_names_the_service_and_links_its_logs() {
+        let mut a = alert();
+        a.rule = "disk_full".into();
+        a.region = None;
+        a.subject = Some("indexer".into());
+        a.value = None;
+        a.expected = None;
+        a.summary = "indexer cannot write: the disk is full (No space left on device)".into();
+        let payload = render(&a, NoticeKind::Firing, a.started_at, "http://h");
+        let header = payload["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(header.contains("FIRING: disk_full — indexer"), "{header}");
+        let text = payload.to_string();
+        assert!(text.contains("*Service*\\nindexer"), "{text}");
+        assert!(text.contains("q=service%3A%22indexer%22"), "{text}");
+        assert!(payload["text"].as_str().unwrap().contains("No space left"));
     }
 
     #[test]
