@@ -7,6 +7,7 @@ use crate::predict::{self, Grid, InputError};
 use crate::service::Shared;
 use crate::{openapi, series};
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +49,22 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Internal(String),
+    /// An extractor's refusal (a body over the limit, a path that is not UTF-8), with its
+    /// status, so it is JSON like every other error.
+    #[error("{1}")]
+    Rejected(StatusCode, String),
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(err: PathRejection) -> Self {
+        ApiError::Rejected(err.status(), err.body_text())
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(err: BytesRejection) -> Self {
+        ApiError::Rejected(err.status(), err.body_text())
+    }
 }
 
 impl From<InputError> for ApiError {
@@ -62,6 +79,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Rejected(status, _) => (*status, "bad_request"),
         };
         crate::service::COUNTERS.error(kind);
         windsock_core::http::error_response(status, self.to_string(), None)
@@ -117,9 +135,10 @@ impl Query {
 
 async fn get_forecast(
     State(shared): State<Arc<Shared>>,
-    Path(region): Path<String>,
+    region: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(region) = region?;
     let query = Query::parse(raw, &["horizon", "level"])?;
     let config = &shared.config.forecaster;
     let horizon = query.count("horizon", config.horizon_hours, config.max_horizon)?;
@@ -163,9 +182,10 @@ async fn get_forecast(
 
 async fn get_backtest(
     State(shared): State<Arc<Shared>>,
-    Path(region): Path<String>,
+    region: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(region) = region?;
     let query = Query::parse(raw, &["days", "level"])?;
     let days = query.count("days", 7, MAX_BACKTEST_DAYS)?;
     let level = query.level(shared.config.forecaster.level)?;
@@ -228,8 +248,9 @@ async fn post_predict(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let body = body?;
     let query = Query::parse(raw, &["horizon", "level"])?;
     let config = &shared.config.forecaster;
     let horizon = query.count("horizon", 24, config.max_horizon)?;
@@ -255,6 +276,8 @@ async fn post_predict(
     };
     crate::service::COUNTERS.received(rows.points.len() as u64);
     let grid = predict::to_grid(&rows)?;
+    // Before the fit, so every forecast step can be dated in the answer.
+    grid.check_horizon(horizon)?;
     let naive_dates = rows.naive_dates;
     let (grid, refit) = shared
         .compute(move || {
@@ -264,7 +287,7 @@ async fn post_predict(
         })
         .await?;
     let refit = refit.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(Json(predictions_json(&grid, &refit, level, naive_dates)))
+    Ok(Json(predictions_json(&grid, &refit, level, naive_dates)?))
 }
 
 /// A stateless request is modelled on all it sent, calibrated by a backfilled backtest.
@@ -282,27 +305,37 @@ fn predict_setup(grid: &Grid, horizon: usize) -> Setup {
     }
 }
 
-fn predictions_json(grid: &Grid, refit: &Refit, level: f64, naive_dates: bool) -> Value {
+fn predictions_json(
+    grid: &Grid,
+    refit: &Refit,
+    level: f64,
+    naive_dates: bool,
+) -> Result<Value, ApiError> {
     let model = refit.chosen();
-    let predictions: Vec<Value> = model
+    let predictions = model
         .points
         .iter()
         .enumerate()
         .map(|(step, point)| {
-            let at = grid.instant(refit.origin + step as i64);
+            let at = grid.instant(refit.origin + step as i64).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "horizon: the forecast runs past {}",
+                    predict::LATEST
+                ))
+            })?;
             let timestamp = if naive_dates {
                 at.format("%Y-%m-%d %H:%M:%S").to_string()
             } else {
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             };
             let (lower, upper) = model.interval(step, level);
-            json!({"timestamp": timestamp, "temperature": point, "lower": lower, "upper": upper})
+            Ok(json!({"timestamp": timestamp, "temperature": point, "lower": lower, "upper": upper}))
         })
-        .collect();
-    json!({
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(json!({
         "predictions": predictions,
         "model": refit.chosen.name(),
         "level": level,
         "frequency": grid.step_name(),
-    })
+    }))
 }

@@ -9,6 +9,8 @@ use serde_json::Value;
 
 /// The most rows one request may carry.
 pub const MAX_ROWS: usize = 20_000;
+/// The largest value (in absolute terms) a row may carry.
+pub const MAX_ABS_Y: f64 = 1e9;
 
 /// Parsed rows: instants, values, and whether the dates came without a time zone (then the
 /// answer's timestamps are written the same way).
@@ -141,9 +143,10 @@ struct RowsBuilder {
 
 impl RowsBuilder {
     fn push(&mut self, n: usize, ds: &str, y: f64) -> Result<(), InputError> {
-        if !y.is_finite() {
+        // Bounded so that sums of squares over every row stay finite in the fits.
+        if !y.is_finite() || y.abs() > MAX_ABS_Y {
             return Err(bad(format!(
-                "row {n}: y is {y}; values must be finite numbers"
+                "row {n}: y is {y:e}; values must be finite numbers from -1e9 to 1e9"
             )));
         }
         let (at, naive) = parse_date(ds).ok_or_else(|| {
@@ -205,6 +208,15 @@ fn parse_date(text: &str) -> Option<(DateTime<Utc>, bool)> {
         .map(|at| (at.and_utc(), true))
 }
 
+/// The latest instant a forecast may reach: the last one RFC 3339 (four-digit years) writes.
+pub const LATEST: &str = "9999-12-31T23:59:59Z";
+
+fn latest() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(LATEST)
+        .expect("LATEST is RFC 3339")
+        .with_timezone(&Utc)
+}
+
 /// Rows on a regular grid, ready for the engine.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Grid {
@@ -217,8 +229,29 @@ pub struct Grid {
 }
 
 impl Grid {
-    pub fn instant(&self, step: i64) -> DateTime<Utc> {
-        self.epoch + chrono::Duration::seconds(step * self.step_seconds)
+    /// The instant of `step`, if it is no later than [`LATEST`].
+    pub fn instant(&self, step: i64) -> Option<DateTime<Utc>> {
+        let seconds = step.checked_mul(self.step_seconds)?;
+        let at = self
+            .epoch
+            .checked_add_signed(chrono::TimeDelta::try_seconds(seconds)?)?;
+        (at <= latest()).then_some(at)
+    }
+
+    /// Refuses a forecast of `horizon` steps after the rows whose instants could not be
+    /// written back in the dates the request may use (years 0 to 9999).
+    pub fn check_horizon(&self, horizon: usize) -> Result<(), InputError> {
+        let last = i64::try_from(horizon)
+            .ok()
+            .and_then(|h| self.series.end().checked_add(h - 1))
+            .and_then(|step| self.instant(step));
+        if last.is_none() {
+            return Err(bad(format!(
+                "horizon: {horizon} steps of {} after the last row run past {LATEST}; send a shorter horizon",
+                self.step_name()
+            )));
+        }
+        Ok(())
     }
 
     /// The step in words: `1h`, `30m`, `1d`.
