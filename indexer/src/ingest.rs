@@ -3,20 +3,27 @@
 //! [`BEHIND_COMMIT_INTERVALS`]), acks only after the commit that holds
 //! them, and retention sweeps. The index writer runs on its own thread ([`Writer`]), so the
 //! loop keeps decoding and building documents while a commit runs.
+//!
+//! A full disk stalls the loop rather than failing it ([`DiskFull`]): it stops reading the
+//! bus (what it has not acked stays there), says so once in the log and as a `disk_full`
+//! health condition on the logs topic, asks the writer to commit again with backoff, and
+//! carries on by itself once a commit succeeds.
 
 use crate::merge::Backlog;
 use crate::schema::Fields;
 use crate::store::CommitPayload;
-use crate::writer::{Built, Committed, Document, Writer};
+use crate::writer::{Answer, Built, Committed, Document, Writer};
 use crate::IndexerError;
+use backon::BackoffBuilder;
 use futures::FutureExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use windsock_core::bus::{Delivery, EventSubscription};
+use windsock_core::bus::{publish_event, Delivery, EventSubscription, SharedBus};
 use windsock_core::clock::SharedClock;
-use windsock_core::event::DecodeError;
+use windsock_core::event::{health, DecodeError, Event, LogEvent};
 use windsock_core::telemetry::Counters;
 
 pub const COUNTERS: Counters = Counters::new("indexer");
@@ -59,6 +66,144 @@ pub struct Ingest {
     pub uncommitted: usize,
     /// When a read last filled a batch (the bus had more ready than it took).
     pub last_full_read: Option<Instant>,
+    /// Commits asked of the writer and not answered yet.
+    pub in_flight: usize,
+    /// What a full disk does to this loop.
+    pub disk_full: DiskFull,
+}
+
+/// How long a commit that failed on a full disk waits before it is tried again: growing
+/// exponentially (with jitter) from `min` to `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskFullRetry {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Default for DiskFullRetry {
+    fn default() -> Self {
+        Self {
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DiskFullRetry {
+    fn delays(&self) -> backon::ExponentialBackoff {
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.min)
+            .with_max_delay(self.max.max(self.min))
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+}
+
+/// The loop's state on a full disk, and where it tells about it.
+pub struct DiskFull {
+    pub retry: DiskFullRetry,
+    /// Where the health conditions are published.
+    pub bus: SharedBus,
+    /// The index's directory, for the messages.
+    pub dir: PathBuf,
+    /// Set while commits fail on a full disk.
+    stall: Option<Stall>,
+    /// The health condition being published: the next one waits for it, so an `ok` never
+    /// overtakes its `failing` (a publish waits while the bus is full).
+    publishing: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Stall {
+    delays: backon::ExponentialBackoff,
+    /// When the next commit is asked for (`None` while one is in flight).
+    retry_at: Option<Instant>,
+    attempts: u64,
+}
+
+impl DiskFull {
+    pub fn new(bus: SharedBus, dir: PathBuf, retry: DiskFullRetry) -> Self {
+        Self {
+            retry,
+            bus,
+            dir,
+            stall: None,
+            publishing: None,
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.stall.is_some()
+    }
+
+    fn retry_at(&self) -> Option<Instant> {
+        self.stall.as_ref().and_then(|s| s.retry_at)
+    }
+
+    /// A commit failed on a full disk: the first failure of an episode is logged and
+    /// published; each schedules the next attempt once no commit is in flight.
+    fn failed(&mut self, error: &tantivy::TantivyError, held: usize, in_flight: usize) {
+        let first = self.stall.is_none();
+        let stall = self.stall.get_or_insert_with(|| Stall {
+            delays: self.retry.delays(),
+            retry_at: None,
+            attempts: 0,
+        });
+        stall.attempts += 1;
+        if in_flight == 0 {
+            let delay = stall.delays.next().unwrap_or(self.retry.max);
+            stall.retry_at = Some(Instant::now() + delay);
+        }
+        let error = error.to_string();
+        if !first {
+            tracing::debug!(%error, held, attempts = stall.attempts, "the index still cannot commit: the disk is full");
+            return;
+        }
+        metrics::counter!("windsock_disk_full_total", "service" => "indexer").increment(1);
+        metrics::gauge!("windsock_disk_full", "service" => "indexer").set(1.0);
+        let message = format!(
+            "disk full: cannot commit the index at {}; holding {held} events unacked, retrying",
+            self.dir.display()
+        );
+        tracing::error!(%error, held, "{message}");
+        self.publish(true, Some(error), message);
+    }
+
+    /// A commit succeeded: the end of an episode, if one was going on.
+    fn succeeded(&mut self) {
+        let Some(stall) = self.stall.take() else {
+            return;
+        };
+        metrics::gauge!("windsock_disk_full", "service" => "indexer").set(0.0);
+        let message = format!(
+            "disk space is back: the index at {} commits again (after {} attempts)",
+            self.dir.display(),
+            stall.attempts
+        );
+        tracing::info!("{message}");
+        self.publish(false, None, message);
+    }
+
+    fn publish(&mut self, failing: bool, error: Option<String>, message: String) {
+        let event = LogEvent::health_condition(
+            "indexer",
+            health::DISK_FULL,
+            failing,
+            error,
+            message,
+            chrono::Utc::now(),
+        );
+        let bus = self.bus.clone();
+        let previous = self.publishing.take();
+        self.publishing = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            if let Err(err) = publish_event(bus.as_ref(), Event::Log(event)).await {
+                tracing::warn!(error = %err, "publishing the disk_full condition failed");
+            }
+        }));
+    }
 }
 
 impl Ingest {
@@ -67,8 +212,19 @@ impl Ingest {
         // Whatever happened, let the writer finish what it has (a commit asked for is
         // answered; if the loop failed, its deliveries stay unacked and come again).
         self.writer.close();
-        while let Some(committed) = self.writer.next_commit().await {
-            self.ack(committed?)?;
+        while let Some(answer) = self.writer.next_commit().await {
+            match answer {
+                Ok(committed) => self.ack(committed)?,
+                Err(failed) if failed.disk_full() => {
+                    tracing::warn!(
+                        error = %failed.error,
+                        held = failed.held,
+                        "stopping with events not indexed: the disk is full; they stay \
+                         unacked on the bus (Kafka delivers them again after a restart)"
+                    );
+                }
+                Err(failed) => return Err(failed.error.into()),
+            }
         }
         let mut writer = self.writer;
         blocking(move || writer.join())?;
@@ -87,12 +243,24 @@ impl Ingest {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                committed = self.writer.next_commit() => match committed {
-                    Some(committed) => self.ack(committed?)?,
+                answer = self.writer.next_commit() => match answer {
+                    Some(answer) => self.answered(answer)?,
                     None => return Err(tantivy::TantivyError::SystemError(
                         "the index writer thread stopped".into()).into()),
                 },
-                _ = sleep_until(commit_due), if commit_due.is_some() => {
+                // A commit that failed on a full disk, asked for again.
+                _ = sleep_until(self.disk_full.retry_at()), if self.disk_full.retry_at().is_some() => {
+                    if let Some(stall) = self.disk_full.stall.as_mut() {
+                        stall.retry_at = None;
+                    }
+                    // Everything sent since is held by the writer and goes in this commit.
+                    self.writer.commit().await?;
+                    self.in_flight += 1;
+                    self.uncommitted = 0;
+                    commit_due = None;
+                    postponed = false;
+                }
+                _ = sleep_until(commit_due), if commit_due.is_some() && !self.disk_full.is_stalled() => {
                     // Judged now, not at the last read: a backlog may have ended on a full
                     // read with nothing since (merges would stay held back until the next).
                     if self.update_behind() && !postponed {
@@ -110,7 +278,7 @@ impl Ingest {
                     if self.backlog.is_behind() => {
                     self.update_behind();
                 }
-                _ = retention.tick() => {
+                _ = retention.tick(), if !self.disk_full.is_stalled() => {
                     // A retention reaching before the calendar starts keeps everything.
                     let cutoff = chrono::Duration::from_std(self.retention)
                         .ok()
@@ -121,7 +289,8 @@ impl Ingest {
                         commit_due.get_or_insert_with(|| Instant::now() + self.commit_interval);
                     }
                 }
-                next = self.subscription.next_delivery() => match next {
+                // Not read while the disk is full: the bus keeps what is not taken.
+                next = self.subscription.next_delivery(), if !self.disk_full.is_stalled() => match next {
                     Ok(Some(first)) => {
                         let (batch, filled, closed) = self.take_ready(first);
                         self.index_batch(batch).await?;
@@ -243,8 +412,27 @@ impl Ingest {
             return Ok(());
         }
         self.writer.commit().await?;
+        self.in_flight += 1;
         self.uncommitted = 0;
         Ok(())
+    }
+
+    /// The writer's answer to a commit: acks what it made durable; a full disk stalls the
+    /// loop until a commit succeeds again; any other error ends it.
+    fn answered(&mut self, answer: Answer) -> Result<(), IndexerError> {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match answer {
+            Ok(committed) => {
+                self.disk_full.succeeded();
+                self.ack(committed)
+            }
+            Err(failed) if failed.disk_full() => {
+                self.disk_full
+                    .failed(&failed.error, failed.held, self.in_flight);
+                Ok(())
+            }
+            Err(failed) => Err(failed.error.into()),
+        }
     }
 
     /// Acks what a commit made durable.

@@ -72,6 +72,17 @@ impl Indexer {
         clock: SharedClock,
     ) -> Result<Self, IndexerError> {
         let index = EventIndex::open(&config.data_dir.join("index"))?;
+        Self::with_index(config, bus, clock, index).await
+    }
+
+    /// As [`Indexer::with_clock`], writing `index` (opened by the caller, say over a
+    /// directory of its own) instead of the one under `<data_dir>/index`.
+    pub async fn with_index(
+        config: Arc<Config>,
+        bus: SharedBus,
+        clock: SharedClock,
+        index: EventIndex,
+    ) -> Result<Self, IndexerError> {
         let mut sink = index.writer(config.indexer.writer_memory_mb)?;
         let committed = index.committed()?;
         // Only Kafka's offsets survive a restart; the embedded bus numbers from 0 each time.
@@ -101,6 +112,12 @@ impl Indexer {
             clock: clock.clone(),
             uncommitted: 0,
             last_full_read: None,
+            in_flight: 0,
+            disk_full: ingest::DiskFull::new(
+                bus.clone(),
+                config.data_dir.join("index"),
+                ingest::DiskFullRetry::default(),
+            ),
         };
         let service = SearchService::new(index.clone(), config.clone(), clock);
         Ok(Self {
@@ -113,6 +130,13 @@ impl Indexer {
     /// How often old events are swept (default: a tenth of the retention, at most a minute).
     pub fn retention_every(mut self, every: Duration) -> Self {
         self.ingest.retention_every = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a commit that failed on a full disk waits before it is tried again: from
+    /// `min`, doubling, up to `max` (default 1 s to 30 s; tests scale it down).
+    pub fn disk_full_retry(mut self, min: Duration, max: Duration) -> Self {
+        self.ingest.disk_full.retry = ingest::DiskFullRetry { min, max };
         self
     }
 

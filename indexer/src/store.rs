@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::OpenWriteError;
+use tantivy::directory::{Directory, MmapDirectory};
 use tantivy::query::RangeQuery;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use windsock_core::bus::{Delivery, Topic};
@@ -29,11 +30,21 @@ impl EventIndex {
     /// Opens the index in `dir`, creating it (and the directory) if needed.
     pub fn open(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            tantivy::TantivyError::SystemError(format!("cannot create {}: {e}", dir.display()))
+            // Kept an I/O error, so a full disk is told apart from a fatal error.
+            tantivy::TantivyError::IoError(Arc::new(std::io::Error::new(
+                e.kind(),
+                format!("cannot create {}: {e}", dir.display()),
+            )))
         })?;
-        let directory = MmapDirectory::open(dir)?;
+        Self::open_in(MmapDirectory::open(dir)?, dir)
+    }
+
+    /// Opens (or creates) the index stored in `directory`, which `dir` names in messages
+    /// (tests give a directory that fails its writes on demand).
+    pub fn open_in(directory: impl Directory, dir: &Path) -> StoreResult<Self> {
+        let directory: Box<dyn Directory> = Box::new(directory);
         let schema = build_schema();
-        if !Index::exists(&directory)? {
+        if !Index::exists(directory.as_ref())? {
             return Self::from_index(Index::create(directory, schema, Default::default())?);
         }
         let index = Index::open(directory)?;
@@ -97,8 +108,10 @@ impl EventIndex {
         let writer: IndexWriter = self.index.writer(memory_mb.max(15) * 1_000_000)?;
         let backlog = Backlog::default();
         writer.set_merge_policy(Box::new(IndexMergePolicy::new(backlog.clone())));
+        let resumed = self.committed()?;
         Ok(IndexSink {
-            committed: self.committed()?,
+            committed: resumed.clone(),
+            durable: resumed,
             seen: self.indexed_ids()?,
             writer,
             index: self.clone(),
@@ -127,6 +140,56 @@ impl EventIndex {
         }
         Ok(seen)
     }
+}
+
+/// Whether `err` says the disk (or the quota) is full: a condition that passes once space is
+/// freed, not a fault of the index. tantivy keeps the `io::Error` in most variants; an error
+/// that crossed a thread only keeps its text.
+pub fn is_disk_full(err: &tantivy::TantivyError) -> bool {
+    use tantivy::TantivyError as E;
+    let io = match err {
+        E::IoError(io) => Some(io.as_ref()),
+        E::OpenWriteError(OpenWriteError::IoError { io_error, .. }) => Some(io_error.as_ref()),
+        E::LockFailure(tantivy::directory::error::LockError::IoError(io), _) => Some(io.as_ref()),
+        _ => None,
+    };
+    io.is_some_and(io_is_disk_full) || text_says_disk_full(&format!("{err} {err:?}"))
+}
+
+/// ENOSPC or EDQUOT, however deep it is wrapped.
+pub fn io_is_disk_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded
+    ) {
+        return true;
+    }
+    let mut source = err
+        .get_ref()
+        .map(|e| e as &(dyn std::error::Error + 'static));
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+                return true;
+            }
+        }
+        source = inner.source();
+    }
+    text_says_disk_full(&err.to_string())
+}
+
+fn text_says_disk_full(text: &str) -> bool {
+    [
+        "StorageFull",
+        "QuotaExceeded",
+        "os error 28)",
+        "os error 122)",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+        || text.contains("No space left on device")
+        || text.contains("Disk quota exceeded")
 }
 
 /// What a commit records about the bus: the last offset indexed per topic and partition, and
@@ -170,6 +233,8 @@ pub struct IndexSink {
     index: EventIndex,
     /// What the index will contain once the pending operations commit.
     committed: CommitPayload,
+    /// What the last commit made durable (a rollback returns to it).
+    durable: CommitPayload,
     /// Every id added so far (committed or not, and seeded from the index): only these can
     /// have an earlier copy to replace.
     seen: SeenIds,
@@ -200,12 +265,38 @@ impl IndexSink {
             self.writer
                 .delete_term(Term::from_field_text(self.index.fields.id, id));
         }
-        self.writer.add_document(document)?;
+        if let Err(err) = self.writer.add_document(document) {
+            return Err(self.cause_of(err));
+        }
         if let Some(delivery) = delivery {
             self.committed.record(delivery);
         }
         self.uncommitted += 1;
         Ok(())
+    }
+
+    /// Adds the event `delivery` holds, its document built again from the payload (the
+    /// retry of a commit that failed: nothing else keeps the documents, which cost memory).
+    pub fn add_delivery(&mut self, delivery: &Delivery) -> StoreResult<()> {
+        match self.index.fields.document_of_payload(&delivery.payload) {
+            Ok((id, document)) => self.add(&id, document, Some(delivery)),
+            // It decoded the first time; were it to differ, it is read as a dead letter was.
+            Err(_) => {
+                self.pass(delivery);
+                Ok(())
+            }
+        }
+    }
+
+    /// Why an add failed. An indexing thread that fails (say a write to a full disk while it
+    /// flushes a segment) only leaves "the index writer was killed" for the next add to say;
+    /// its own error comes back from joining it, which preparing a commit does (the commit
+    /// is never made: a rollback follows a failed add).
+    fn cause_of(&mut self, err: tantivy::TantivyError) -> tantivy::TantivyError {
+        match self.writer.prepare_commit() {
+            Err(cause) => cause,
+            Ok(_) => err,
+        }
     }
 
     /// Records a delivery that holds no event (it was dead-lettered) as read: the next
@@ -228,7 +319,26 @@ impl IndexSink {
     /// Sets what this session starts from: the bus positions the index is known to contain
     /// (empty when they mean nothing to this bus).
     pub fn resume_from(&mut self, payload: CommitPayload) {
+        self.durable = payload.clone();
         self.committed = payload;
+    }
+
+    /// Drops every operation since the last commit, with whatever a failed commit left
+    /// behind: a failed commit may leave tantivy's writer unusable (an indexing thread that
+    /// died on a write, segments the updater counts as committed while `meta.json` was never
+    /// written), so the writer is replaced by one opened on the last commit, and the files
+    /// of the failed attempt are deleted (on a full disk they hold the space a retry needs).
+    pub fn rollback(&mut self) -> StoreResult<()> {
+        self.writer.rollback()?;
+        // The new writer starts with tantivy's default policy.
+        self.writer
+            .set_merge_policy(Box::new(IndexMergePolicy::new(self.backlog.clone())));
+        if let Err(err) = self.writer.garbage_collect_files().wait() {
+            tracing::debug!(error = %err, "deleting the files of a failed commit failed");
+        }
+        self.committed = self.durable.clone();
+        self.uncommitted = 0;
+        Ok(())
     }
 
     /// The switch that holds merges back while the consumer drains a backlog.
@@ -249,6 +359,7 @@ impl IndexSink {
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
+        self.durable.clone_from(&self.committed);
         self.uncommitted = 0;
         self.index.reader.reload()?;
         Ok(())
@@ -263,6 +374,33 @@ impl IndexSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_however_tantivy_wraps_it() {
+        use std::io::{Error, ErrorKind};
+        let enospc = || Error::from_raw_os_error(28);
+        assert!(is_disk_full(&tantivy::TantivyError::IoError(Arc::new(
+            enospc()
+        ))));
+        assert!(is_disk_full(&tantivy::TantivyError::IoError(Arc::new(
+            Error::from_raw_os_error(122)
+        ))));
+        assert!(is_disk_full(&tantivy::TantivyError::OpenWriteError(
+            OpenWriteError::wrap_io_error(enospc(), "x.idx".into())
+        )));
+        assert!(is_disk_full(&tantivy::TantivyError::IoError(Arc::new(
+            Error::other(Error::from(ErrorKind::StorageFull))
+        ))));
+        assert!(is_disk_full(&tantivy::TantivyError::ErrorInThread(
+            format!("{:?}", enospc())
+        )));
+        assert!(!is_disk_full(&tantivy::TantivyError::IoError(Arc::new(
+            Error::from(ErrorKind::PermissionDenied)
+        ))));
+        assert!(!is_disk_full(&tantivy::TantivyError::SchemaError(
+            "no".into()
+        )));
+    }
 
     #[test]
     fn an_index_of_another_schema_is_refused_with_what_to_do() {

@@ -5,9 +5,14 @@
 //! building the next documents, which cost as much again. Here the consuming task only
 //! queues work, and keeps reading the bus while a commit runs; it acks what a commit holds
 //! once this thread says the commit is done.
+//!
+//! A commit that fails because the disk is full is not the end: the thread keeps every
+//! delivery since the last commit that succeeded, answers the failure (the consuming task
+//! then stops reading the bus and asks again later), and at the next commit rolls tantivy's
+//! writer back, adds them all again and commits. Nothing is acked before that succeeds.
 
 use crate::ingest::COUNTERS;
-use crate::store::{IndexSink, StoreResult};
+use crate::store::{is_disk_full, IndexSink, StoreResult};
 use std::collections::HashMap;
 use tantivy::TantivyDocument;
 use tokio::sync::mpsc;
@@ -30,6 +35,32 @@ pub struct Built {
     pub event: Option<Document>,
 }
 
+/// What a failed commit answers: why, and how many deliveries wait, unacked, for a retry
+/// (after an error other than a full disk the thread has stopped).
+#[derive(Debug)]
+pub struct Failed {
+    pub error: tantivy::TantivyError,
+    pub held: usize,
+}
+
+impl Failed {
+    pub fn disk_full(&self) -> bool {
+        is_disk_full(&self.error)
+    }
+}
+
+/// One answer per commit asked for.
+pub type Answer = Result<Committed, Failed>;
+
+/// An operation since the last commit that succeeded, kept to be applied again after a
+/// rollback.
+enum Held {
+    Event(Delivery),
+    /// A delivery that held no event (dead-lettered): only its offset is recorded.
+    Pass(Delivery),
+    DeleteBefore(chrono::DateTime<chrono::Utc>),
+}
+
 enum Command {
     Add(Vec<Built>),
     DeleteBefore(chrono::DateTime<chrono::Utc>),
@@ -40,7 +71,7 @@ enum Command {
 pub struct Writer {
     commands: Option<mpsc::Sender<Command>>,
     /// One answer per `commit`, in order: what it made durable (to ack), or why it failed.
-    committed: mpsc::UnboundedReceiver<StoreResult<Committed>>,
+    committed: mpsc::UnboundedReceiver<Answer>,
     thread: Option<std::thread::JoinHandle<StoreResult<()>>>,
 }
 
@@ -77,7 +108,7 @@ impl Writer {
     }
 
     /// The next commit's answer (waits for it); `None` once the thread has stopped.
-    pub async fn next_commit(&mut self) -> Option<StoreResult<Committed>> {
+    pub async fn next_commit(&mut self) -> Option<Answer> {
         self.committed.recv().await
     }
 
@@ -106,7 +137,7 @@ impl Writer {
         }
         // The thread stopped on an error it has answered with: report that one.
         while let Some(answer) = self.committed.recv().await {
-            answer?;
+            answer.map_err(|failed| failed.error)?;
         }
         Err(stopped())
     }
@@ -116,52 +147,131 @@ fn stopped() -> tantivy::TantivyError {
     tantivy::TantivyError::SystemError("the index writer thread stopped".into())
 }
 
-/// The thread: applies commands in order; answers each commit; on an error answers it and
-/// stops (the consuming task then fails, and a restart resumes from the last commit).
+/// The thread: applies commands in order; answers each commit. A full disk is answered and
+/// waited out (see the module doc); any other error is answered and stops the thread (the
+/// consuming task then fails, and a restart resumes from the last commit).
 fn write(
     mut sink: IndexSink,
     bus: &'static str,
     mut inbox: mpsc::Receiver<Command>,
-    answers: mpsc::UnboundedSender<StoreResult<Committed>>,
+    answers: mpsc::UnboundedSender<Answer>,
 ) -> StoreResult<()> {
-    let mut pending = Committed::new();
-    let mut added = 0u64;
+    let mut held: Vec<Held> = Vec::new();
+    // Set once an add or a commit failed on a full disk: tantivy's writer may be unusable
+    // until rolled back, so operations are only held until the next commit redoes them all.
+    let mut broken = false;
+    let fatal = |error: tantivy::TantivyError, held: &[Held]| {
+        // The consuming task may be gone (it failed); nothing to tell then.
+        let _ = answers.send(Err(Failed {
+            error,
+            held: held.len(),
+        }));
+    };
     while let Some(command) = inbox.blocking_recv() {
-        let done = match command {
-            Command::Add(batch) => batch.into_iter().try_for_each(|built| {
-                match built.event {
-                    Some((id, document)) => {
-                        sink.add(&id, document, Some(&built.delivery))?;
-                        added += 1;
+        match command {
+            Command::Add(batch) => {
+                for built in batch {
+                    let added = match built.event {
+                        Some((id, document)) => {
+                            let added = match broken {
+                                true => Ok(()),
+                                false => sink.add(&id, document, Some(&built.delivery)),
+                            };
+                            held.push(Held::Event(built.delivery));
+                            added
+                        }
+                        None => {
+                            if !broken {
+                                sink.pass(&built.delivery);
+                            }
+                            held.push(Held::Pass(built.delivery));
+                            Ok(())
+                        }
+                    };
+                    if let Err(err) = added {
+                        if !is_disk_full(&err) {
+                            COUNTERS.error("index");
+                            fatal(err, &held);
+                            return Ok(());
+                        }
+                        broken = true;
                     }
-                    None => sink.pass(&built.delivery),
                 }
-                let partition = (built.delivery.topic, built.delivery.partition);
-                pending.insert(partition, built.delivery);
-                Ok(())
-            }),
-            Command::DeleteBefore(cutoff) => sink.delete_before(cutoff),
-            Command::Commit => {
-                let committed = sink.commit(bus).map(|()| {
-                    COUNTERS.sent(std::mem::take(&mut added));
-                    std::mem::take(&mut pending)
-                });
-                let failed = committed.is_err();
-                if failed {
-                    COUNTERS.error("commit");
-                }
-                // The consuming task may be gone (it failed); nothing to tell then.
-                let _ = answers.send(committed);
-                if failed {
-                    return Ok(());
-                }
-                Ok(())
             }
-        };
-        if let Err(err) = done {
-            let _ = answers.send(Err(err));
-            return Ok(());
+            Command::DeleteBefore(cutoff) => {
+                if !broken {
+                    if let Err(err) = sink.delete_before(cutoff) {
+                        fatal(err, &held);
+                        return Ok(());
+                    }
+                }
+                held.push(Held::DeleteBefore(cutoff));
+            }
+            Command::Commit => {
+                let committed = if broken {
+                    redo(&mut sink, &held).and_then(|()| sink.commit(bus))
+                } else {
+                    sink.commit(bus)
+                };
+                match committed {
+                    Ok(()) => {
+                        broken = false;
+                        let _ = answers.send(Ok(acked_by(&mut held)));
+                    }
+                    Err(err) if is_disk_full(&err) => {
+                        COUNTERS.error("disk_full");
+                        broken = true;
+                        let _ = answers.send(Err(Failed {
+                            error: err,
+                            held: held.len(),
+                        }));
+                    }
+                    Err(err) => {
+                        COUNTERS.error("commit");
+                        fatal(err, &held);
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
+    if broken {
+        // What it holds stays unacked (redelivered from the bus after a restart); waiting
+        // for tantivy's dead indexing threads would only report their write errors again.
+        return Ok(());
+    }
     sink.finish()
+}
+
+/// Rolls the writer back to the last commit and applies everything held again.
+fn redo(sink: &mut IndexSink, held: &[Held]) -> StoreResult<()> {
+    sink.rollback()?;
+    for operation in held {
+        match operation {
+            Held::Event(delivery) => sink.add_delivery(delivery)?,
+            Held::Pass(delivery) => sink.pass(delivery),
+            Held::DeleteBefore(cutoff) => sink.delete_before(*cutoff)?,
+        }
+    }
+    Ok(())
+}
+
+/// The newest delivery per partition of what a commit made durable (acking it acks those
+/// before it), and the events it indexed counted; `held` is emptied.
+fn acked_by(held: &mut Vec<Held>) -> Committed {
+    let mut committed = Committed::new();
+    let mut events = 0u64;
+    for operation in held.drain(..) {
+        let delivery = match operation {
+            Held::Event(delivery) => {
+                events += 1;
+                delivery
+            }
+            Held::Pass(delivery) => delivery,
+            Held::DeleteBefore(_) => continue,
+        };
+        committed.insert((delivery.topic, delivery.partition), delivery);
+    }
+    COUNTERS.sent(events);
+    committed
 }
