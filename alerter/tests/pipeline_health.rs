@@ -129,16 +129,23 @@ async fn a_failing_service_pages_once_with_its_error_and_resolves_once() {
         .await;
         h.advance(SECOND * 5).await;
     }
+    // Listed under the names its alerts carry (the names silences take).
     let rules = h.get("/api/rules").await;
-    let listed = rules["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == "pipeline_health")
-        .expect("pipeline_health is listed")
-        .clone();
-    assert_eq!(listed["kind"], "pipeline_health");
-    assert_eq!(listed["active"], 1, "{listed}");
+    let listed = |name: &str| {
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not listed: {rules}"))
+            .clone()
+    };
+    let disk = listed("disk_full");
+    assert_eq!(disk["kind"], "pipeline_health");
+    assert_eq!(disk["rule"], "pipeline_health");
+    assert_eq!(disk["config"]["startup_window"], "1m");
+    assert_eq!(disk["active"], 1, "{disk}");
+    assert_eq!(listed("service_failing")["active"], 0);
 
     publish(
         h.bus.as_ref(),
