@@ -163,6 +163,11 @@ impl Alerter {
         crate::api::routes(self.shared.clone())
     }
 
+    /// The alert store (tests make it fail its writes, as a full disk would).
+    pub fn store(&self) -> Arc<Store> {
+        self.shared.store.clone()
+    }
+
     /// A handle to wait on evaluations (tests and benchmarks).
     pub fn probe(&self) -> Probe {
         Probe {
@@ -343,6 +348,7 @@ async fn step(
     }
     if !batch.is_empty() {
         let alerts: Vec<Alert> = batch.alerts.values().cloned().collect();
+        let durable = shared.store.is_durable();
         match shared.store.commit(
             &alerts,
             &batch.events,
@@ -358,9 +364,20 @@ async fn step(
                 }
             }
             Err(err) => {
-                // Kept in `batch` and committed with the next evaluation: nothing decided is lost.
-                tracing::error!(error = %err, "committing alert decisions failed; will retry");
+                // Kept in `batch` and committed with the next evaluation: nothing decided is
+                // lost. Its Slack messages cannot wait for that (the disk may stay full for
+                // hours): the store holds them in memory and they are sent from there.
+                // Once an episode: the store said so already if it is one (a full disk).
+                if durable {
+                    tracing::error!(error = %err, "committing alert decisions failed; will retry");
+                }
                 COUNTERS.error("store");
+                if !batch.messages.is_empty() {
+                    shared
+                        .store
+                        .hold(std::mem::take(&mut batch.messages), &err, now);
+                    shared.wake_delivery.notify_one();
+                }
                 shared.evaluations.send_modify(|n| *n += 1);
                 return;
             }

@@ -7,6 +7,13 @@
 //! crash between decision and send leaves the message pending: it is sent after the restart,
 //! once. (The only window left is between Slack's `200 ok` and our commit of it, a few
 //! microseconds; a message caught there is sent twice rather than lost.)
+//!
+//! When SQLite cannot write (a full disk: `SQLITE_FULL`, an I/O error), alerting goes on from
+//! memory ([`Fallback`]): the messages of a commit that failed are held and sent from there,
+//! and the outcomes of messages already in the outbox are kept beside them, until a write
+//! succeeds again and all of it goes into the outbox in one transaction (a message sent from
+//! memory is written as delivered, so it is not sent twice). `/api/deliveries` marks what is
+//! only in memory (`durable: false`); a crash meanwhile loses it.
 
 use crate::engine::{Alert, NoticeKind};
 use crate::silence::Silence;
@@ -14,7 +21,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use windsock_core::event::{AlertEvent, AlertState};
 
@@ -32,6 +39,53 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     db: Mutex<Connection>,
+    /// What could not be written (always locked after `db` when both are).
+    fallback: Mutex<Fallback>,
+}
+
+/// The outbox's part that is only in memory, while SQLite cannot write.
+#[derive(Default)]
+struct Fallback {
+    /// Messages decided while writes failed, oldest first; their seqs are negative (-1, -2,
+    /// ...) so they are never taken for a row of the outbox.
+    messages: Vec<Delivery>,
+    /// What happened to messages of the outbox since their rows could not be updated.
+    outcomes: BTreeMap<i64, Outcome>,
+    last_seq: i64,
+    /// A message's seq in memory -> its row, once written (the delivery worker may still be
+    /// sending it under the old one).
+    moved: HashMap<i64, i64>,
+    /// Set while writes fail: the episode is logged once.
+    failing: bool,
+}
+
+impl Fallback {
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.outcomes.is_empty()
+    }
+}
+
+/// Attempts and outcome of an outbox row, not written yet.
+#[derive(Clone, Debug)]
+struct Outcome {
+    status: DeliveryStatus,
+    attempts: u32,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl Outcome {
+    fn apply(&self, delivery: &mut Delivery) {
+        delivery.status = self.status;
+        delivery.attempts += self.attempts;
+        if self.last_error.is_some() {
+            delivery.last_error.clone_from(&self.last_error);
+        }
+        delivery.updated_at = self.updated_at;
+        delivery.delivered_at = self.delivered_at.or(delivery.delivered_at);
+        delivery.durable = false;
+    }
 }
 
 /// What a restart needs back.
@@ -95,6 +149,8 @@ pub struct Delivery {
     pub delivered_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub payload: String,
+    /// False while it (or its last outcome) is only in memory: SQLite could not write it.
+    pub durable: bool,
 }
 
 /// A message decided, to be put in the outbox.
@@ -172,7 +228,222 @@ impl Store {
         // and power loss alike.
         db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db: Mutex::new(db) })
+        Ok(Self {
+            db: Mutex::new(db),
+            fallback: Mutex::new(Fallback::default()),
+        })
+    }
+
+    /// Caps the database at `pages` pages: past it every write fails with `SQLITE_FULL`, as
+    /// on a full disk (tests and drills).
+    pub fn limit_pages(&self, pages: i64) -> Result<()> {
+        self.db
+            .lock()
+            .pragma_update(None, "max_page_count", pages)?;
+        Ok(())
+    }
+
+    /// Refuses every write while `on` (`SQLITE_READONLY`, as a database reopened read-only
+    /// would), and accepts them again (tests and drills).
+    pub fn refuse_writes(&self, on: bool) -> Result<()> {
+        self.db.lock().pragma_update(None, "query_only", on)?;
+        Ok(())
+    }
+
+    /// Whether everything the outbox holds is written (false while SQLite cannot write and
+    /// messages or outcomes wait in memory).
+    pub fn is_durable(&self) -> bool {
+        let fallback = self.fallback.lock();
+        fallback.is_empty() && !fallback.failing
+    }
+
+    /// Keeps in memory the messages of a commit that failed, so they are sent anyway; they
+    /// are written with the next write that succeeds.
+    pub fn hold(&self, messages: Vec<NewMessage>, error: &StoreError, now: DateTime<Utc>) {
+        let mut fallback = self.fallback.lock();
+        Self::writes_failed(&mut fallback, error);
+        for message in messages {
+            fallback.last_seq -= 1;
+            let seq = fallback.last_seq;
+            fallback.messages.push(Delivery {
+                seq,
+                alert_id: message.alert.id.clone(),
+                rule: message.alert.rule.clone(),
+                region: message.alert.region.clone(),
+                notice: message.notice.as_str().to_string(),
+                created_at: now,
+                status: message.status,
+                attempts: 0,
+                last_error: (message.status == DeliveryStatus::NotConfigured)
+                    .then(|| NOT_CONFIGURED.to_string()),
+                updated_at: now,
+                delivered_at: None,
+                payload: message.payload,
+                durable: false,
+            });
+        }
+    }
+
+    /// Writes what waits in memory, if anything does; returns whether all is written.
+    pub fn flush(&self) -> Result<bool> {
+        let mut db = self.db.lock();
+        let mut fallback = self.fallback.lock();
+        if fallback.is_empty() {
+            // Nothing to write says nothing of whether writes work again.
+            return Ok(!fallback.failing);
+        }
+        let written = db.transaction().map_err(StoreError::from).and_then(|tx| {
+            let moved = Self::write_fallback(&tx, &fallback)?;
+            tx.commit()?;
+            Ok(moved)
+        });
+        match written {
+            Ok(moved) => {
+                Self::written(&mut fallback, moved);
+                Ok(true)
+            }
+            Err(err) => {
+                Self::writes_failed(&mut fallback, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// A write failed: the first failure of an episode is logged.
+    fn writes_failed(fallback: &mut Fallback, error: &StoreError) {
+        if !fallback.failing {
+            fallback.failing = true;
+            metrics::gauge!("windsock_outbox_durable", "service" => "alerter").set(0.0);
+            tracing::warn!(
+                %error,
+                "the alert store cannot write (disk full?): alerts are still evaluated and Slack \
+                 messages sent, from memory, until it can (a restart meanwhile loses them)"
+            );
+        }
+    }
+
+    /// What waited in memory is written: forget it.
+    fn written(fallback: &mut Fallback, moved: Vec<(i64, i64)>) {
+        let messages = fallback.messages.len();
+        let outcomes = fallback.outcomes.len();
+        fallback.messages.clear();
+        fallback.outcomes.clear();
+        fallback.moved.extend(moved);
+        if fallback.failing {
+            fallback.failing = false;
+            metrics::gauge!("windsock_outbox_durable", "service" => "alerter").set(1.0);
+            tracing::info!(
+                messages,
+                outcomes,
+                "the alert store writes again: the Slack messages kept in memory are in the outbox"
+            );
+        }
+    }
+
+    /// Inserts the messages held in memory (as they stand: a sent one as delivered) and
+    /// applies the outcomes kept; returns each message's seq in memory and in the outbox.
+    fn write_fallback(
+        tx: &rusqlite::Transaction<'_>,
+        fallback: &Fallback,
+    ) -> Result<Vec<(i64, i64)>> {
+        let mut moved = Vec::with_capacity(fallback.messages.len());
+        for message in &fallback.messages {
+            tx.execute(
+                "INSERT INTO outbox (alert_id, rule, region, notice, created_at, payload, status,
+                 attempts, last_error, updated_at, delivered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    message.alert_id,
+                    message.rule,
+                    message.region,
+                    message.notice,
+                    millis(message.created_at),
+                    message.payload,
+                    message.status.as_str(),
+                    message.attempts,
+                    message.last_error,
+                    millis(message.updated_at),
+                    message.delivered_at.map(millis),
+                ],
+            )?;
+            moved.push((message.seq, tx.last_insert_rowid()));
+        }
+        for (seq, outcome) in &fallback.outcomes {
+            tx.execute(
+                "UPDATE outbox SET status = ?2, attempts = attempts + ?3,
+                 last_error = COALESCE(?4, last_error), updated_at = ?5,
+                 delivered_at = COALESCE(?6, delivered_at) WHERE seq = ?1",
+                params![
+                    seq,
+                    outcome.status.as_str(),
+                    outcome.attempts,
+                    outcome.last_error,
+                    millis(outcome.updated_at),
+                    outcome.delivered_at.map(millis),
+                ],
+            )?;
+        }
+        Ok(moved)
+    }
+
+    /// Records an attempt or outcome of message `seq` in memory instead of the outbox: the
+    /// message is in memory, or writes fail (or did, and what waits must be written first).
+    /// Returns `false` when it is for the outbox to record.
+    fn record_in_memory(
+        &self,
+        seq: i64,
+        status: Option<DeliveryStatus>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> (bool, i64) {
+        let mut fallback = self.fallback.lock();
+        let seq = fallback.moved.get(&seq).copied().unwrap_or(seq);
+        let delivered_at = (status == Some(DeliveryStatus::Delivered)).then_some(now);
+        if let Some(message) = fallback.messages.iter_mut().find(|m| m.seq == seq) {
+            message.attempts += 1;
+            if let Some(status) = status {
+                message.status = status;
+            }
+            if let Some(error) = error {
+                message.last_error = Some(error.to_string());
+            }
+            message.updated_at = now;
+            message.delivered_at = delivered_at.or(message.delivered_at);
+            return (true, seq);
+        }
+        if fallback.is_empty() && !fallback.failing {
+            return (false, seq);
+        }
+        let outcome = fallback.outcomes.entry(seq).or_insert(Outcome {
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            updated_at: now,
+            delivered_at: None,
+        });
+        outcome.attempts += 1;
+        if let Some(status) = status {
+            outcome.status = status;
+        }
+        if let Some(error) = error {
+            outcome.last_error = Some(error.to_string());
+        }
+        outcome.updated_at = now;
+        outcome.delivered_at = delivered_at.or(outcome.delivered_at);
+        (true, seq)
+    }
+
+    /// Keeps an outbox update that failed in memory (it is written with the next write).
+    fn update_failed(
+        &self,
+        seq: i64,
+        status: Option<DeliveryStatus>,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+        err: &StoreError,
+    ) {
+        Self::writes_failed(&mut self.fallback.lock(), err);
+        self.record_in_memory(seq, status, error, now);
     }
 
     pub fn load(&self) -> Result<Loaded> {
@@ -214,7 +485,32 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut db = self.db.lock();
+        let mut fallback = self.fallback.lock();
+        let written = Self::commit_in(&mut db, &fallback, alerts, events, messages, memory, now);
+        match written {
+            Ok(moved) => {
+                Self::written(&mut fallback, moved);
+                Ok(())
+            }
+            Err(err) => {
+                Self::writes_failed(&mut fallback, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// One transaction: what waits in memory first (it is older), then the decisions.
+    fn commit_in(
+        db: &mut Connection,
+        fallback: &Fallback,
+        alerts: &[Alert],
+        events: &[(String, AlertEvent)],
+        messages: &[NewMessage],
+        memory: Option<&BTreeMap<String, serde_json::Value>>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(i64, i64)>> {
         let tx = db.transaction()?;
+        let moved = Self::write_fallback(&tx, fallback)?;
         for alert in alerts {
             tx.execute(
                 "INSERT INTO alerts (id, fingerprint, state, region, started_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -253,7 +549,7 @@ impl Store {
                     millis(now),
                     message.payload,
                     message.status.as_str(),
-                    delivered.then_some("no Slack webhook configured (set WINDSOCK_SLACK_WEBHOOK_URL)"),
+                    delivered.then_some(NOT_CONFIGURED),
                 ],
             )?;
         }
@@ -266,7 +562,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(moved)
     }
 
     pub fn put_silence(&self, silence: &Silence) -> Result<()> {
@@ -308,25 +604,48 @@ impl Store {
         Ok(())
     }
 
-    /// The oldest message still to send.
+    /// The oldest message still to send: the outbox's first (less those that memory knows
+    /// are done), then those held in memory.
     pub fn next_pending(&self) -> Result<Option<Delivery>> {
         let db = self.db.lock();
-        let delivery = db
-            .query_row(
-                &format!("{SELECT_DELIVERY} WHERE status = 'pending' ORDER BY seq LIMIT 1"),
-                [],
-                delivery_row,
-            )
-            .optional()?;
-        Ok(delivery)
+        let fallback = self.fallback.lock();
+        let done = fallback
+            .outcomes
+            .values()
+            .filter(|o| o.status != DeliveryStatus::Pending)
+            .count();
+        let mut statement = db.prepare(&format!(
+            "{SELECT_DELIVERY} WHERE status = 'pending' ORDER BY seq LIMIT ?1"
+        ))?;
+        let mut rows = statement.query_map([done as i64 + 1], delivery_row)?;
+        while let Some(mut delivery) = rows.next().transpose()? {
+            match fallback.outcomes.get(&delivery.seq) {
+                Some(outcome) if outcome.status != DeliveryStatus::Pending => continue,
+                Some(outcome) => outcome.apply(&mut delivery),
+                None => {}
+            }
+            return Ok(Some(delivery));
+        }
+        Ok(fallback
+            .messages
+            .iter()
+            .find(|m| m.status == DeliveryStatus::Pending)
+            .cloned())
     }
 
     /// A failed attempt that will be retried.
     pub fn record_attempt(&self, seq: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
-        self.db.lock().execute(
+        let (in_memory, seq) = self.record_in_memory(seq, None, Some(error), now);
+        if in_memory {
+            return Ok(());
+        }
+        let updated = self.db.lock().execute(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, updated_at = ?3 WHERE seq = ?1",
             params![seq, error, millis(now)],
-        )?;
+        );
+        if let Err(err) = updated {
+            self.update_failed(seq, None, Some(error), now, &err.into());
+        }
         Ok(())
     }
 
@@ -338,12 +657,20 @@ impl Store {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let (in_memory, seq) = self.record_in_memory(seq, Some(status), error, now);
+        if in_memory {
+            return Ok(());
+        }
         let delivered_at = (status == DeliveryStatus::Delivered).then_some(millis(now));
-        self.db.lock().execute(
+        let updated = self.db.lock().execute(
             "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = COALESCE(?3, last_error),
              updated_at = ?4, delivered_at = ?5 WHERE seq = ?1",
             params![seq, status.as_str(), error, millis(now), delivered_at],
-        )?;
+        );
+        if let Err(err) = updated {
+            // Kept in memory: were it lost, a delivered message would be sent again.
+            self.update_failed(seq, Some(status), error, now, &err.into());
+        }
         Ok(())
     }
 
@@ -364,7 +691,28 @@ impl Store {
                 delivery_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let fallback = self.fallback.lock();
+        let wanted = |d: &Delivery| {
+            status.is_none_or(|s| d.status == s) && alert_id.is_none_or(|a| d.alert_id == a)
+        };
+        // Those only in memory are the newest.
+        let mut deliveries: Vec<Delivery> = fallback
+            .messages
+            .iter()
+            .rev()
+            .filter(|d| wanted(d))
+            .cloned()
+            .collect();
+        for mut row in rows {
+            if let Some(outcome) = fallback.outcomes.get(&row.seq) {
+                outcome.apply(&mut row);
+            }
+            if wanted(&row) {
+                deliveries.push(row);
+            }
+        }
+        deliveries.truncate(limit);
+        Ok(deliveries)
     }
 
     pub fn delivery_counts(&self) -> Result<BTreeMap<&'static str, i64>> {
@@ -380,6 +728,21 @@ impl Store {
             let (status, n) = row?;
             if let Some(status) = DeliveryStatus::parse(&status) {
                 counts.insert(status.as_str(), n);
+            }
+        }
+        let fallback = self.fallback.lock();
+        for message in &fallback.messages {
+            *counts.entry(message.status.as_str()).or_default() += 1;
+        }
+        for (seq, outcome) in &fallback.outcomes {
+            let was: Option<String> = db
+                .query_row("SELECT status FROM outbox WHERE seq = ?1", [seq], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if let Some(was) = was.as_deref().and_then(DeliveryStatus::parse) {
+                *counts.entry(was.as_str()).or_default() -= 1;
+                *counts.entry(outcome.status.as_str()).or_default() += 1;
             }
         }
         Ok(counts)
@@ -464,6 +827,8 @@ impl Store {
     }
 }
 
+const NOT_CONFIGURED: &str = "no Slack webhook configured (set WINDSOCK_SLACK_WEBHOOK_URL)";
+
 const SELECT_DELIVERY: &str =
     "SELECT seq, alert_id, rule, region, notice, created_at, status, attempts, last_error,
     updated_at, delivered_at, payload FROM outbox";
@@ -482,6 +847,7 @@ fn delivery_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
         updated_at: time(row.get(9)?),
         delivered_at: row.get::<_, Option<i64>>(10)?.map(time),
         payload: row.get(11)?,
+        durable: true,
     })
 }
 
@@ -554,6 +920,106 @@ mod tests {
             1,
             "an open alert is never pruned"
         );
+    }
+
+    fn message(id: &str, now: DateTime<Utc>, payload_len: usize) -> NewMessage {
+        NewMessage {
+            alert: alert(id, AlertState::Firing, now),
+            notice: NoticeKind::Firing,
+            payload: format!("{{\"text\":\"{}\"}}", "x".repeat(payload_len)),
+            status: DeliveryStatus::Pending,
+        }
+    }
+
+    #[test]
+    fn a_full_database_keeps_messages_in_memory_until_it_can_write_them_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        store
+            .commit(&[], &[], &[message("a0", now, 10)], None, now)
+            .unwrap();
+        assert!(store.is_durable());
+
+        // No page more: a message of 8 kB needs several, and SQLite says SQLITE_FULL.
+        store.limit_pages(1).unwrap();
+        let decided = vec![message("a1", now, 8000)];
+        let err = store
+            .commit(&[], &[], &decided, None, now)
+            .expect_err("the database is full");
+        assert!(err.to_string().contains("full"), "{err}");
+        store.hold(decided, &err, now);
+        assert!(!store.is_durable());
+
+        // The outbox's own message first, then the one in memory.
+        let first = store.next_pending().unwrap().unwrap();
+        assert_eq!((first.alert_id.as_str(), first.durable), ("a0", true));
+        store
+            .finish(first.seq, DeliveryStatus::Delivered, None, now)
+            .unwrap();
+        let held = store.next_pending().unwrap().unwrap();
+        assert_eq!((held.alert_id.as_str(), held.durable), ("a1", false));
+        assert!(held.seq < 0, "never taken for a row: {}", held.seq);
+        store
+            .record_attempt(held.seq, "HTTP 500: internal_error", now)
+            .unwrap();
+        store
+            .finish(held.seq, DeliveryStatus::Delivered, None, now)
+            .unwrap();
+        assert!(store.next_pending().unwrap().is_none(), "each sent once");
+        let shown = store.deliveries(None, None, 10).unwrap();
+        assert_eq!(shown.len(), 2);
+        assert!(!shown[0].durable && shown[0].status == DeliveryStatus::Delivered);
+        assert_eq!(shown[0].attempts, 2);
+        assert!(store.flush().is_err(), "still full");
+
+        // Space again: written, as delivered, and nothing left to send.
+        store.limit_pages(1_000_000).unwrap();
+        assert!(store.flush().unwrap());
+        assert!(store.is_durable());
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.next_pending().unwrap().is_none());
+        let kept = store.deliveries(None, None, 10).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept
+            .iter()
+            .all(|d| d.durable && d.status == DeliveryStatus::Delivered));
+        assert_eq!(kept[0].payload.len(), 8000 + 11);
+        assert_eq!(store.delivery_counts().unwrap()["delivered"], 2);
+    }
+
+    #[test]
+    fn an_outcome_that_cannot_be_written_is_kept_so_the_message_is_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        store
+            .commit(
+                &[],
+                &[],
+                &[message("a0", now, 10), message("a1", now, 10)],
+                None,
+                now,
+            )
+            .unwrap();
+        store.refuse_writes(true).unwrap();
+        let first = store.next_pending().unwrap().unwrap();
+        store
+            .finish(first.seq, DeliveryStatus::Delivered, None, now)
+            .unwrap();
+        assert!(!store.is_durable());
+        let next = store.next_pending().unwrap().unwrap();
+        assert_eq!(next.alert_id, "a1", "a0 is not sent again");
+        assert_eq!(store.delivery_counts().unwrap()["delivered"], 1);
+        store.refuse_writes(false).unwrap();
+        assert!(store.flush().unwrap());
+        let rows = store
+            .deliveries(Some(DeliveryStatus::Delivered), None, 10)
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].durable);
+        assert_eq!(store.next_pending().unwrap().unwrap().alert_id, "a1");
     }
 
     #[test]

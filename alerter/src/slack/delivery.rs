@@ -8,6 +8,9 @@
 //!   permanent, marked failed and counted, never retried;
 //! - retryable failures for longer than `give_up_after`: marked expired.
 //!
+//! While the store cannot write (a full disk), messages come from its memory as well, and
+//! about once a second the worker asks it to write what waits there.
+//!
 //! The webhook URL is a secret: errors are described by status and Slack's one-word body, and
 //! reqwest errors lose their URL before they are turned into text.
 
@@ -24,6 +27,9 @@ use windsock_core::clock::SharedClock;
 use windsock_core::config::SlackConfig;
 use windsock_core::secret::Secret;
 use windsock_core::telemetry::Counters;
+
+/// How often what the store holds in memory is written again while it cannot write.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest `Retry-After` obeyed as given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -89,7 +95,13 @@ impl Deliverer {
         };
         let mut last_post: Option<Instant> = None;
         let mut backoff = self.config.backoff_initial;
+        let mut last_flush: Option<Instant> = None;
         while !shutdown.is_cancelled() {
+            if !self.store.is_durable() && last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
+                last_flush = Some(Instant::now());
+                // A failure is logged by the store, once an episode.
+                let _ = self.store.flush();
+            }
             let wake = self.wake.notified();
             let next = match self.store.next_pending() {
                 Ok(next) => next,
