@@ -13,7 +13,7 @@
 //! and every failure is a JSON `{"error": ...}` with a 4xx that says what is wrong.
 
 use crate::engine::Alert;
-use crate::rules::{Finding, PIPELINE_DOWN};
+use crate::rules::Finding;
 use crate::service::Shared;
 use crate::silence::{Silence, SilenceStatus};
 use crate::store::{DeliveryStatus, StoreError};
@@ -501,47 +501,30 @@ async fn expire_silence(
 async fn list_rules(State(shared): State<Arc<Shared>>) -> ApiResult {
     let engine = shared.engine.lock();
     let findings = engine.findings();
-    let of = |name: &str| -> Vec<&Finding> { findings.iter().filter(|f| f.rule == name).collect() };
     let mut rules = Vec::new();
     for rule in engine.rules() {
-        let names = rule.alert_names();
         let config = shared
             .config
             .alerter
             .rules
             .iter()
             .find(|c| c.name() == rule.name());
-        // late_data lists its pipeline_down as a rule of its own, below.
-        let evaluation: Vec<&Finding> = if rule.kind() == "late_data" {
-            of(rule.name())
-        } else {
-            findings
+        // One entry per name its alerts carry (late_data's pipeline_down, pipeline_health's
+        // service_failing and disk_full): the names silences take.
+        for name in rule.alert_names() {
+            let evaluation: Vec<&Finding> = findings.iter().filter(|f| f.rule == name).collect();
+            let active = evaluation
                 .iter()
-                .filter(|f| names.contains(&f.rule.as_str()))
-                .collect()
-        };
-        let active = evaluation
-            .iter()
-            .filter(|f| f.verdict == crate::rules::Verdict::Active)
-            .count();
-        rules.push(json!({
-            "name": rule.name(),
-            "kind": rule.kind(),
-            "config": config,
-            "active": active,
-            "evaluation": evaluation,
-        }));
-        if rule.kind() == "late_data" {
-            let evaluation = of(PIPELINE_DOWN);
-            if !evaluation.is_empty() {
-                rules.push(json!({
-                    "name": PIPELINE_DOWN,
-                    "kind": "late_data",
-                    "config": config,
-                    "active": evaluation.iter().filter(|f| f.verdict == crate::rules::Verdict::Active).count(),
-                    "evaluation": evaluation,
-                }));
-            }
+                .filter(|f| f.verdict == crate::rules::Verdict::Active)
+                .count();
+            rules.push(json!({
+                "name": name,
+                "kind": rule.kind(),
+                "rule": rule.name(),
+                "config": config,
+                "active": active,
+                "evaluation": evaluation,
+            }));
         }
     }
     Ok(Json(json!({ "rules": rules })))
