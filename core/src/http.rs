@@ -16,12 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
-/// `/healthz` (liveness, JSON) and `/metrics` (Prometheus text).
+/// `/healthz` (JSON: 200 `ok`, or 503 `degraded` naming the failing services, see
+/// [`crate::health`]) and `/metrics` (Prometheus text).
 pub fn base_routes() -> Router {
     Router::new()
         .route(
             "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+            get(|| async { crate::health::global().response() }),
         )
         .route(
             "/metrics",

@@ -5,8 +5,10 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod event;
+pub mod health;
 pub mod http;
 pub mod secret;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use bus::{Bus, SharedBus, Topic};
