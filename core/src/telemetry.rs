@@ -125,9 +125,23 @@ pub fn spawn_log_publisher(
                 metrics::counter!("windsock_dropped_total", "service" => "windsock", "reason" => "log_publish").increment(1);
             }
         }
-        // Flush what is queued so the last records before a clean shutdown are kept.
+        // Flush what is queued so the last records before a clean shutdown are kept. Bounded
+        // by the bus: past its shutdown deadline (`Bus::close_by`) a publish fails at once.
+        let mut unpublished = 0u64;
         while let Ok(record) = rx.try_recv() {
-            let _ = publish_event(bus.as_ref(), Event::Log(record)).await;
+            if publish_event(bus.as_ref(), Event::Log(record))
+                .await
+                .is_err()
+            {
+                unpublished += 1;
+            }
+        }
+        if unpublished > 0 {
+            metrics::counter!("windsock_dropped_total", "service" => "windsock", "reason" => "log_publish").increment(unpublished);
+            tracing::warn!(
+                unpublished,
+                "log records could not be published at shutdown (they are on the console)"
+            );
         }
     })
 }

@@ -279,6 +279,32 @@ impl Bus for EmbeddedBus {
     fn kind(&self) -> &'static str {
         "embedded"
     }
+
+    fn close_by(&self, deadline: std::time::Instant) {
+        // Past the deadline a publisher waiting for room (its consumer stopped) gives up.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let bus = self.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            bus.close();
+        });
+    }
+
+    fn unread(&self) -> Option<u64> {
+        let mut unread = 0;
+        for log in self.shared.topics.values() {
+            let state = log.state.lock();
+            for group in state.groups.values().filter(|g| !g.members.is_empty()) {
+                for (partition, part) in state.partitions.iter().enumerate() {
+                    let read = group.delivered[partition].max(part.base);
+                    unread += (part.end() - read).max(0) as u64;
+                }
+            }
+        }
+        Some(unread)
+    }
 }
 
 struct MemberTopic {

@@ -11,8 +11,10 @@
 //!   taken when it starts.
 //! - `publish` awaits the broker's ack, so one awaited `publish` at a time is bound by the
 //!   round trip (hundreds per second); `publish_batch` keeps many in flight, in order.
+//! - Shutdown is bounded ([`Bus::close_by`]): past its deadline publishes and commits stop
+//!   waiting for a broker that may be gone, and [`Bus::shutdown`] reports what was left undone.
 
-use super::{Bus, BusError, Delivery, Subscription, Topic};
+use super::{Bus, BusError, CloseReport, Delivery, Subscription, Topic};
 use crate::config::BusConfig;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,9 +32,9 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a produced message may wait for the broker (through retries and outages)
 /// before `publish` reports it failed.
@@ -50,10 +52,79 @@ static REPLAYS: AtomicU64 = AtomicU64::new(0);
 /// How many times a publish starts over on a fresh producer after a fatal producer error.
 const FATAL_RETRIES: usize = 3;
 
+/// How long a commit or the final flush may still take once the shutdown deadline passed:
+/// long enough for a broker that is there to answer, short enough not to matter if it is gone.
+const PAST_DEADLINE: Duration = Duration::from_millis(500);
+
+/// How long dropping a bus that was never closed waits for its queued messages.
+const DROP_FLUSH: Duration = Duration::from_secs(5);
+
 pub struct KafkaBus {
     config: BusConfig,
     /// Replaced when librdkafka declares it fatally failed (see [`KafkaBus::renew_if_fatal`]).
     producer: RwLock<Arc<FutureProducer>>,
+    closing: Arc<Closing>,
+}
+
+/// The shutdown deadline (see [`Bus::close_by`]), shared by the bus and its subscriptions,
+/// and what was given up on because of it.
+struct Closing {
+    deadline: tokio::sync::watch::Sender<Option<Instant>>,
+    abandoned: AtomicU64,
+    uncommitted: AtomicU64,
+    /// [`Bus::shutdown`] ran: its flush replaces the one on drop.
+    closed: AtomicBool,
+}
+
+impl Closing {
+    fn new() -> Self {
+        Self {
+            deadline: tokio::sync::watch::Sender::new(None),
+            abandoned: AtomicU64::new(0),
+            uncommitted: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.borrow()
+    }
+
+    fn passed(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Completes at the deadline; never, while none is set.
+    async fn reached(&self) {
+        let mut deadline = self.deadline.subscribe();
+        loop {
+            let at = *deadline.borrow_and_update();
+            if let Some(at) = at {
+                tokio::time::sleep_until(at.into()).await;
+                return;
+            }
+            if deadline.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// How long to wait for the broker: `usual`, or during shutdown what is left until the
+    /// deadline (at least [`PAST_DEADLINE`]).
+    fn wait(&self, usual: Duration) -> Duration {
+        match self.deadline() {
+            None => usual,
+            Some(at) => at
+                .saturating_duration_since(Instant::now())
+                .max(PAST_DEADLINE)
+                .min(usual),
+        }
+    }
+
+    fn abandon(&self) -> BusError {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+        BusError::Closed
+    }
 }
 
 impl KafkaBus {
@@ -62,6 +133,7 @@ impl KafkaBus {
         let bus = Self {
             config: config.clone(),
             producer: RwLock::new(Arc::new(new_producer(config)?)),
+            closing: Arc::new(Closing::new()),
         };
         bus.create_topics().await?;
         Ok(bus)
@@ -153,9 +225,18 @@ impl KafkaBus {
         let name = self.topic_name(topic);
         let mut confirmed = 0;
         let mut attempt = 0;
+        if self.closing.passed() {
+            return Err(self.closing.abandon());
+        }
         loop {
             let producer = self.producer();
-            match send_in_order(&producer, &name, &messages[confirmed..]).await {
+            // A message given up on here stays queued in librdkafka: `shutdown` flushes it
+            // if the broker is back, and counts it if not.
+            let sent = tokio::select! {
+                sent = send_in_order(&producer, &name, &messages[confirmed..]) => sent,
+                _ = self.closing.reached() => return Err(self.closing.abandon()),
+            };
+            match sent {
                 Ok(()) => return Ok(()),
                 Err((sent, err)) => {
                     confirmed += sent;
@@ -278,6 +359,7 @@ impl Bus for KafkaBus {
             consumer: Some(Arc::new(consumer)),
             topic_prefix: self.config.topic_prefix.clone(),
             lag,
+            closing: self.closing.clone(),
         }))
     }
 
@@ -324,13 +406,50 @@ impl Bus for KafkaBus {
     fn kind(&self) -> &'static str {
         "kafka"
     }
+
+    fn close_by(&self, deadline: Instant) {
+        self.closing.deadline.send_replace(Some(deadline));
+    }
+
+    async fn shutdown(&self) -> CloseReport {
+        self.closing.closed.store(true, Ordering::Relaxed);
+        let producer = self.producer();
+        let wait = self.closing.wait(DROP_FLUSH);
+        // On a thread of its own: a flush blocks, and must not hold up a runtime worker.
+        let flushed = detached("windsock-kafka-flush", move || {
+            let _ = producer.flush(wait);
+            producer.in_flight_count()
+        });
+        let queued = match tokio::time::timeout(wait + PAST_DEADLINE, flushed).await {
+            Ok(Ok(queued)) => queued.max(0) as u64,
+            _ => self.producer().in_flight_count().max(0) as u64,
+        };
+        let report = CloseReport {
+            undelivered: queued,
+            abandoned: self.closing.abandoned.load(Ordering::Relaxed),
+            uncommitted: self.closing.uncommitted.load(Ordering::Relaxed),
+        };
+        if !report.is_complete() {
+            tracing::warn!(
+                target: "windsock_core::bus",
+                undelivered = report.undelivered,
+                abandoned_publishes = report.abandoned,
+                unconfirmed_commits = report.uncommitted,
+                "the Kafka bus closed with work undone (is the broker down?): undelivered \
+                 messages are lost; what was not committed is delivered again on restart"
+            );
+        }
+        report
+    }
 }
 
 impl Drop for KafkaBus {
     fn drop(&mut self) {
         // Whatever was accepted gets a last chance to reach the broker; bounded so a dead
-        // broker cannot hang shutdown.
-        let _ = self.producer().flush(Duration::from_secs(5));
+        // broker cannot hang shutdown. After `shutdown`, that was done already.
+        if !self.closing.closed.load(Ordering::Relaxed) {
+            let _ = self.producer().flush(DROP_FLUSH);
+        }
     }
 }
 
@@ -429,6 +548,7 @@ struct GroupSubscription {
     consumer: Option<Arc<StreamConsumer<GroupContext>>>,
     topic_prefix: String,
     lag: Arc<AtomicI64>,
+    closing: Arc<Closing>,
 }
 
 impl GroupSubscription {
@@ -482,14 +602,19 @@ impl Subscription for GroupSubscription {
         let committed = detached("windsock-kafka-commit", move || {
             consumer.commit_consumer_state(CommitMode::Sync)
         });
-        match tokio::time::timeout(REQUEST_TIMEOUT, committed).await {
+        let wait = self.closing.wait(REQUEST_TIMEOUT);
+        let result = match tokio::time::timeout(wait, committed).await {
             Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => Ok(()),
             Ok(Ok(Err(err))) => Err(kafka(err)),
             Ok(Err(_)) => Err(BusError::Other("the commit thread panicked".into())),
             Err(_) => Err(BusError::Kafka(format!(
-                "commit not confirmed within {REQUEST_TIMEOUT:?} (is the broker down?)"
+                "commit not confirmed within {wait:?} (is the broker down?)"
             ))),
+        };
+        if result.is_err() && self.closing.deadline().is_some() {
+            self.closing.uncommitted.fetch_add(1, Ordering::Relaxed);
         }
+        result
     }
 
     fn lag(&self) -> Option<i64> {
@@ -517,7 +642,12 @@ impl Drop for GroupSubscription {
             });
         // (Had the thread not started, the consumer was closed right here, when the closure
         // was dropped.)
-        if spawned.is_ok() && close_done.recv_timeout(CLOSE_WAIT).is_err() {
+        // During shutdown, no longer than its deadline: nobody subscribes after it.
+        let wait = match self.closing.deadline() {
+            None => CLOSE_WAIT,
+            Some(at) => at.saturating_duration_since(Instant::now()).min(CLOSE_WAIT),
+        };
+        if spawned.is_ok() && close_done.recv_timeout(wait).is_err() {
             tracing::debug!(target: "windsock_core::bus", "a consumer is still closing in the background");
         }
     }

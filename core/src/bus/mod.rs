@@ -130,6 +130,45 @@ pub trait Bus: Send + Sync + 'static {
 
     /// `embedded` or `kafka`.
     fn kind(&self) -> &'static str;
+
+    /// Shutdown has begun: from `deadline` on, nothing waits for the broker any more. A
+    /// publish still waiting for its acknowledgement (or for room) then fails with
+    /// [`BusError::Closed`], as does any publish after it, and a commit waits at most a
+    /// moment; so a broker that went away cannot hold the process. Before the deadline the
+    /// bus works as usual, so what services publish and commit while stopping gets through.
+    fn close_by(&self, _deadline: std::time::Instant) {}
+
+    /// The last step of shutdown, once the services stopped: delivers what is still queued
+    /// (until the [`Bus::close_by`] deadline) and reports what could not be delivered or
+    /// committed; logs it too.
+    async fn shutdown(&self) -> CloseReport {
+        CloseReport::default()
+    }
+
+    /// Messages published but not yet handed to a consumer, over every group with members,
+    /// when the bus knows (the embedded bus); `None` on Kafka, where the broker keeps them.
+    fn unread(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// What a shutdown could not finish on the bus (see [`Bus::shutdown`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Messages still queued for the broker, unacknowledged, when the bus closed.
+    pub undelivered: u64,
+    /// Publishes that gave up waiting for the broker at the shutdown deadline.
+    pub abandoned: u64,
+    /// Commits not confirmed by the broker during shutdown (those messages are delivered
+    /// again after a restart: duplicates, which event ids make harmless, not losses).
+    pub uncommitted: u64,
+}
+
+impl CloseReport {
+    /// True if nothing was left undone.
+    pub fn is_complete(&self) -> bool {
+        *self == CloseReport::default()
+    }
 }
 
 #[async_trait]
