@@ -466,6 +466,71 @@ fn token() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A field and what may follow its colon, so that generated queries reach the query
+/// builders and not only the grammar's errors.
+fn clause() -> impl Strategy<Value = String> {
+    let field = prop::sample::select(vec![
+        "id",
+        "message",
+        "event",
+        "kind",
+        "region",
+        "level",
+        "service",
+        "source",
+        "timestamp",
+        "temperature_c",
+        "humidity_pct",
+        "fields",
+        "fields.status",
+        "fields.condition",
+        "fields.observed_at",
+        "fields.at",
+        "fields.region",
+        "fields.temperature_c",
+        "fields.a.b",
+        "nope",
+        "",
+    ]);
+    let value = prop_oneof![
+        2 => "[a-zA-Z0-9.-]{0,12}",
+        // `field:*` on a field without a column once answered a 500.
+        2 => Just("*".to_string()),
+        3 => prop::sample::select(vec![
+            "*",
+            "a*",
+            "\"a b\"",
+            "\"a b\"*",
+            "\"a b\"~3",
+            "'a'",
+            "[1 TO 2]",
+            "{1 TO 2]",
+            "[* TO *]",
+            "[a TO *}",
+            ">1",
+            ">=2026-11-25T00:00:00Z",
+            "<-1.5",
+            "<=1e308",
+            "[2026-11-25T00:00:00Z TO 9999-12-31T23:59:59Z]",
+            "[1 TO 2026-11-25T00:00:00Z]",
+            "IN [a b c]",
+            "IN [1 2.5]",
+            "IN []",
+            "/a.*/",
+            "/(a{1000}){1000}/",
+            "/[/",
+            "(a b)",
+            "(a OR NOT b)",
+            "NaN",
+            "-0",
+            "18446744073709551616",
+            "\"2026-11-25T12:00:03Z\"",
+        ])
+        .prop_map(str::to_string),
+    ];
+    (field, value).prop_map(|(field, value)| format!("{field}:{value}"))
+}
+
 fn query() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => (
@@ -473,6 +538,23 @@ fn query() -> impl Strategy<Value = String> {
             prop::sample::select(vec!["", " ", "  "]),
         )
             .prop_map(|(tokens, sep)| tokens.join(sep)),
+        3 => (
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec!["", "+", "-", "NOT ", "(", ")"]),
+                    clause(),
+                ),
+                1..6,
+            ),
+            prop::sample::select(vec![" ", " AND ", " OR "]),
+        )
+            .prop_map(|(clauses, sep)| {
+                clauses
+                    .into_iter()
+                    .map(|(op, clause)| format!("{op}{clause}"))
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            }),
         1 => any::<String>(),
         1 => "[ -~]{0,300}",
     ]
