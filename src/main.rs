@@ -229,7 +229,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
         .with_context(|| format!("listening on {}", config.http.listen))?;
     let server = tokio::spawn(http::serve_on(
         listener,
-        with_request_tracing(router),
+        with_request_tracing(http::harden(router, &config.http)),
         http_stop.clone(),
     ));
 

@@ -17,19 +17,31 @@ fn compose() -> Value {
     value
 }
 
-/// `${NAME:-default}` becomes `default`, as compose does when NAME is unset.
-fn interpolate(value: &str) -> String {
+/// The variables a person running `docker compose up` must set (`${NAME:?message}`).
+const REQUIRED: &[(&str, &str)] = &[("WINDSOCK_API_TOKEN", "compose-test-token")];
+
+/// As compose interpolates with only `given` set: `${NAME:-default}` becomes `default` when
+/// NAME is unset, `${NAME:?message}` NAME's value, or the error compose stops with.
+fn interpolate(value: &str, given: &[(&str, &str)]) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closed ${") + start;
         let inner = &rest[start + 2..end];
-        out.push_str(inner.split_once(":-").map(|(_, d)| d).unwrap_or(""));
+        let value = given
+            .iter()
+            .find(|(name, _)| inner.split([':', '-', '?']).next() == Some(name));
+        match (inner.split_once(":-"), inner.split_once(":?"), value) {
+            (_, _, Some((_, value))) if !value.is_empty() => out.push_str(value),
+            (Some((_, default)), _, _) => out.push_str(default),
+            (_, Some((name, message)), _) => return Err(format!("{name}: {message}")),
+            _ => {}
+        }
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 fn scalar(value: &Value) -> String {
@@ -75,7 +87,11 @@ fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
             .as_mapping()
             .expect("environment as a map")
             .iter()
-            .map(|(k, v)| (k.as_str().unwrap().to_string(), interpolate(&scalar(v))))
+            .map(|(k, v)| {
+                let value =
+                    interpolate(&scalar(v), REQUIRED).unwrap_or_else(|err| panic!("{name}: {err}"));
+                (k.as_str().unwrap().to_string(), value)
+            })
             .collect();
         let config = Config::load_with_env(None, env.clone())
             .unwrap_or_else(|err| panic!("service {name}: {err}"));
@@ -85,6 +101,41 @@ fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
         checked += 1;
     }
     assert_eq!(checked, 5, "collector, indexer, forecaster, alerter and ui");
+}
+
+/// Every service listens on the network, where windsock refuses to start without a token:
+/// compose must refuse first, saying which variable to set.
+#[test]
+fn every_windsock_service_requires_the_api_token() {
+    let compose = compose();
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        if service["image"].as_str() != Some("windsock:latest") {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let token = scalar(&service["environment"]["WINDSOCK_API_TOKEN"]);
+        let err = interpolate(&token, &[]).expect_err("compose stops without the token");
+        assert!(
+            err.starts_with("WINDSOCK_API_TOKEN: set WINDSOCK_API_TOKEN"),
+            "{name}: {err}"
+        );
+        // Without it, the service's configuration would not be valid either.
+        let mut env: BTreeMap<String, String> = service["environment"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let value = interpolate(&scalar(v), REQUIRED).unwrap();
+                (k.as_str().unwrap().to_string(), value)
+            })
+            .collect();
+        env.remove("WINDSOCK_API_TOKEN");
+        let err = Config::load_with_env(None, env).expect_err(name);
+        assert!(
+            err.problems.iter().any(|p| p.key == "http.api_token"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -102,7 +153,8 @@ fn secrets_are_passed_from_the_environment_never_written_in_the_file() {
             .filter(|l| l.trim_start().starts_with(&format!("{secret}:")))
         {
             assert!(
-                line.contains(&format!("${{{secret}:-}}")),
+                line.contains(&format!("${{{secret}:-}}"))
+                    || line.contains(&format!("${{{secret}:?")),
                 "{secret} must come from the environment: {line}"
             );
         }

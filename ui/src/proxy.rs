@@ -11,9 +11,6 @@ use windsock_core::config::Config;
 use windsock_core::http::error_response;
 use windsock_core::secret::redact_url;
 
-/// The largest request body forwarded (a `/predict` CSV of a few years of hourly data fits).
-const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     header::ACCEPT,
     header::AUTHORIZATION,
@@ -91,6 +88,9 @@ pub fn service_for(path: &str) -> Option<Service> {
 pub struct Upstreams {
     client: reqwest::Client,
     urls: Vec<(Service, String)>,
+    /// The largest request body forwarded: the services' own limit (`http.max_body_bytes`),
+    /// so a body the service would refuse is refused here without being sent.
+    max_body_bytes: usize,
 }
 
 impl Upstreams {
@@ -113,7 +113,11 @@ impl Upstreams {
             // A redirect is the API's answer to the browser, not something to chase here.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Self { client, urls })
+        Ok(Self {
+            client,
+            urls,
+            max_body_bytes: config.http.max_body_bytes,
+        })
     }
 
     pub fn url(&self, service: Service) -> Option<&str> {
@@ -146,13 +150,16 @@ impl Upstreams {
             );
         };
         let (parts, body) = request.into_parts();
-        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        let body = match axum::body::to_bytes(body, self.max_body_bytes).await {
             Ok(body) => body,
             Err(_) => {
                 return error_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-                    None,
+                    format!(
+                        "the request body is over the limit of {} bytes",
+                        self.max_body_bytes
+                    ),
+                    Some(serde_json::json!({ "limit_bytes": self.max_body_bytes })),
                 )
             }
         };
@@ -238,5 +245,24 @@ mod tests {
         );
         assert_eq!(service_for("/regions/Dakar"), None, "pages are not APIs");
         assert_eq!(service_for("/api/unknown"), None);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_configured_limit_is_refused_without_being_sent() {
+        let mut config = Config::default();
+        // Nothing listens there: the body must be refused before any connection is tried.
+        config.indexer.url = Some("http://127.0.0.1:9".into());
+        config.http.max_body_bytes = 1024;
+        let upstreams = Upstreams::from_config(&config).unwrap();
+        let request = Request::post("/api/search")
+            .body(Body::from(vec![b'x'; 1025]))
+            .unwrap();
+        let response = upstreams.forward(Service::Indexer, request).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["detail"]["limit_bytes"], 1024);
     }
 }
