@@ -70,8 +70,8 @@ pub async fn serve_on(
         .await
 }
 
-/// Wraps `router` in what keeps a hostile or broken
-/// request from costing more than a JSON 4xx:
+/// Wraps `router` in what keeps a hostile or broken request from costing more than a JSON
+/// 4xx:
 ///
 /// - `Host` check (DNS rebinding): when listening on loopback, a request addressed to any
 ///   other name than a loopback one or `http.public_url`'s host is a 421;
