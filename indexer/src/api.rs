@@ -119,7 +119,7 @@ impl SearchService {
     /// pages cost memory and time without bound. Keyset paging by time reaches any depth.
     fn check_window(&self, offset: u64, limit: usize, sort: Sort) -> Result<(), ApiError> {
         let window = self.config.indexer.max_result_window;
-        // Neither term can overflow: `limit` is at most `max_limit`, a `usize` from config.
+        // `offset` is whatever the client sent, up to u64::MAX: saturate rather than wrap.
         let end = offset.saturating_add(limit as u64);
         if end <= window as u64 {
             return Ok(());
@@ -191,7 +191,7 @@ fn count(
     let n = number(name, value, default as u64)?;
     if n > max as u64 {
         return Err(ApiError::bad_request(
-            format!("invalid `{name}`: {n} is more than the most, {max}"),
+            format!("invalid `{name}`: {n} is more than {max}, the most it may be"),
             json!({"parameter": name, "value": n, "limit": max}),
         ));
     }
@@ -208,20 +208,11 @@ fn count(
 pub struct Params(pub BTreeMap<String, String>);
 
 impl Params {
-    pub fn from_query(query: Option<&str>) -> Result<Self, ApiError> {
+    pub fn from_uri(uri: &axum::http::Uri) -> Result<Self, ApiError> {
         let mut params = BTreeMap::new();
-        let Some(query) = query else {
-            return Ok(Self(params));
-        };
         // Pairs of strings cannot fail to deserialize (the decoding is lossy, never an
         // error), but whatever axum says, the client hears it as our JSON.
-        let uri: axum::http::Uri = format!("/?{query}").parse().map_err(|_| {
-            ApiError::bad_request(
-                "the query string is malformed",
-                json!({"reason": "query_string"}),
-            )
-        })?;
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&uri).map_err(|e| {
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|e| {
             ApiError::bad_request(
                 format!("the query string does not decode: {}", e.body_text()),
                 json!({"reason": "query_string"}),
@@ -248,7 +239,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Params::from_query(parts.uri.query())
+        Params::from_uri(&parts.uri)
     }
 }
 
