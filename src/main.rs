@@ -4,13 +4,15 @@
 use anyhow::Context;
 use axum::Router;
 use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use windsock_core::bus::{self, SharedBus};
 use windsock_core::config::Config;
-use windsock_core::{http, telemetry, CancellationToken};
+use windsock_core::supervisor::{self, Ended, Supervisor};
+use windsock_core::{health, http, telemetry, CancellationToken};
 
 // The indexer allocates and frees a few small values per field of every event it indexes;
 // mimalloc does that markedly faster than the system allocator (see the indexer's benchmark).
@@ -90,16 +92,51 @@ enum Service {
     Ui,
 }
 
+impl Service {
+    fn name(&self) -> &'static str {
+        match self {
+            Service::Collector => "collector",
+            Service::Indexer => "indexer",
+            Service::Forecaster => "forecaster",
+            Service::Alerter => "alerter",
+            Service::Ui => "ui",
+        }
+    }
+}
+
+/// Exit codes: 0 a clean stop; 1 a fatal error (anything failing before the services run, or
+/// a service failing when the process stopped); 2 a configuration problem; 3 a stop that
+/// could not finish its work in time (the bus could not deliver or commit everything, or
+/// something still ran at [`SHUTDOWN_BOUND`]).
+const EXIT_FATAL: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_INCOMPLETE: u8 = 3;
+
+/// From the signal, how long the bus keeps waiting for the broker (see `Bus::close_by`).
+const BUS_DEADLINE: Duration = Duration::from_secs(5);
+/// How long consumers get to take in what the producers published last (embedded bus).
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
+/// How long requests in flight get to finish once the services stopped.
+const HTTP_DRAIN: Duration = Duration::from_secs(2);
+/// From the signal, when the process exits whatever still runs.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => Arc::new(config),
         Err(err) => {
             eprintln!("{err}");
-            return std::process::ExitCode::from(2);
+            return std::process::ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::from(EXIT_FATAL);
+        }
+    };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up => {
@@ -127,22 +164,36 @@ fn main() -> std::process::ExitCode {
                     config.bus.kind,
                     config.collector.source
                 );
-                Ok(())
+                Ok(Stopped::Clean)
             }
             Command::Config(ConfigCommand::Show) => {
                 print!("{}", toml::to_string_pretty(config.as_ref())?);
-                Ok(())
+                Ok(Stopped::Clean)
             }
-            Command::Search(args) => search(&config, args).await,
+            Command::Search(args) => search(&config, args).await.map(|()| Stopped::Clean),
         }
     });
+    // Blocking work a dead broker holds up (a metadata request, say) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(Stopped::Clean) => std::process::ExitCode::SUCCESS,
+        Ok(Stopped::ServiceFailed) => std::process::ExitCode::from(EXIT_FATAL),
+        Ok(Stopped::Incomplete) => std::process::ExitCode::from(EXIT_INCOMPLETE),
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(EXIT_FATAL)
         }
     }
+}
+
+/// How a run of the services ended, once they were running (see the exit codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stopped {
+    Clean,
+    /// A service was failing when the process stopped (or failed while stopping).
+    ServiceFailed,
+    /// The stop could not finish its work: see the WARN about the bus or what still ran.
+    Incomplete,
 }
 
 async fn search(config: &Config, args: SearchCommand) -> anyhow::Result<()> {
@@ -164,10 +215,20 @@ async fn search(config: &Config, args: SearchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `services` in this process: consumers are created (and subscribed) before the
-/// collector, so nothing it publishes at start is missed; one HTTP server serves them all.
-async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Result<()> {
+/// Runs `services` in this process, each under a supervisor that restarts it when it fails
+/// (the others keep running); one HTTP server serves them all. Consumers are created (and
+/// subscribed) before the collector, so nothing it publishes at start is missed.
+///
+/// Anything failing before the services run is a fatal error. On a signal: producers stop,
+/// consumers take in what they published (bounded), consumers stop, then HTTP, then the log
+/// publisher and the bus; every wait on the broker is bounded, and a guard exits the process
+/// if anything still runs [`SHUTDOWN_BOUND`] after the signal.
+async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Result<Stopped> {
     let log_records = telemetry::init(&config.log)?;
+    // Bound first: a port in use fails at once, before any data directory is opened.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.http.listen))?;
     let bus: SharedBus = bus::connect(&config.bus)
         .await
         .context("connecting to the bus")?;
@@ -182,92 +243,264 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     let consumers_stop = CancellationToken::new();
     let http_stop = CancellationToken::new();
     let logs_stop = CancellationToken::new();
-    let log_publisher = telemetry::spawn_log_publisher(log_records, bus.clone(), logs_stop.clone());
 
+    let supervisor = Supervisor::new(
+        health::global().clone(),
+        Some(bus.clone()),
+        supervisor::Policy::default(),
+    )
+    .redacting(secrets(&config));
     let mut router = http::base_routes();
     let mut producers = JoinSet::new();
     let mut consumers = JoinSet::new();
     for service in services {
         match service {
             Service::Indexer => {
-                let indexer = windsock_indexer::Indexer::new(config.clone(), bus.clone()).await?;
+                let indexer = windsock_indexer::Indexer::new(config.clone(), bus.clone())
+                    .await
+                    .context("starting the indexer")?;
                 router = router.merge(indexer.routes());
-                let stop = consumers_stop.clone();
-                consumers.spawn(async move { indexer.run(stop).await.context("indexer") });
+                let run = move |stop| {
+                    let run = indexer.run(stop);
+                    async move { Ok(run.await?) }
+                };
+                supervise(&mut consumers, &supervisor, "indexer", run, &consumers_stop);
             }
             Service::Forecaster => {
-                let forecaster =
-                    windsock_forecaster::Forecaster::new(config.clone(), bus.clone()).await?;
+                let forecaster = windsock_forecaster::Forecaster::new(config.clone(), bus.clone())
+                    .await
+                    .context("starting the forecaster")?;
                 router = router.merge(forecaster.routes());
-                let stop = consumers_stop.clone();
-                consumers.spawn(async move { forecaster.run(stop).await.context("forecaster") });
+                let run = move |stop| {
+                    let run = forecaster.run(stop);
+                    async move { Ok(run.await?) }
+                };
+                supervise(
+                    &mut consumers,
+                    &supervisor,
+                    "forecaster",
+                    run,
+                    &consumers_stop,
+                );
             }
             Service::Alerter => {
-                let alerter = windsock_alerter::Alerter::new(config.clone(), bus.clone()).await?;
+                let alerter = windsock_alerter::Alerter::new(config.clone(), bus.clone())
+                    .await
+                    .context("starting the alerter")?;
                 router = router.merge(alerter.routes());
-                let stop = consumers_stop.clone();
-                consumers.spawn(async move { alerter.run(stop).await.context("alerter") });
+                let run = move |stop| {
+                    let run = alerter.run(stop);
+                    async move { Ok(run.await?) }
+                };
+                supervise(&mut consumers, &supervisor, "alerter", run, &consumers_stop);
             }
             Service::Collector => {
-                let collector =
-                    windsock_collector::Collector::new(config.clone(), bus.clone()).await?;
+                let collector = windsock_collector::Collector::new(config.clone(), bus.clone())
+                    .await
+                    .context("starting the collector")?;
                 router = router.merge(collector.routes());
-                let stop = producers_stop.clone();
-                producers.spawn(async move { collector.run(stop).await.context("collector") });
+                let run = move |stop| {
+                    let run = collector.clone().run(stop);
+                    async move { Ok(run.await?) }
+                };
+                supervise(
+                    &mut producers,
+                    &supervisor,
+                    "collector",
+                    run,
+                    &producers_stop,
+                );
             }
             Service::Ui => {
-                let ui = windsock_ui::Ui::new(config.clone(), bus.clone()).await?;
+                let ui = windsock_ui::Ui::new(config.clone(), bus.clone())
+                    .await
+                    .context("starting the UI")?;
                 router = router.merge(ui.routes());
-                let stop = consumers_stop.clone();
-                consumers.spawn(async move { ui.run(stop).await.context("ui") });
+                let run = move |stop| {
+                    let run = ui.run(stop);
+                    async move { Ok(run.await?) }
+                };
+                supervise(&mut consumers, &supervisor, "ui", run, &consumers_stop);
             }
         }
     }
-
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.http.listen))?;
-    let server = tokio::spawn(http::serve_on(
+    let log_publisher = telemetry::spawn_log_publisher(log_records, bus.clone(), logs_stop.clone());
+    let mut server = tokio::spawn(http::serve_on(
         listener,
         with_request_tracing(http::harden(router, &config.http)),
         http_stop.clone(),
     ));
 
-    // Run until a signal, or until a service fails.
-    let failure = tokio::select! {
-        _ = shutdown_signal() => None,
-        Some(result) = producers.join_next() => Some(result),
-        Some(result) = consumers.join_next() => Some(result),
-    };
-    if let Some(result) = failure {
-        match result {
-            Ok(Ok(())) => tracing::warn!("a service stopped on its own; shutting down"),
-            Ok(Err(err)) => {
-                tracing::error!(error = %format!("{err:#}"), "a service failed; shutting down")
-            }
-            Err(err) => tracing::error!(error = %err, "a service panicked; shutting down"),
+    // Run until a signal. A failing service is the supervisor's to restart; only the HTTP
+    // server ending on its own (it serves every service) ends the process.
+    let mut outcome = Stopped::Clean;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        ended = &mut server => {
+            let error = match ended {
+                Ok(Ok(())) => "it stopped on its own".to_string(),
+                Ok(Err(err)) => err.to_string(),
+                Err(err) => err.to_string(),
+            };
+            tracing::error!(%error, "the HTTP server failed; shutting down");
+            outcome = Stopped::ServiceFailed;
         }
     }
+    let signalled = std::time::Instant::now();
     tracing::info!("shutting down");
-    producers_stop.cancel();
-    while producers.join_next().await.is_some() {}
-    // Give consumers a moment to take in what the producers just published.
-    tokio::time::sleep(Duration::from_millis(750)).await;
-    consumers_stop.cancel();
-    let mut failed = false;
-    while let Some(result) = consumers.join_next().await {
-        if !matches!(result, Ok(Ok(()))) {
-            failed = true;
-        }
+    let running: Running = Arc::new(Mutex::new(BTreeSet::new()));
+    {
+        let mut running = running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.extend(["http server", "log publisher", "bus"]);
+        running.extend(services.iter().map(|s| s.name()));
     }
+    guard(running.clone(), SHUTDOWN_BOUND);
+    bus.close_by(signalled + BUS_DEADLINE);
+
+    producers_stop.cancel();
+    let mut failed = join_services(&mut producers, &running).await;
+    drain(bus.as_ref(), DRAIN_BOUND).await;
+    consumers_stop.cancel();
+    failed |= join_services(&mut consumers, &running).await;
+
     http_stop.cancel();
-    let _ = server.await;
+    // (Not awaited again if it already ended: a finished JoinHandle must not be polled.)
+    if !server.is_finished() && tokio::time::timeout(HTTP_DRAIN, &mut server).await.is_err() {
+        tracing::warn!("requests still in flight after {HTTP_DRAIN:?}; closing them");
+        server.abort();
+    }
+    stopped(&running, "http server");
     logs_stop.cancel();
     let _ = log_publisher.await;
-    if failed {
-        anyhow::bail!("a service did not stop cleanly (see the log)");
+    stopped(&running, "log publisher");
+    let report = bus.shutdown().await;
+    stopped(&running, "bus");
+
+    if !report.is_complete() {
+        outcome = Stopped::Incomplete;
+    } else if failed && outcome == Stopped::Clean {
+        outcome = Stopped::ServiceFailed;
     }
-    Ok(())
+    match outcome {
+        Stopped::Clean => tracing::info!("stopped"),
+        Stopped::ServiceFailed => {
+            tracing::error!("stopped, with a service failing (see above)")
+        }
+        Stopped::Incomplete => tracing::warn!(
+            undelivered = report.undelivered,
+            abandoned_publishes = report.abandoned,
+            unconfirmed_commits = report.uncommitted,
+            "stopped, with work the bus could not finish (see above)"
+        ),
+    }
+    Ok(outcome)
+}
+
+/// What is still running during shutdown, by name, for the guard to report.
+type Running = Arc<Mutex<BTreeSet<&'static str>>>;
+
+fn stopped(running: &Running, what: &'static str) {
+    running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(what);
+}
+
+/// Runs one service under `supervisor` in `set`, until `stop`.
+fn supervise<F, Fut>(
+    set: &mut JoinSet<(&'static str, Ended)>,
+    supervisor: &Supervisor,
+    name: &'static str,
+    run: F,
+    stop: &CancellationToken,
+) where
+    F: FnMut(CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let supervisor = supervisor.clone();
+    let stop = stop.clone();
+    set.spawn(async move { (name, supervisor.supervise(name, run, stop).await) });
+}
+
+/// Waits for every service in `set`; true if one was failing or failed while stopping.
+async fn join_services(set: &mut JoinSet<(&'static str, Ended)>, running: &Running) -> bool {
+    let mut failed = false;
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((name, ended)) => {
+                stopped(running, name);
+                if let Ended::Failed(error) = ended {
+                    tracing::error!(service = name, %error, "service was failing when it stopped");
+                    failed = true;
+                }
+            }
+            Err(err) => {
+                // The supervisor itself panicked (a service's panic is caught inside it).
+                tracing::error!(error = %err, "a service supervisor failed");
+                failed = true;
+            }
+        }
+    }
+    failed
+}
+
+/// Waits until the consumers have taken in what was published (the embedded bus knows; on
+/// Kafka the broker keeps it, so there is nothing to wait for), at most `bound`.
+async fn drain(bus: &dyn windsock_core::Bus, bound: Duration) {
+    let deadline = tokio::time::Instant::now() + bound;
+    while let Some(unread) = bus.unread() {
+        if unread == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                unread,
+                "consumers had not read everything when they were stopped"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Defense in depth: if the process still runs `bound` after the signal, says what still
+/// runs and exits (a thread of its own, so a wedged runtime cannot hold it).
+fn guard(running: Running, bound: Duration) {
+    let spawned = std::thread::Builder::new()
+        .name("windsock-shutdown-guard".into())
+        .spawn(move || {
+            std::thread::sleep(bound);
+            let running: Vec<&str> = running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .copied()
+                .collect();
+            tracing::error!(
+                still_running = ?running,
+                "shutdown did not finish within {bound:?}; exiting anyway"
+            );
+            eprintln!(
+                "windsock: shutdown did not finish within {bound:?} (still running: {}); exiting",
+                running.join(", ")
+            );
+            std::process::exit(EXIT_INCOMPLETE.into());
+        });
+    if let Err(err) = spawned {
+        tracing::warn!(error = %err, "could not start the shutdown guard");
+    }
+}
+
+/// The configuration's secrets, which no error text may show.
+fn secrets(config: &Config) -> Vec<windsock_core::Secret> {
+    [
+        config.collector.openweathermap.api_key.clone(),
+        config.alerter.slack.webhook_url.clone(),
+        config.http.api_token.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn with_request_tracing(router: Router) -> Router {

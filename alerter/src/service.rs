@@ -76,7 +76,9 @@ impl Probe {
 pub struct Alerter {
     shared: Arc<Shared>,
     bus: SharedBus,
-    subscription: EventSubscription,
+    /// The first run's subscription, made in `new` (so nothing published after it is
+    /// missed); a run after a failed one subscribes again (see [`Alerter::run`]).
+    subscription: std::sync::Mutex<Option<EventSubscription>>,
 }
 
 /// Decisions committed or waiting to be (a failed commit is retried, never dropped).
@@ -129,12 +131,7 @@ impl Alerter {
         if open > 0 {
             tracing::info!(open, "alert state restored");
         }
-        let subscription = EventSubscription::new(
-            bus.clone(),
-            &[Topic::Observations, Topic::Forecasts, Topic::Logs],
-            "alerter",
-        )
-        .await?;
+        let subscription = subscribe(&bus).await?;
         if config
             .alerter
             .slack
@@ -155,7 +152,7 @@ impl Alerter {
                 evaluations: tokio::sync::watch::Sender::new(0),
             }),
             bus,
-            subscription,
+            subscription: std::sync::Mutex::new(Some(subscription)),
         })
     }
 
@@ -175,91 +172,109 @@ impl Alerter {
         }
     }
 
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AlerterError> {
-        let Alerter {
-            shared,
-            bus,
-            mut subscription,
-        } = self;
-        let deliveries = CancellationToken::new();
-        let worker = shared
-            .config
-            .alerter
-            .slack
-            .webhook_url
-            .clone()
-            .filter(|w| !w.is_empty())
-            .map(|webhook| {
-                let deliverer = Deliverer {
-                    store: shared.store.clone(),
-                    webhook,
-                    config: shared.config.alerter.slack.clone(),
-                    clock: shared.clock.clone(),
-                    wake: shared.wake_delivery.clone(),
-                    counters: COUNTERS,
-                };
-                tokio::spawn(deliverer.run(deliveries.clone()))
-            });
-        let mut ticker = tokio::time::interval(shared.config.alerter.evaluation_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut unacked: Vec<Delivery> = Vec::new();
-        let mut batch = Batch::default();
-        let mut last_prune: Option<tokio::time::Instant> = None;
-        let mut bus_open = true;
-        // What was decided but not published before a restart goes out first.
-        publish_pending(&shared, bus.as_ref()).await;
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                next = subscription.next_delivery(), if bus_open => match next {
-                    Ok(Some(delivery)) => {
-                        let mut undecodable = Vec::new();
-                        ingest(&shared, delivery, &mut unacked, &mut undecodable);
-                        // Take what else is already there, so a round is judged as a whole.
-                        while unacked.len() < DRAIN_BATCH {
-                            match subscription.next_delivery().now_or_never() {
-                                Some(Ok(Some(delivery))) => ingest(&shared, delivery, &mut unacked, &mut undecodable),
-                                Some(Ok(None)) => { bus_open = false; break }
-                                Some(Err(err)) => { tracing::warn!(error = %err, "reading the bus failed"); COUNTERS.error("bus"); break }
-                                None => break,
-                            }
-                        }
-                        for (delivery, reason) in undecodable {
-                            // Acked with the rest of the batch: a message nobody can read
-                            // is reported, not retried forever.
-                            if let Err(err) = subscription.dead_letter(&delivery, reason).await {
-                                tracing::warn!(error = %err, "publishing a dead letter failed");
-                                COUNTERS.error("publish");
-                            }
-                        }
-                    }
-                    Ok(None) => bus_open = false,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "reading the bus failed");
-                        COUNTERS.error("bus");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                },
-                _ = ticker.tick() => {}
-            }
-            step(
-                &shared,
-                bus.as_ref(),
-                &mut subscription,
-                &mut batch,
-                &mut unacked,
-            )
-            .await;
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                last_prune = Some(tokio::time::Instant::now());
-                prune(&shared);
-            }
-            if let Some(lag) = subscription.lag() {
-                COUNTERS.gauge("windsock_bus_lag", lag as f64);
-            }
+    /// Evaluates and notifies until `shutdown`.
+    ///
+    /// It can run again after a run failed (the supervisor restarts it; the routes stay): that
+    /// run subscribes again, resuming from the last committed offsets.
+    pub fn run(
+        &self,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), AlerterError>> + Send + 'static {
+        let first = self
+            .subscription
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let shared = self.shared.clone();
+        let bus = self.bus.clone();
+        async move {
+            let subscription = match first {
+                Some(subscription) => subscription,
+                None => subscribe(&bus).await?,
+            };
+            run_with(shared, bus, subscription, shutdown).await
         }
-        // Finish what was accepted: judge and commit what was read, then stop sending.
+    }
+}
+
+async fn subscribe(bus: &SharedBus) -> Result<EventSubscription, BusError> {
+    EventSubscription::new(
+        bus.clone(),
+        &[Topic::Observations, Topic::Forecasts, Topic::Logs],
+        "alerter",
+    )
+    .await
+}
+
+/// One run of the alerter, on its subscription.
+async fn run_with(
+    shared: Arc<Shared>,
+    bus: SharedBus,
+    mut subscription: EventSubscription,
+    shutdown: CancellationToken,
+) -> Result<(), AlerterError> {
+    let deliveries = CancellationToken::new();
+    let worker = shared
+        .config
+        .alerter
+        .slack
+        .webhook_url
+        .clone()
+        .filter(|w| !w.is_empty())
+        .map(|webhook| {
+            let deliverer = Deliverer {
+                store: shared.store.clone(),
+                webhook,
+                config: shared.config.alerter.slack.clone(),
+                clock: shared.clock.clone(),
+                wake: shared.wake_delivery.clone(),
+                counters: COUNTERS,
+            };
+            tokio::spawn(deliverer.run(deliveries.clone()))
+        });
+    let mut ticker = tokio::time::interval(shared.config.alerter.evaluation_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut unacked: Vec<Delivery> = Vec::new();
+    let mut batch = Batch::default();
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut bus_open = true;
+    // What was decided but not published before a restart goes out first.
+    publish_pending(&shared, bus.as_ref()).await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            next = subscription.next_delivery(), if bus_open => match next {
+                Ok(Some(delivery)) => {
+                    let mut undecodable = Vec::new();
+                    ingest(&shared, delivery, &mut unacked, &mut undecodable);
+                    // Take what else is already there, so a round is judged as a whole.
+                    while unacked.len() < DRAIN_BATCH {
+                        match subscription.next_delivery().now_or_never() {
+                            Some(Ok(Some(delivery))) => ingest(&shared, delivery, &mut unacked, &mut undecodable),
+                            Some(Ok(None)) => { bus_open = false; break }
+                            Some(Err(err)) => { tracing::warn!(error = %err, "reading the bus failed"); COUNTERS.error("bus"); break }
+                            None => break,
+                        }
+                    }
+                    for (delivery, reason) in undecodable {
+                        // Acked with the rest of the batch: a message nobody can read
+                        // is reported, not retried forever.
+                        if let Err(err) = subscription.dead_letter(&delivery, reason).await {
+                            tracing::warn!(error = %err, "publishing a dead letter failed");
+                            COUNTERS.error("publish");
+                        }
+                    }
+                }
+                Ok(None) => bus_open = false,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading the bus failed");
+                    COUNTERS.error("bus");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            _ = ticker.tick() => {}
+        }
         step(
             &shared,
             bus.as_ref(),
@@ -268,13 +283,29 @@ impl Alerter {
             &mut unacked,
         )
         .await;
-        let _ = subscription.commit().await;
-        deliveries.cancel();
-        if let Some(worker) = worker {
-            let _ = worker.await;
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            prune(&shared);
         }
-        Ok(())
+        if let Some(lag) = subscription.lag() {
+            COUNTERS.gauge("windsock_bus_lag", lag as f64);
+        }
     }
+    // Finish what was accepted: judge and commit what was read, then stop sending.
+    step(
+        &shared,
+        bus.as_ref(),
+        &mut subscription,
+        &mut batch,
+        &mut unacked,
+    )
+    .await;
+    let _ = subscription.commit().await;
+    deliveries.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    Ok(())
 }
 
 /// The event a message from the bus holds; `None` for a log that is no health report (most

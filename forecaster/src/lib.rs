@@ -55,7 +55,9 @@ pub enum ForecasterError {
 pub struct Forecaster {
     shared: Arc<Shared>,
     bus: SharedBus,
-    subscription: EventSubscription,
+    /// The first run's subscription, made in `new` (so nothing published after it is
+    /// missed); a run after a failed one subscribes again (see [`Forecaster::run`]).
+    subscription: std::sync::Mutex<Option<EventSubscription>>,
 }
 
 impl Forecaster {
@@ -76,7 +78,7 @@ impl Forecaster {
         Ok(Self {
             shared,
             bus,
-            subscription,
+            subscription: std::sync::Mutex::new(Some(subscription)),
         })
     }
 
@@ -87,77 +89,102 @@ impl Forecaster {
 
     /// Loads history (replaying the bus if the state is empty), refits, then ingests
     /// observations and refits on the schedule until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ForecasterError> {
-        let Forecaster {
-            shared,
-            bus,
-            mut subscription,
-        } = self;
-        if shared.store_is_empty() {
-            let added = service::replay_observations(&shared, &bus).await?;
-            tracing::info!(
-                observations = added,
-                "forecaster history rebuilt from the bus"
-            );
-            shared.persist().await?;
+    ///
+    /// It can run again after a run failed (the supervisor restarts it; the routes stay): that
+    /// run subscribes again, resuming from the last committed offsets, so what the failed run
+    /// had not persisted is delivered again.
+    pub fn run(
+        &self,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), ForecasterError>> + Send + 'static {
+        let first = self
+            .subscription
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let shared = self.shared.clone();
+        let bus = self.bus.clone();
+        async move {
+            let subscription = match first {
+                Some(subscription) => subscription,
+                None => EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?,
+            };
+            run_with(shared, bus, subscription, shutdown).await
         }
-        let (ticks, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
-        let mut scheduler = schedule_refits(&shared.config.forecaster.schedule, ticks).await?;
-        let mut refitting = Some(spawn_refit(&shared, &bus, None));
-
-        let mut pending: Vec<Delivery> = Vec::new();
-        let mut flush_at: Option<Instant> = None;
-        let result = loop {
-            let flush_deadline = flush_at.unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
-            tokio::select! {
-                _ = shutdown.cancelled() => break Ok(()),
-                _ = tokio::time::sleep_until(flush_deadline), if flush_at.is_some() => {
-                    flush_at = None;
-                    if flush(&shared, &mut subscription, &mut pending).await.is_err() {
-                        flush_at = Some(Instant::now() + FLUSH_RETRY);
-                        continue;
-                    }
-                    if refitting.as_ref().is_none_or(|t| t.is_finished()) {
-                        let missing = shared.regions_without_forecast();
-                        if !missing.is_empty() {
-                            refitting = Some(spawn_refit(&shared, &bus, Some(missing)));
-                        }
-                    }
-                }
-                Some(()) = tick_rx.recv() => {
-                    if refitting.as_ref().is_none_or(|t| t.is_finished()) {
-                        refitting = Some(spawn_refit(&shared, &bus, None));
-                    } else {
-                        COUNTERS.dropped(1, "refit_still_running");
-                        tracing::warn!("scheduled refit skipped: the previous one is still running");
-                    }
-                }
-                // While a batch waits to be persisted (a failing disk), stop taking more.
-                next = subscription.next(), if pending.len() < FLUSH_BATCH => match next {
-                    Ok(Some((delivery, envelope))) => {
-                        service::ingest_event(&shared, &delivery, &envelope.event);
-                        pending.push(delivery);
-                        flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
-                        if pending.len() >= FLUSH_BATCH {
-                            flush_at = Some(Instant::now());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(err) => {
-                        COUNTERS.error("consume");
-                        tracing::warn!(error = %err, "reading observations failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                },
-            }
-        };
-        let flushed = flush(&shared, &mut subscription, &mut pending).await;
-        if let Some(task) = refitting {
-            let _ = task.await;
-        }
-        let _ = scheduler.shutdown().await;
-        result.and(flushed)
     }
+}
+
+/// One run of the forecaster, on its subscription.
+async fn run_with(
+    shared: Arc<Shared>,
+    bus: SharedBus,
+    mut subscription: EventSubscription,
+    shutdown: CancellationToken,
+) -> Result<(), ForecasterError> {
+    if shared.store_is_empty() {
+        let added = service::replay_observations(&shared, &bus).await?;
+        tracing::info!(
+            observations = added,
+            "forecaster history rebuilt from the bus"
+        );
+        shared.persist().await?;
+    }
+    let (ticks, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut scheduler = schedule_refits(&shared.config.forecaster.schedule, ticks).await?;
+    let mut refitting = Some(spawn_refit(&shared, &bus, None));
+
+    let mut pending: Vec<Delivery> = Vec::new();
+    let mut flush_at: Option<Instant> = None;
+    let result = loop {
+        let flush_deadline = flush_at.unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = tokio::time::sleep_until(flush_deadline), if flush_at.is_some() => {
+                flush_at = None;
+                if flush(&shared, &mut subscription, &mut pending).await.is_err() {
+                    flush_at = Some(Instant::now() + FLUSH_RETRY);
+                    continue;
+                }
+                if refitting.as_ref().is_none_or(|t| t.is_finished()) {
+                    let missing = shared.regions_without_forecast();
+                    if !missing.is_empty() {
+                        refitting = Some(spawn_refit(&shared, &bus, Some(missing)));
+                    }
+                }
+            }
+            Some(()) = tick_rx.recv() => {
+                if refitting.as_ref().is_none_or(|t| t.is_finished()) {
+                    refitting = Some(spawn_refit(&shared, &bus, None));
+                } else {
+                    COUNTERS.dropped(1, "refit_still_running");
+                    tracing::warn!("scheduled refit skipped: the previous one is still running");
+                }
+            }
+            // While a batch waits to be persisted (a failing disk), stop taking more.
+            next = subscription.next(), if pending.len() < FLUSH_BATCH => match next {
+                Ok(Some((delivery, envelope))) => {
+                    service::ingest_event(&shared, &delivery, &envelope.event);
+                    pending.push(delivery);
+                    flush_at.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+                    if pending.len() >= FLUSH_BATCH {
+                        flush_at = Some(Instant::now());
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(err) => {
+                    COUNTERS.error("consume");
+                    tracing::warn!(error = %err, "reading observations failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    };
+    let flushed = flush(&shared, &mut subscription, &mut pending).await;
+    if let Some(task) = refitting {
+        let _ = task.await;
+    }
+    let _ = scheduler.shutdown().await;
+    result.and(flushed)
 }
 
 /// Persists what was ingested, then acks it. A failure is logged and counted and the

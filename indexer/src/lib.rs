@@ -56,7 +56,14 @@ pub enum IndexerError {
 pub struct Indexer {
     index: EventIndex,
     service: SearchService,
-    ingest: ingest::Ingest,
+    /// The first run's consumer, subscribed in `new` (so nothing published after it is
+    /// missed); a run after a failed one starts its own (see [`Indexer::run`]).
+    ingest: std::sync::Mutex<Option<ingest::Ingest>>,
+    config: Arc<Config>,
+    bus: SharedBus,
+    clock: SharedClock,
+    retention_every: Duration,
+    disk_full_retry: ingest::DiskFullRetry,
 }
 
 impl Indexer {
@@ -83,60 +90,48 @@ impl Indexer {
         clock: SharedClock,
         index: EventIndex,
     ) -> Result<Self, IndexerError> {
-        let mut sink = index.writer(config.indexer.writer_memory_mb)?;
-        let committed = index.committed()?;
-        // Only Kafka's offsets survive a restart; the embedded bus numbers from 0 each time.
-        let skip = if bus.kind() == "kafka" && committed.bus == "kafka" {
-            committed
-        } else {
-            CommitPayload::default()
-        };
-        sink.resume_from(skip.clone());
-        let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
         let settings = &config.indexer;
-        let backlog = sink.backlog();
-        let writer = writer::Writer::spawn(sink, bus.kind()).map_err(|e| {
-            tantivy::TantivyError::SystemError(format!("cannot start the index writer: {e}"))
-        })?;
-        let ingest = ingest::Ingest {
-            subscription,
-            writer,
-            fields: index.fields.clone(),
-            skip,
-            backlog,
-            commit_docs: settings.commit_docs,
-            commit_interval: settings.commit_interval,
-            retention: settings.retention,
-            retention_every: (settings.retention / 10)
-                .clamp(Duration::from_millis(100), Duration::from_secs(60)),
-            clock: clock.clone(),
-            uncommitted: 0,
-            last_full_read: None,
-            in_flight: 0,
-            disk_full: ingest::DiskFull::new(
-                bus.clone(),
-                config.data_dir.join("index"),
-                ingest::DiskFullRetry::default(),
-            ),
-        };
-        let service = SearchService::new(index.clone(), config.clone(), clock);
+        let retention_every =
+            (settings.retention / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let disk_full_retry = ingest::DiskFullRetry::default();
+        let ingest = start_ingest(
+            &index,
+            &config,
+            &bus,
+            &clock,
+            retention_every,
+            disk_full_retry,
+        )
+        .await?;
+        let service = SearchService::new(index.clone(), config.clone(), clock.clone());
         Ok(Self {
             index,
             service,
-            ingest,
+            ingest: std::sync::Mutex::new(Some(ingest)),
+            config,
+            bus,
+            clock,
+            retention_every,
+            disk_full_retry,
         })
-    }
-
-    /// How often old events are swept (default: a tenth of the retention, at most a minute).
-    pub fn retention_every(mut self, every: Duration) -> Self {
-        self.ingest.retention_every = every.max(Duration::from_millis(1));
-        self
     }
 
     /// How long a commit that failed on a full disk waits before it is tried again: from
     /// `min`, doubling, up to `max` (default 1 s to 30 s; tests scale it down).
     pub fn disk_full_retry(mut self, min: Duration, max: Duration) -> Self {
-        self.ingest.disk_full.retry = ingest::DiskFullRetry { min, max };
+        self.disk_full_retry = ingest::DiskFullRetry { min, max };
+        if let Some(ingest) = self.ingest.get_mut().ok().and_then(Option::as_mut) {
+            ingest.disk_full.retry = self.disk_full_retry;
+        }
+        self
+    }
+
+    /// How often old events are swept (default: a tenth of the retention, at most a minute).
+    pub fn retention_every(mut self, every: Duration) -> Self {
+        self.retention_every = every.max(Duration::from_millis(1));
+        if let Some(ingest) = self.ingest.get_mut().ok().and_then(Option::as_mut) {
+            ingest.retention_every = self.retention_every;
+        }
         self
     }
 
@@ -151,8 +146,89 @@ impl Indexer {
     }
 
     /// Indexes until `shutdown`, then commits what it has, acks it, and returns.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), IndexerError> {
-        tracing::info!(documents = self.index.len(), "indexer started");
-        self.ingest.run(shutdown).await
+    ///
+    /// It can run again after a run failed (the supervisor restarts it; the routes stay):
+    /// that run opens a new index writer and a new subscription, which resumes from the last
+    /// committed offsets, so what the failed run had not committed is delivered again.
+    pub fn run(
+        &self,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), IndexerError>> + Send + 'static {
+        let first = self
+            .ingest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let index = self.index.clone();
+        let config = self.config.clone();
+        let bus = self.bus.clone();
+        let clock = self.clock.clone();
+        let retention_every = self.retention_every;
+        let disk_full_retry = self.disk_full_retry;
+        async move {
+            let ingest = match first {
+                Some(ingest) => ingest,
+                None => {
+                    start_ingest(
+                        &index,
+                        &config,
+                        &bus,
+                        &clock,
+                        retention_every,
+                        disk_full_retry,
+                    )
+                    .await?
+                }
+            };
+            tracing::info!(documents = index.len(), "indexer started");
+            ingest.run(shutdown).await
+        }
     }
+}
+
+/// The consuming side of an indexer: a writer on `index` resuming from its last commit, and
+/// a subscription to every topic.
+async fn start_ingest(
+    index: &EventIndex,
+    config: &Arc<Config>,
+    bus: &SharedBus,
+    clock: &SharedClock,
+    retention_every: Duration,
+    disk_full_retry: ingest::DiskFullRetry,
+) -> Result<ingest::Ingest, IndexerError> {
+    let mut sink = index.writer(config.indexer.writer_memory_mb)?;
+    let committed = index.committed()?;
+    // Only Kafka's offsets survive a restart; the embedded bus numbers from 0 each time.
+    let skip = if bus.kind() == "kafka" && committed.bus == "kafka" {
+        committed
+    } else {
+        CommitPayload::default()
+    };
+    sink.resume_from(skip.clone());
+    let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
+    let settings = &config.indexer;
+    let backlog = sink.backlog();
+    let writer = writer::Writer::spawn(sink, bus.kind()).map_err(|e| {
+        tantivy::TantivyError::SystemError(format!("cannot start the index writer: {e}"))
+    })?;
+    Ok(ingest::Ingest {
+        subscription,
+        writer,
+        fields: index.fields.clone(),
+        skip,
+        backlog,
+        commit_docs: settings.commit_docs,
+        commit_interval: settings.commit_interval,
+        retention: settings.retention,
+        retention_every,
+        clock: clock.clone(),
+        uncommitted: 0,
+        last_full_read: None,
+        in_flight: 0,
+        disk_full: ingest::DiskFull::new(
+            bus.clone(),
+            config.data_dir.join("index"),
+            disk_full_retry,
+        ),
+    })
 }

@@ -49,9 +49,15 @@ impl Ui {
         routes::router(self.state.clone())
     }
 
-    /// The UI has no background work: it waits for shutdown.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), UiError> {
-        shutdown.cancelled().await;
-        Ok(())
+    /// The UI has no background work: it waits for shutdown. (It borrows nothing, so the
+    /// supervisor can run it again from the same instance, whose routes are mounted.)
+    pub fn run(
+        &self,
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<(), UiError>> + Send + 'static {
+        async move {
+            shutdown.cancelled().await;
+            Ok(())
+        }
     }
 }
