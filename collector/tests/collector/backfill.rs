@@ -139,3 +139,17 @@ async fn sources_without_a_past_and_a_zero_look_back_skip_with_a_reason() {
     assert_eq!(report.skipped.as_deref(), Some("collector.backfill is 0"));
     assert!(observations(&bus).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_look_back_past_the_start_of_time_is_skipped_not_a_panic() {
+    let bus = bus();
+    let mut config = config(SourceKind::Simulated, "http://unused", 1);
+    // 300,000 years: a valid duration, but no date is that far back.
+    config.collector.backfill = Duration::from_secs(300_000 * 365 * 86_400);
+    let (collector, _) = collector(config, &bus, noon());
+    let report = collector.backfill().await;
+    assert_eq!(
+        report.skipped.as_deref(),
+        Some("collector.backfill is too long")
+    );
+}
