@@ -625,9 +625,14 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn generated_queries_never_crash_nor_answer_5xx(q in query()) {
+    fn generated_queries_never_crash_nor_answer_5xx(
+        q in query(),
+        sort in prop::sample::select(vec!["newest", "oldest", "relevance"]),
+    ) {
         let router = router();
-        runtime().block_on(async { answer(&router, &search_uri(&q)).await });
+        // Relevance scores the query (BM25 weights), which sorting by time does not.
+        let uri = format!("{}&sort={sort}", search_uri(&q));
+        runtime().block_on(async { answer(&router, &uri).await });
     }
 
     #[test]
