@@ -123,6 +123,9 @@ struct Stall {
 
 impl DiskFull {
     pub fn new(bus: SharedBus, dir: PathBuf, retry: DiskFullRetry) -> Self {
+        // The series exist from the start, at 0, so a dashboard or a rate() sees them.
+        metrics::counter!("windsock_disk_full_total", "service" => "indexer").increment(0);
+        metrics::gauge!("windsock_disk_full", "service" => "indexer").set(0.0);
         Self {
             retry,
             bus,
