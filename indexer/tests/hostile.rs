@@ -191,6 +191,33 @@ async fn exists_on_a_field_without_a_column_is_a_400_that_says_why() {
     }
 }
 
+/// tantivy's dates are nanoseconds in an i64 (1677 to 2262): times beyond overflowed its
+/// conversions (a panic, a 500; a wrapped, wrong range in a release build).
+#[tokio::test]
+async fn times_beyond_tantivys_dates_saturate() {
+    let router = router();
+    for (from, to, q) in [
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "*"),
+        ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "*"),
+        (
+            "now-7d",
+            "now",
+            "fields.fetched_at:[9999-01-01T00:00:00Z TO *]",
+        ),
+        ("now-7d", "now", "timestamp:[* TO 0001-01-01T00:00:00Z]"),
+    ] {
+        let uri = format!("/api/search?q={}&from={}&to={}", enc(q), enc(from), enc(to));
+        let (status, body) = answer(&router, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        let everything = from.starts_with("0001");
+        let expected = if everything { 300 } else { 0 };
+        assert_eq!(body["total"], expected, "{uri}: {body}");
+    }
+    // tantivy's parser refuses a time it cannot hold: a 400 (`answer` checks it is ours).
+    let uri = search_uri("fields.observed_at:\"9999-12-31T23:59:59Z\"");
+    answer(&router, &uri).await;
+}
+
 #[tokio::test]
 async fn a_repeated_parameter_is_our_json_400_naming_it() {
     let router = router();
@@ -662,6 +689,19 @@ proptest! {
                 enc(&INDEX_ID), enc(&before), enc(&after)
             );
             answer(&router, &uri).await;
+        });
+    }
+
+    /// Any id in the path: found or not, never a crash.
+    #[test]
+    fn generated_event_ids_never_crash_nor_answer_5xx(
+        // An empty one is no route of these (the server's own 404 answers it).
+        id in any::<String>().prop_filter("a path segment", |id| !id.is_empty()),
+    ) {
+        let router = router();
+        runtime().block_on(async {
+            answer(&router, &format!("/api/events/{}", enc(&id))).await;
+            answer(&router, &format!("/api/events/{}/context", enc(&id))).await;
         });
     }
 
