@@ -534,7 +534,13 @@ fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> Query
         E::DateFormatError(_) => (
             "not_a_date",
             None,
-            Some("timestamps are RFC 3339: timestamp:[2026-11-25T00:00:00Z TO *]".into()),
+            // tantivy's dates are nanoseconds in an i64: its parser refuses a valid RFC 3339
+            // time beyond them with the same words as a malformed one.
+            Some(
+                "timestamps are RFC 3339, from 1677-09-21 to 2262-04-11: \
+                 timestamp:[2026-11-25T00:00:00Z TO *]"
+                    .into(),
+            ),
         ),
         E::AllButQueryForbidden => (
             "only_exclusions",
