@@ -390,10 +390,14 @@ pub fn routes(service: SearchService) -> Router {
         .route("/api/regions", get(regions))
         // axum's own answer is an empty 405; ours says which methods there are.
         .method_not_allowed_fallback(|| async {
-            error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed: the search API answers GET only",
-                Some(json!({"allowed": ["GET"]})),
+            (
+                // HTTP requires it with a 405; axum answers HEAD wherever it answers GET.
+                [(axum::http::header::ALLOW, "GET,HEAD")],
+                error_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method not allowed: the search API answers GET only",
+                    Some(json!({"allowed": ["GET", "HEAD"]})),
+                ),
             )
         })
         .with_state(service)

@@ -268,6 +268,8 @@ async fn every_route_answers_our_json_whatever_the_request() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{uri}");
+        let allow: Vec<_> = response.headers().get_all("allow").iter().collect();
+        assert_eq!(allow, ["GET,HEAD"], "{uri}");
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
