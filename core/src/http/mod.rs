@@ -1,6 +1,12 @@
 //! What every service serves besides its own API: `/healthz` and `/metrics`; the hardening
 //! every router gets ([`harden`]); and serving.
 
+mod error;
+mod params;
+
+pub use error::{ApiError, ErrorBody};
+pub use params::{Body, Params};
+
 use crate::config::HttpConfig;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::uri::Authority;
@@ -8,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use std::any::Any;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -35,17 +41,16 @@ pub fn base_routes() -> Router {
         )
 }
 
-/// The JSON error body every windsock API answers with: `{"error": "...", "detail": ...}`.
+/// The JSON error body every windsock API answers with: `{"error": "...", "detail": ...}`
+/// (an [`ErrorBody`]). Prefer returning an [`ApiError`] from handlers.
 pub fn error_response(
     status: StatusCode,
     error: impl Into<String>,
     detail: Option<serde_json::Value>,
 ) -> Response {
-    let mut body = serde_json::json!({ "error": error.into() });
-    if let Some(detail) = detail {
-        body["detail"] = detail;
-    }
-    (status, Json(body)).into_response()
+    let mut error = ApiError::new(status, error);
+    error.body.detail = detail;
+    error.into_response()
 }
 
 /// Serves `router` on `listen` until `shutdown`, finishing requests in flight.
