@@ -5,7 +5,7 @@ use crate::calibration::Scores;
 use crate::engine::{self, Backtest, Refit, Setup};
 use crate::predict::{self, Grid, InputError};
 use crate::service::Shared;
-use crate::{openapi, series};
+use crate::series;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
@@ -17,27 +17,21 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The forecaster's routes, as `(method, path)`: the OpenAPI document is tested against it.
+/// The forecaster's routes, as `(method, path)`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/forecast/{region}"),
     ("get", "/api/forecast/{region}/backtest"),
     ("post", "/predict"),
-    ("get", "/api/openapi.json"),
 ];
 
 /// The largest backtest the API runs (each day is four refits).
 pub const MAX_BACKTEST_DAYS: usize = 14;
 
 pub fn router(shared: Arc<Shared>) -> Router {
-    let document = Arc::new(openapi::document(&shared.config.forecaster));
     Router::new()
         .route("/api/forecast/{region}", get(get_forecast))
         .route("/api/forecast/{region}/backtest", get(get_backtest))
         .route("/predict", post(post_predict))
-        .route(
-            "/api/openapi.json",
-            get(move || async move { Json(document.as_ref().clone()) }),
-        )
         .with_state(shared)
 }
 

@@ -10,13 +10,12 @@
 //! - Refits on a cron schedule and after the history loads, off the async runtime, a bounded
 //!   number at once; each publishes a `Forecast` event ([`engine`], [`service`]).
 //! - HTTP ([`api`]): `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`
-//!   (the contract of the FastAPI/Prophet service it replaces) and `/api/openapi.json`.
+//!   (the contract of the FastAPI/Prophet service it replaces).
 
 pub mod api;
 pub mod calibration;
 pub mod engine;
 pub mod models;
-pub mod openapi;
 pub mod predict;
 pub mod series;
 pub mod service;
@@ -82,7 +81,7 @@ impl Forecaster {
         })
     }
 
-    /// `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`, `/api/openapi.json`.
+    /// `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`.
     pub fn routes(&self) -> axum::Router {
         api::router(self.shared.clone())
     }
