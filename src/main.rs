@@ -371,7 +371,10 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     }
     stopped(&running, "http server");
     logs_stop.cancel();
-    let _ = log_publisher.await;
+    if let Err(err) = log_publisher.await {
+        tracing::error!(error = %err, "the log publisher failed");
+        failed = true;
+    }
     stopped(&running, "log publisher");
     let report = bus.shutdown().await;
     stopped(&running, "bus");
