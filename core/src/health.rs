@@ -13,9 +13,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+use utoipa::ToSchema;
 
 /// Where a service stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Running, and has been running fine since its last failure (if any).
@@ -27,7 +28,7 @@ pub enum State {
 }
 
 /// One service's entry in `/healthz`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ServiceHealth {
     pub state: State,
     /// The last failure (its error chain, secrets redacted); kept while it is restarting.
@@ -40,6 +41,23 @@ pub struct ServiceHealth {
     /// When it is restarted next (only while failing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<DateTime<Utc>>,
+}
+
+/// The process as a whole: `ok` when every service is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// At least one service is failing or restarting (the answer is then a 503).
+    Degraded,
+}
+
+/// What `/healthz` answers, with 200 when `status` is `ok` and 503 when it is `degraded`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HealthReport {
+    pub status: Status,
+    /// Every supervised service of this process, by name.
+    pub services: BTreeMap<String, ServiceHealth>,
 }
 
 /// The health of a process's services. Clones share one registry.
@@ -68,25 +86,28 @@ impl Health {
         self.services.read().values().all(|s| s.state == State::Ok)
     }
 
-    /// `{"status": "ok" | "degraded", "services": {...}}`, and 200 or 503.
-    pub fn report(&self) -> (StatusCode, serde_json::Value) {
+    /// The `/healthz` answer, and 200 or 503.
+    pub fn summary(&self) -> (StatusCode, HealthReport) {
         let services = self.services();
         let ok = services.values().all(|s| s.state == State::Ok);
-        let body = serde_json::json!({
-            "status": if ok { "ok" } else { "degraded" },
-            "services": services,
-        });
-        let status = if ok {
-            StatusCode::OK
+        let (status, code) = if ok {
+            (Status::Ok, StatusCode::OK)
         } else {
-            StatusCode::SERVICE_UNAVAILABLE
+            (Status::Degraded, StatusCode::SERVICE_UNAVAILABLE)
         };
-        (status, body)
+        (code, HealthReport { status, services })
+    }
+
+    /// [`Self::summary`] as JSON: `{"status": "ok" | "degraded", "services": {...}}`.
+    pub fn report(&self) -> (StatusCode, serde_json::Value) {
+        let (code, report) = self.summary();
+        let body = serde_json::to_value(report).unwrap_or_default();
+        (code, body)
     }
 
     /// The `/healthz` response.
     pub fn response(&self) -> Response {
-        let (status, body) = self.report();
+        let (status, body) = self.summary();
         (status, Json(body)).into_response()
     }
 }

@@ -2,10 +2,13 @@
 //! every router gets ([`harden`]); and serving.
 
 mod error;
+pub mod openapi;
 mod params;
+mod retry_after;
 
 pub use error::{ApiError, ErrorBody};
 pub use params::{Body, Params};
+pub use retry_after::{retry_after, MAX_RETRY_AFTER};
 
 use crate::config::HttpConfig;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -13,7 +16,6 @@ use axum::http::uri::Authority;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use std::any::Any;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,24 +23,65 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `/healthz` (JSON: 200 `ok`, or 503 `degraded` naming the failing services, see
 /// [`crate::health`]) and `/metrics` (Prometheus text).
 pub fn base_routes() -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { crate::health::global().response() }),
-        )
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [("content-type", "text/plain; version=0.0.4")],
-                    crate::telemetry::prometheus().render(),
-                )
-            }),
-        )
+    base_router().split_for_parts().0
+}
+
+/// The OpenAPI description of [`base_routes`]; [`openapi::document`] includes it.
+pub fn base_openapi() -> utoipa::openapi::OpenApi {
+    base_router().split_for_parts().1
+}
+
+fn base_router() -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(prometheus_metrics))
+}
+
+/// The health of this process's services.
+///
+/// 200 while every service runs fine; 503 (`degraded`) while one is failing or restarting,
+/// naming it with its error, restarts and next attempt, while the process keeps serving.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses(
+        (status = 200, description = "Every service is ok", body = crate::health::HealthReport),
+        (
+            status = 503,
+            description = "A service is failing or restarting (`status` is `degraded`)",
+            body = crate::health::HealthReport,
+        ),
+    ),
+    tag = "windsock",
+)]
+async fn healthz() -> Response {
+    crate::health::global().response()
+}
+
+/// Prometheus metrics of this process, in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((
+        status = 200,
+        description = "Every metric family of this process",
+        body = String,
+        content_type = "text/plain",
+    )),
+    tag = "windsock",
+)]
+async fn prometheus_metrics() -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        crate::telemetry::prometheus().render(),
+    )
+        .into_response()
 }
 
 /// The JSON error body every windsock API answers with: `{"error": "...", "detail": ...}`
