@@ -93,9 +93,10 @@ impl Supervisor {
     }
 
     /// Registers `service` (healthy, no restarts) and its restart counter at zero, so a
-    /// `rate()` over it has a series before the first failure.
+    /// `rate()` over it has a series before the first failure; its event counters too.
     pub fn register(&self, service: &'static str) {
         metrics::counter!("windsock_service_restarts_total", "service" => service).absolute(0);
+        crate::telemetry::Counters::new(service).register();
         self.health.set(
             service,
             ServiceHealth {
