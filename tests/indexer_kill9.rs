@@ -125,7 +125,8 @@ fn kill_9_while_streaming_from_kafka_loses_and_duplicates_nothing() {
         .env("WINDSOCK_BUS__BROKERS", broker.bootstrap())
         .env("WINDSOCK_INDEXER__COMMIT_INTERVAL", "150ms")
         .env("WINDSOCK_INDEXER__COMMIT_DOCS", "200")
-        .env("WINDSOCK_INDEXER__MAX_LIMIT", "100000");
+        .env("WINDSOCK_INDEXER__MAX_LIMIT", "100000")
+        .env("WINDSOCK_INDEXER__MAX_RESULT_WINDOW", "100000");
     indexer.start().unwrap();
     let window = (start - Duration::hours(1), Utc::now());
     let indexed = |indexer: &WindsockProcess| {
@@ -188,7 +189,8 @@ fn kill_9_of_windsock_up_is_repaired_by_the_collectors_backfill() {
         .env("WINDSOCK_COLLECTOR__SCHEDULE", "*/1 * * * * *")
         .env("WINDSOCK_COLLECTOR__BACKFILL", "5m")
         .env("WINDSOCK_INDEXER__COMMIT_INTERVAL", "150ms")
-        .env("WINDSOCK_INDEXER__MAX_LIMIT", "100000");
+        .env("WINDSOCK_INDEXER__MAX_LIMIT", "100000")
+        .env("WINDSOCK_INDEXER__MAX_RESULT_WINDOW", "100000");
     up.start().unwrap();
     let first = Utc::now().duration_trunc(Duration::seconds(1)).unwrap() + Duration::seconds(1);
     for pause in [1200u64, 700, 1500, 900] {
