@@ -107,15 +107,8 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// `Retry-After` as a wait: either delay-seconds or an HTTP date (RFC 9110 §10.2.3).
-/// A date in the past means no wait.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
+/// A date in the past means no wait. One parser for every windsock client (core's).
+pub use windsock_core::http::retry_after as parse_retry_after;
 
 #[cfg(test)]
 mod tests {
