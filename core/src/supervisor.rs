@@ -142,6 +142,10 @@ impl Supervisor {
                         backoff = self.policy.backoff();
                         if failure.take().is_some() {
                             self.recovered(service, restarts);
+                        } else if restarts == 0 {
+                            // Once per process: a service_failing alert still open from
+                            // before a restart of the whole process is resolved by it.
+                            self.publish(running_fine(service));
                         }
                     }
                 }
@@ -206,14 +210,7 @@ impl Supervisor {
             "service has run fine since its last restart: healthy again"
         );
         self.set(service, State::Ok, None, restarts, None);
-        self.publish(LogEvent::health_condition(
-            service,
-            condition::SERVICE_FAILING,
-            false,
-            None,
-            format!("service {service} is running fine again"),
-            chrono::Utc::now(),
-        ));
+        self.publish(running_fine(service));
     }
 
     fn set(
@@ -269,6 +266,18 @@ impl Supervisor {
 }
 
 /// What a panic said, when it said it with a string.
+/// The `ok` report of `service_failing` for `service`.
+fn running_fine(service: &str) -> LogEvent {
+    LogEvent::health_condition(
+        service,
+        condition::SERVICE_FAILING,
+        false,
+        None,
+        format!("service {service} is running fine"),
+        chrono::Utc::now(),
+    )
+}
+
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
@@ -381,6 +390,29 @@ mod tests {
             "{metrics}"
         );
 
+        stop.cancel();
+        assert_eq!(supervised.await.unwrap(), Ended::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_service_running_fine_from_the_start_reports_ok_once() {
+        // An open service_failing alert from before a restart of the whole process must
+        // be resolved by the new process, which has seen no failure of its own.
+        let bus = embedded();
+        let mut logs = EventSubscription::new(bus.clone(), &[Topic::Logs], "test")
+            .await
+            .unwrap();
+        let supervisor = Supervisor::new(Health::default(), Some(bus.clone()), QUICK);
+        let stop = CancellationToken::new();
+        let run = |stop: CancellationToken| async move {
+            stop.cancelled().await;
+            Ok(())
+        };
+        let supervised = tokio::spawn(supervisor.supervise("test-fine", run, stop.clone()));
+        let ok = next_condition(&mut logs).await;
+        assert_eq!(ok.condition, "service_failing");
+        assert_eq!(ok.service, "test-fine");
+        assert!(!ok.failing, "{ok:?}");
         stop.cancel();
         assert_eq!(supervised.await.unwrap(), Ended::Stopped);
     }
