@@ -23,9 +23,14 @@ impl<T: DeserializeOwned> Params<T> {
         let deserializer =
             serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let parameter = err.path().to_string();
+            let mut parameter = err.path().to_string();
             let inner = err.into_inner().to_string();
             if parameter.is_empty() || parameter == "." {
+                // serde refuses a repeated, unknown or missing field before it reaches a
+                // value, so the path is empty: the name is only in serde's message.
+                parameter = named_field(&inner).unwrap_or_default();
+            }
+            if parameter.is_empty() {
                 ApiError::bad_request(format!("invalid query string: {inner}"))
             } else {
                 ApiError::bad_request(format!("invalid query parameter `{parameter}`: {inner}"))
@@ -33,6 +38,17 @@ impl<T: DeserializeOwned> Params<T> {
             }
         })
     }
+}
+
+/// The field serde's own errors name: "duplicate field `q`", "unknown field `qq`, expected
+/// ...", "missing field `id`".
+fn named_field(message: &str) -> Option<String> {
+    ["duplicate field `", "unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_string())
+        .filter(|name| !name.is_empty())
 }
 
 impl<T, S> FromRequestParts<S> for Params<T>
@@ -92,12 +108,14 @@ mod tests {
             "{}",
             repeated.message()
         );
+        assert_eq!(repeated.body.detail.unwrap()["parameter"], "q");
         let unknown = Params::<Search>::parse("qq=a").unwrap_err();
         assert!(
             unknown.message().contains("unknown field `qq`"),
             "{}",
             unknown.message()
         );
+        assert_eq!(unknown.body.detail.unwrap()["parameter"], "qq");
     }
 
     #[test]
