@@ -1,25 +1,29 @@
 //! The search API. Handlers are thin: parse parameters (every problem is a 400 that says
 //! which parameter and why), run the search off the async threads, answer JSON.
+//!
+//! The routes are an [`OpenApiRouter`]: each handler's `#[utoipa::path]` describes what it
+//! answers, and [`openapi`] is the document of the very routes [`routes`] serves, so the two
+//! cannot drift apart.
 
 use crate::query::check_limits;
 use crate::search::{searchable, Hit, SearchError, SearchRequest, SearchResults, Sort};
 use crate::store::EventIndex;
 use crate::timespec::{self, parse_time};
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use windsock_core::clock::SharedClock;
 use windsock_core::config::Config;
-use windsock_core::http::error_response;
+use windsock_core::http::{error_response, ApiError, ErrorBody, Params};
 
 /// Defaults of `/api/search` when a parameter is absent.
 pub const DEFAULT_FROM: &str = "now-24h";
@@ -30,6 +34,9 @@ pub const DEFAULT_CONTEXT: usize = 5;
 /// The most neighbours on each side `/api/events/{id}/context` gives: each is a stored
 /// document read and decoded, and a page of context is for reading, not for export.
 pub const MAX_CONTEXT: usize = 100;
+
+/// The OpenAPI tag of every indexer route.
+pub const TAG: &str = "indexer";
 
 /// What the routes share: the index, the configuration (regions, limits), the clock.
 #[derive(Clone)]
@@ -57,29 +64,25 @@ impl SearchService {
         let time = |name: &'static str, value: Option<&String>, default: &str| {
             let value = value.map(String::as_str).unwrap_or(default);
             parse_time(value, now).map_err(|e| {
-                ApiError::bad_request(
-                    format!("invalid `{name}`: {e}"),
-                    json!({"parameter": name, "value": value, "reason": e.reason, "expected": timespec::EXPECTED}),
-                )
+                ApiError::bad_request(format!("invalid `{name}`: {e}")).with_detail(json!({
+                    "parameter": name,
+                    "value": value,
+                    "reason": e.reason,
+                    "expected": timespec::EXPECTED,
+                }))
             })
         };
         let from = time("from", params.from.as_ref(), DEFAULT_FROM)?;
         let to = time("to", params.to.as_ref(), DEFAULT_TO)?;
         if from > to {
-            return Err(ApiError::bad_request(
-                "`from` is after `to`",
-                json!({"parameter": "from", "from": from, "to": to}),
-            ));
+            return Err(ApiError::bad_request("`from` is after `to`")
+                .with_detail(json!({"parameter": "from", "from": from, "to": to})));
         }
         // What the index can hold; the answer says the range it searched.
         let (from, to) = (searchable(from), searchable(to));
         let q = params.q.clone().unwrap_or_default();
-        check_limits(&q, self.config.indexer.max_query_length).map_err(|e| {
-            ApiError::BadRequest {
-                message: e.message,
-                detail: e.detail,
-            }
-        })?;
+        check_limits(&q, self.config.indexer.max_query_length)
+            .map_err(|e| ApiError::bad_request(e.message).with_detail(e.detail))?;
         let requested = number("limit", params.limit.as_ref(), DEFAULT_LIMIT as u64)?;
         let max = self.config.indexer.max_limit;
         let clamped = (requested > max as u64).then_some(LimitClamped { requested, max });
@@ -91,10 +94,12 @@ impl SearchService {
             "oldest" | "asc" => Sort::Oldest,
             "relevance" | "score" => Sort::Relevance,
             other => {
-                return Err(ApiError::bad_request(
-                    format!("invalid `sort`: `{other}`"),
-                    json!({"parameter": "sort", "value": other, "expected": ["newest", "oldest", "relevance"]}),
-                ))
+                return Err(ApiError::bad_request(format!("invalid `sort`: `{other}`"))
+                    .with_detail(json!({
+                        "parameter": "sort",
+                        "value": other,
+                        "expected": ["newest", "oldest", "relevance"],
+                    })))
             }
         };
         self.check_window(offset, limit, sort)?;
@@ -138,24 +143,23 @@ impl SearchService {
                  time and page with `to` set to the timestamp of the last hit you have"
             }
         };
-        Err(ApiError::bad_request(
-            format!(
-                "`offset` + `limit` is {end}, past the result window of {window} hits \
-                 (indexer.max_result_window); {how}"
-            ),
-            json!({
-                "parameter": "offset",
-                "offset": offset,
-                "limit": limit,
-                "max_result_window": window,
-                "hint": how,
-            }),
+        Err(ApiError::bad_request(format!(
+            "`offset` + `limit` is {end}, past the result window of {window} hits \
+             (indexer.max_result_window); {how}"
         ))
+        .with_detail(json!({
+            "parameter": "offset",
+            "offset": offset,
+            "limit": limit,
+            "max_result_window": window,
+            "hint": how,
+        })))
     }
 }
 
-/// A whole number from a query parameter, or a 400 that names it. Read as `u64` and checked
-/// before anything adds or allocates with it.
+/// A whole number from a query parameter, or a 400 that names it. Read as text and parsed
+/// here (not by serde) so that a number past `u64` is "too large", not "not a number"; read
+/// as `u64` and checked before anything adds or allocates with it.
 fn number(name: &'static str, value: Option<&String>, default: u64) -> Result<u64, ApiError> {
     let Some(text) = value else {
         return Ok(default);
@@ -174,10 +178,8 @@ fn number(name: &'static str, value: Option<&String>, default: u64) -> Result<u6
                     "a whole number, 0 or more".to_string(),
                 )
             };
-        ApiError::bad_request(
-            message,
-            json!({"parameter": name, "value": text, "expected": expected}),
-        )
+        ApiError::bad_request(message)
+            .with_detail(json!({"parameter": name, "value": text, "expected": expected}))
     })
 }
 
@@ -190,61 +192,16 @@ fn count(
 ) -> Result<usize, ApiError> {
     let n = number(name, value, default as u64)?;
     if n > max as u64 {
-        return Err(ApiError::bad_request(
-            format!("invalid `{name}`: {n} is more than {max}, the most it may be"),
-            json!({"parameter": name, "value": n, "limit": max}),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "invalid `{name}`: {n} is more than {max}, the most it may be"
+        ))
+        .with_detail(json!({"parameter": name, "value": n, "limit": max})));
     }
     Ok(n as usize)
 }
 
-/// The parameters of a query string, each given once.
-///
-/// Extracted by hand rather than with axum's `Query<T>`, whose rejections (a repeated
-/// parameter, a value of the wrong type) are plain text: every problem here is our JSON 400,
-/// naming the parameter. A parameter given twice is refused, since which one was meant is a
-/// guess; unknown ones are ignored (cache-busters and the like).
-#[derive(Clone, Debug, Default)]
-pub struct Params(pub BTreeMap<String, String>);
-
-impl Params {
-    pub fn from_uri(uri: &axum::http::Uri) -> Result<Self, ApiError> {
-        let mut params = BTreeMap::new();
-        // Pairs of strings cannot fail to deserialize (the decoding is lossy, never an
-        // error), but whatever axum says, the client hears it as our JSON.
-        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri).map_err(|e| {
-            ApiError::bad_request(
-                format!("the query string does not decode: {}", e.body_text()),
-                json!({"reason": "query_string"}),
-            )
-        })?;
-        for (name, value) in pairs {
-            if params.contains_key(&name) {
-                return Err(ApiError::bad_request(
-                    format!("`{name}` is given more than once; give it once"),
-                    json!({"parameter": name, "reason": "repeated"}),
-                ));
-            }
-            params.insert(name, value);
-        }
-        Ok(Self(params))
-    }
-
-    fn take(&mut self, name: &str) -> Option<String> {
-        self.0.remove(name)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Params::from_uri(&parts.uri)
-    }
-}
-
 /// The last segment of the path, percent-decoded: an event's id. Read by hand so a path that
-/// does not decode (`%FF`) is our JSON 400, not axum's plain-text rejection.
+/// does not decode (`%FF`) is a 400 naming `id`, not axum's wording.
 pub struct EventId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for EventId {
@@ -253,62 +210,83 @@ impl<S: Send + Sync> FromRequestParts<S> for EventId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<String>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(Self(id)),
-            Err(e) => Err(ApiError::bad_request(
-                format!("invalid event id in the path: {}", e.body_text()),
-                json!({"parameter": "id", "reason": "path"}),
-            )),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "invalid event id in the path: {}",
+                e.body_text()
+            ))
+            .with_detail(json!({"parameter": "id", "reason": "path"}))),
         }
     }
 }
 
-/// `/api/search` parameters, as text so a bad one gets our error rather than axum's.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// `/api/search` parameters. Each may be given once (a repeated one is a 400 naming it:
+/// which was meant is a guess); unknown ones are ignored, as cache-busters and the like are.
+///
+/// The numbers and `sort` are read as text and checked in [`SearchService::request`], whose
+/// messages say more than serde's (a number too large, the page window, the sorts there are);
+/// the document gives their real types.
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// The query, in tantivy's query language (`region:Dakar AND temperature_c:[30 TO *]`,
+    /// `fields.status:[500 TO 599]`); absent or empty matches every event. At most
+    /// `indexer.max_query_length` bytes (4,096 by default), nesting at most 32 levels.
     pub q: Option<String>,
+    /// Start of the time range: RFC 3339 (`2026-11-25T00:00:00Z`) or relative (`now-15m`,
+    /// `now-24h`, `now-7d`).
+    #[param(default = "now-24h", example = "now-1h")]
     pub from: Option<String>,
+    /// End of the time range, as `from`.
+    #[param(default = "now")]
     pub to: Option<String>,
+    /// The most hits to return. Above `indexer.max_limit` (1,000 by default) it is lowered to
+    /// it, and the answer's `limit_clamped` says so.
+    #[param(value_type = Option<u64>, default = 50)]
     pub limit: Option<String>,
+    /// Hits to skip. `offset + limit` is at most `indexer.max_result_window` (10,000 by
+    /// default); to page further, page by time (see the 400's `hint`).
+    #[param(value_type = Option<u64>, default = 0)]
     pub offset: Option<String>,
+    /// The order of the hits (`desc`, `asc` and `score` are accepted as aliases of `newest`,
+    /// `oldest` and `relevance`).
+    #[param(value_type = Option<Sort>, default = "newest")]
     pub sort: Option<String>,
 }
 
-impl From<Params> for SearchParams {
-    fn from(mut params: Params) -> Self {
-        Self {
-            q: params.take("q"),
-            from: params.take("from"),
-            to: params.take("to"),
-            limit: params.take("limit"),
-            offset: params.take("offset"),
-            sort: params.take("sort"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Present in a search's answer when the requested limit was above the maximum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LimitClamped {
+    /// The limit asked for.
     pub requested: u64,
+    /// The limit used: `indexer.max_limit`.
     pub max: usize,
 }
 
-/// The answer of `/api/search`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The answer of `/api/search`: the search as run (times resolved, the limit used) and its
+/// results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
+    /// The query as given (empty: every event).
     pub query: String,
+    /// Start of the range searched (within what the index can hold: 1677 to 2262).
     pub from: DateTime<Utc>,
+    /// End of the range searched.
     pub to: DateTime<Utc>,
     pub sort: Sort,
+    /// The limit used (see `limit_clamped`).
     pub limit: usize,
     pub offset: usize,
     /// Present when the requested limit was above the maximum and was lowered to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_clamped: Option<LimitClamped>,
+    /// How long the search took, in milliseconds.
     pub took_ms: f64,
     #[serde(flatten)]
     pub results: SearchResults,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The answer of `/api/events/{id}/context`: an event and its neighbours in time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ContextResponse {
     pub event: Hit,
     /// Oldest first, ending just before `event`.
@@ -317,77 +295,84 @@ pub struct ContextResponse {
     pub after: Vec<Hit>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A configured region and the last observation indexed for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegionStatus {
     pub name: String,
     pub lat: f64,
     pub lon: f64,
+    /// When its last observation was made; null before the first one.
+    #[schema(required = true)]
     pub last_seen: Option<DateTime<Utc>>,
+    /// Its last observation's event, as published; null before the first one.
+    #[schema(required = true)]
     pub last_observation: Option<Value>,
 }
 
-/// Every way a request fails, mapped to one JSON shape by [`error_response`].
-#[derive(Debug)]
-pub enum ApiError {
-    BadRequest { message: String, detail: Value },
-    NotFound(String),
-    Internal(String),
+/// The answer of `/api/regions`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RegionsResponse {
+    /// Every configured region, in configuration order.
+    pub regions: Vec<RegionStatus>,
 }
 
-impl ApiError {
-    fn bad_request(message: impl Into<String>, detail: Value) -> Self {
-        ApiError::BadRequest {
-            message: message.into(),
-            detail,
-        }
-    }
+/// `/api/events/{id}/context` parameters, read as text for the same reasons as
+/// [`SearchParams`].
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContextParams {
+    /// Neighbours before the event, oldest first.
+    #[param(value_type = Option<u64>, default = 5, maximum = 100)]
+    pub before: Option<String>,
+    /// Neighbours after the event.
+    #[param(value_type = Option<u64>, default = 5, maximum = 100)]
+    pub after: Option<String>,
 }
 
 impl From<SearchError> for ApiError {
     fn from(err: SearchError) -> Self {
         match err {
-            SearchError::Query(q) => ApiError::BadRequest {
-                message: q.message,
-                detail: q.detail,
-            },
-            SearchError::Index(e) => e.into(),
+            SearchError::Query(q) => ApiError::bad_request(q.message).with_detail(q.detail),
+            SearchError::Index(e) => index_error(e),
         }
     }
 }
 
-impl From<tantivy::TantivyError> for ApiError {
-    fn from(err: tantivy::TantivyError) -> Self {
-        ApiError::Internal(format!("index: {err}"))
-    }
+/// An index failure: a 500 whose cause (tantivy's words, paths) goes to the log alone.
+pub fn index_error(err: tantivy::TantivyError) -> ApiError {
+    ApiError::internal(format!("index: {err}"))
 }
 
-/// What a client reads of an internal error: its detail (tantivy's words, paths, a panic's
-/// message) is for the log.
-pub const INTERNAL_ERROR: &str = "internal error";
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "windsock indexer",
+        description = "Search every event: hits, a date histogram and facets; single events \
+                       and their neighbours in time; each region's last observation."
+    ),
+    tags((name = "indexer", description = "Search over every indexed event (tantivy)."))
+)]
+struct IndexerApi;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        match self {
-            ApiError::BadRequest { message, detail } => {
-                // The client's mistake, not the service's: no ERROR to page anyone.
-                tracing::debug!(%message, "search request refused");
-                error_response(StatusCode::BAD_REQUEST, message, Some(detail))
-            }
-            ApiError::NotFound(what) => error_response(StatusCode::NOT_FOUND, what, None),
-            ApiError::Internal(message) => {
-                tracing::error!(%message, "search failed");
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR, None)
-            }
-        }
-    }
+/// The indexer's routes with their OpenAPI description, without state: [`routes`] serves
+/// them, [`openapi`] describes them.
+pub fn router() -> OpenApiRouter<SearchService> {
+    OpenApiRouter::with_openapi(IndexerApi::openapi())
+        // One `routes!` per path: the handlers of one `routes!` share one path.
+        .routes(routes!(search))
+        .routes(routes!(event))
+        .routes(routes!(context))
+        .routes(routes!(regions))
+}
+
+/// The OpenAPI document of the indexer's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().into_openapi()
 }
 
 pub fn routes(service: SearchService) -> Router {
-    Router::new()
-        .route("/api/search", get(search))
-        .route("/api/events/{id}", get(event))
-        .route("/api/events/{id}/context", get(context))
-        .route("/api/regions", get(regions))
+    let (router, _) = router().split_for_parts();
+    router
         // axum's own answer is an empty 405; ours says which methods there are.
         .method_not_allowed_fallback(|| async {
             (
@@ -417,15 +402,30 @@ async fn off_thread<T: Send + 'static>(
                 .unwrap_or_else(|| "a panic".into()),
             Err(e) => e.to_string(),
         };
-        ApiError::Internal(format!("search task: {detail}"))
+        ApiError::internal(format!("search task: {detail}"))
     })?
 }
 
+/// Searches every event.
+///
+/// The hits (newest first by default), their total, a date histogram over the range and the
+/// most frequent values of `kind`, `region`, `level` and `service` over all hits.
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    tag = TAG,
+    params(SearchParams),
+    responses(
+        (status = 200, description = "The hits, the total, the histogram and the facets", body = SearchResponse),
+        (status = 400, description = "A parameter is malformed, repeated or over its bound; \
+                                      `detail.parameter` names it", body = ErrorBody),
+        (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
+    )
+)]
 async fn search(
     State(service): State<SearchService>,
-    params: Params,
+    Params(params): Params<SearchParams>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let params = SearchParams::from(params);
     let (request, limit_clamped) = service.request(&params)?;
     let started = Instant::now();
     let index = service.index.clone();
@@ -447,6 +447,19 @@ async fn search(
     }))
 }
 
+/// One event by its id.
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}",
+    tag = TAG,
+    params(("id" = String, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event", body = Hit),
+        (status = 400, description = "The id does not decode", body = ErrorBody),
+        (status = 404, description = "No event has this id", body = ErrorBody),
+        (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
+    )
+)]
 async fn event(
     State(service): State<SearchService>,
     EventId(id): EventId,
@@ -454,34 +467,33 @@ async fn event(
     let index = service.index.clone();
     off_thread(move || {
         index
-            .get(&id)?
-            .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`")))
+            .get(&id)
+            .map_err(index_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no event with id `{id}`")))
     })
     .await
     .map(Json)
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct ContextParams {
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
-
-impl From<Params> for ContextParams {
-    fn from(mut params: Params) -> Self {
-        Self {
-            before: params.take("before"),
-            after: params.take("after"),
-        }
-    }
-}
-
+/// An event and its neighbours in time.
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}/context",
+    tag = TAG,
+    params(("id" = String, Path, description = "The event's id"), ContextParams),
+    responses(
+        (status = 200, description = "The event, the events just before it and just after it", body = ContextResponse),
+        (status = 400, description = "The id does not decode, or `before`/`after` is malformed, \
+                                      repeated or over 100; `detail.parameter` names it", body = ErrorBody),
+        (status = 404, description = "No event has this id", body = ErrorBody),
+        (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
+    )
+)]
 async fn context(
     State(service): State<SearchService>,
     EventId(id): EventId,
-    params: Params,
+    Params(params): Params<ContextParams>,
 ) -> Result<Json<ContextResponse>, ApiError> {
-    let params = ContextParams::from(params);
     let before = count(
         "before",
         params.before.as_ref(),
@@ -492,9 +504,10 @@ async fn context(
     let index = service.index.clone();
     off_thread(move || {
         let event = index
-            .get(&id)?
-            .ok_or_else(|| ApiError::NotFound(format!("no event with id `{id}`")))?;
-        let (before, after) = index.context(&event, before, after)?;
+            .get(&id)
+            .map_err(index_error)?
+            .ok_or_else(|| ApiError::not_found(format!("no event with id `{id}`")))?;
+        let (before, after) = index.context(&event, before, after).map_err(index_error)?;
         Ok(ContextResponse {
             event,
             before,
@@ -505,13 +518,16 @@ async fn context(
     .map(Json)
 }
 
-/// The answer of `/api/regions`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RegionsResponse {
-    /// Every configured region, in configuration order.
-    pub regions: Vec<RegionStatus>,
-}
-
+/// Every configured region with its last observation.
+#[utoipa::path(
+    get,
+    path = "/api/regions",
+    tag = TAG,
+    responses(
+        (status = 200, description = "Every configured region, in configuration order", body = RegionsResponse),
+        (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
+    )
+)]
 async fn regions(State(service): State<SearchService>) -> Result<Json<RegionsResponse>, ApiError> {
     let index = service.index.clone();
     let config = service.config.clone();
@@ -520,7 +536,7 @@ async fn regions(State(service): State<SearchService>) -> Result<Json<RegionsRes
             .regions
             .iter()
             .map(|region| {
-                let last = index.last_observation(&region.name)?;
+                let last = index.last_observation(&region.name).map_err(index_error)?;
                 Ok(RegionStatus {
                     name: region.name.clone(),
                     lat: region.lat,
@@ -534,4 +550,215 @@ async fn regions(State(service): State<SearchService>) -> Result<Json<RegionsRes
     })
     .await
     .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use std::collections::BTreeSet;
+    use tower::ServiceExt;
+    use windsock_core::clock;
+
+    const PATHS: [&str; 4] = [
+        "/api/search",
+        "/api/events/{id}",
+        "/api/events/{id}/context",
+        "/api/regions",
+    ];
+
+    fn document() -> Value {
+        serde_json::to_value(openapi()).unwrap()
+    }
+
+    /// Follows a `$ref` (`#/components/schemas/Name`) to its schema.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => {
+                let name = reference
+                    .strip_prefix("#/components/schemas/")
+                    .unwrap_or_else(|| panic!("not a component: {reference}"));
+                let target = &doc["components"]["schemas"][name];
+                assert!(target.is_object(), "dangling reference {reference}");
+                resolve(doc, target)
+            }
+            None => schema,
+        }
+    }
+
+    /// The properties a schema documents (through `$ref` and `allOf`), and the required ones.
+    fn properties(doc: &Value, schema: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+        let schema = resolve(doc, schema);
+        let mut names: BTreeSet<String> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut required: BTreeSet<String> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            let (n, r) = properties(doc, part);
+            names.extend(n);
+            required.extend(r);
+        }
+        (names, required)
+    }
+
+    fn ok_schema<'a>(doc: &'a Value, path: &str) -> &'a Value {
+        let get = &doc["paths"][path]["get"];
+        assert!(get.is_object(), "{path} is not documented");
+        assert_eq!(get["tags"][0], TAG, "{path}");
+        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(schema.is_object(), "{path} has no 200 schema: {get}");
+        schema
+    }
+
+    #[test]
+    fn the_document_lists_every_route_with_a_200_schema() {
+        let doc = document();
+        let documented: BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(documented, BTreeSet::from(PATHS));
+        for path in PATHS {
+            let (names, _) = properties(&doc, ok_schema(&doc, path));
+            assert!(!names.is_empty(), "{path}: an answer without properties");
+            let get = &doc["paths"][path]["get"];
+            for status in ["400", "500"] {
+                if path == "/api/regions" && status == "400" {
+                    continue;
+                }
+                let error = &get["responses"][status]["content"]["application/json"]["schema"];
+                assert_eq!(
+                    error["$ref"], "#/components/schemas/ErrorBody",
+                    "{path} {status}"
+                );
+            }
+        }
+        // The search's parameters, with the types they really take.
+        let params = doc["paths"]["/api/search"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["q", "from", "to", "limit", "offset", "sort"]);
+        let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+        assert_eq!(limit["in"], "query");
+        assert!(limit["schema"].to_string().contains("integer"), "{limit}");
+        let context = doc["paths"]["/api/events/{id}/context"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let before = context.iter().find(|p| p["name"] == "before").unwrap();
+        assert_eq!(
+            before["schema"]["maximum"].as_u64(),
+            Some(MAX_CONTEXT as u64),
+            "{before}"
+        );
+        // Every reference resolves: the answer types' own types are in the document.
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let reference = reference.split('"').next().unwrap();
+            resolve(&doc, &json!({ "$ref": reference }));
+        }
+    }
+
+    fn service() -> SearchService {
+        let config = Config::default();
+        SearchService::new(
+            EventIndex::in_ram().unwrap(),
+            Arc::new(config),
+            clock::system(),
+        )
+    }
+
+    async fn get(router: &Router, uri: &str) -> (StatusCode, Value) {
+        let response = router
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_repeated_or_malformed_parameter_is_a_json_400_naming_it() {
+        let router = routes(service());
+        for (uri, parameter) in [
+            ("/api/search?q=a&q=b", "q"),
+            ("/api/search?limit=5&limit=6", "limit"),
+            ("/api/search?limit=ten", "limit"),
+            ("/api/search?offset=-1", "offset"),
+            ("/api/search?sort=sideways", "sort"),
+            ("/api/search?from=yesterday", "from"),
+            ("/api/events/x/context?after=1&after=2", "after"),
+            ("/api/events/x/context?before=many", "before"),
+        ] {
+            let (status, body) = get(&router, uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            assert_eq!(body["detail"]["parameter"], parameter, "{uri}: {body}");
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains(&format!("`{parameter}`")), "{uri}: {body}");
+        }
+        // Past u64: the hardening's own wording, not serde's.
+        let (_, body) = get(&router, "/api/search?limit=99999999999999999999999").await;
+        assert!(
+            body["error"].as_str().unwrap().contains("too large"),
+            "{body}"
+        );
+        // Unknown parameters (cache-busters) are ignored.
+        let (status, body) = get(&router, "/api/search?q=*&_=1733100000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// Each documented route is served, and a live answer has exactly the documented fields
+    /// (the required ones at least, nothing undocumented).
+    #[tokio::test]
+    async fn every_documented_route_answers_with_its_documented_fields() {
+        let doc = document();
+        let router = routes(service());
+        let (status, body) = get(&router, "/api/search?q=*&limit=2000").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (names, required) = properties(&doc, ok_schema(&doc, "/api/search"));
+        let answered: BTreeSet<String> = body.as_object().unwrap().keys().cloned().collect();
+        assert!(
+            answered.is_subset(&names),
+            "{answered:?} not all in {names:?}"
+        );
+        assert!(
+            required.is_subset(&answered),
+            "{required:?} not all in {answered:?}"
+        );
+        assert!(answered.contains("limit_clamped"), "{body}");
+
+        let (status, body) = get(&router, "/api/regions").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (names, _) = properties(&doc, ok_schema(&doc, "/api/regions"));
+        let answered: BTreeSet<String> = body.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(answered, names);
+        let region = &body["regions"][0];
+        let item =
+            &resolve(&doc, ok_schema(&doc, "/api/regions"))["properties"]["regions"]["items"];
+        let (names, required) = properties(&doc, item);
+        let answered: BTreeSet<String> = region.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(answered, names, "{region}");
+        assert_eq!(
+            required, names,
+            "always present, null before the first observation"
+        );
+
+        // An empty index: the id routes answer our 404, not the router's.
+        for uri in ["/api/events/none", "/api/events/none/context"] {
+            let (status, body) = get(&router, uri).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(body["error"], "no event with id `none`", "{uri}");
+        }
+    }
 }

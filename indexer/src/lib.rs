@@ -42,6 +42,12 @@ use windsock_core::bus::{BusError, EventSubscription, SharedBus, Topic};
 use windsock_core::clock::{self, SharedClock};
 use windsock_core::config::Config;
 
+/// The OpenAPI document of the indexer's routes (built from the same router they are served
+/// from; no index or bus needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::openapi()
+}
+
 /// The consumer group of the indexer.
 pub const GROUP: &str = "indexer";
 
@@ -140,7 +146,8 @@ impl Indexer {
         &self.index
     }
 
-    /// `/api/search`, `/api/events/{id}`, `/api/events/{id}/context`, `/api/regions`.
+    /// `/api/search`, `/api/events/{id}`, `/api/events/{id}/context`, `/api/regions`: the
+    /// routes [`openapi`] describes.
     pub fn routes(&self) -> axum::Router {
         api::routes(self.service.clone())
     }

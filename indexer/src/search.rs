@@ -16,12 +16,14 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+use utoipa::ToSchema;
 use windsock_core::event::Envelope;
 
 /// How many values each facet lists.
 pub const FACET_SIZE: u32 = 20;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The order of the hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Sort {
     #[default]
@@ -44,11 +46,14 @@ pub struct SearchRequest {
     pub aggregate: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An indexed event: the fields every event has, and the event itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Hit {
     pub id: String,
     pub timestamp: DateTime<Utc>,
     pub kind: String,
+    /// Null for an event about no region.
+    #[schema(required = true)]
     pub region: Option<String>,
     pub level: String,
     pub message: String,
@@ -56,25 +61,29 @@ pub struct Hit {
     pub event: Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A histogram bucket: the hits from `start` to the next bucket's start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     pub count: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A date histogram of the hits over the range searched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Histogram {
+    /// Each bucket's width, in milliseconds.
     pub interval_ms: i64,
     pub buckets: Vec<Bucket>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A value of a facet and how many hits have it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FacetValue {
     pub value: String,
     pub count: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {
     pub total: usize,
     pub hits: Vec<Hit>,

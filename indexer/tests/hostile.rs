@@ -295,9 +295,9 @@ static INDEX_ID: LazyLock<String> = LazyLock::new(|| {
 #[tokio::test]
 async fn an_internal_error_says_internal_error_and_nothing_more() {
     use axum::response::IntoResponse;
-    let response = windsock_indexer::api::ApiError::Internal(
-        "index: Schema error: /var/lib/windsock/index/meta.json".into(),
-    )
+    let response = windsock_indexer::api::index_error(tantivy::TantivyError::SystemError(
+        "Schema error: /var/lib/windsock/index/meta.json".into(),
+    ))
     .into_response();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
