@@ -10,7 +10,9 @@
 //! - Refits on a cron schedule and after the history loads, off the async runtime, a bounded
 //!   number at once; each publishes a `Forecast` event ([`engine`], [`service`]).
 //! - HTTP ([`api`]): `/api/forecast/{region}`, `/api/forecast/{region}/backtest`, `/predict`
-//!   (the contract of the FastAPI/Prophet service it replaces).
+//!   (the contract of the FastAPI/Prophet service it replaces), described by [`openapi`].
+//! - Metrics: `windsock_forecast_fit_seconds{model}`, each model's fit and forecast
+//!   ([`models::forecast`]), besides the counters every service has.
 
 pub mod api;
 pub mod calibration;
@@ -30,6 +32,25 @@ use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{BusError, Delivery, EventSubscription, SharedBus, Topic};
 use windsock_core::clock::SharedClock;
 use windsock_core::Config;
+
+/// The OpenAPI document of the forecaster's routes (generated from the handlers, see [`api`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::openapi()
+}
+
+/// Describes the forecaster's own metric families (`# HELP`), and makes each model's fit
+/// histogram exist before its first fit, so a dashboard has series from the start.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        models::FIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to fit one model and forecast with it, by model: scheduled refits, /predict, \
+         and the backfills and backtests that score the models."
+    );
+    for kind in models::ModelKind::ALL {
+        let _ = metrics::histogram!(models::FIT_SECONDS, "model" => kind.name());
+    }
+}
 
 /// The consumer group the forecaster reads observations as.
 pub const GROUP: &str = "forecaster";
@@ -71,6 +92,7 @@ impl Forecaster {
         bus: SharedBus,
         clock: SharedClock,
     ) -> Result<Self, ForecasterError> {
+        describe_metrics();
         let shared = Arc::new(Shared::open(config, clock)?);
         let subscription =
             EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;

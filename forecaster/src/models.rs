@@ -5,8 +5,12 @@ use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
 use augurs::{Fit, Predict};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A forecasting model, by the name the API and events give it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// MSTL decomposition with the daily season, AutoETS on the deseasonalised trend.
@@ -62,11 +66,30 @@ pub fn min_points(kind: ModelKind, season: Option<usize>) -> usize {
     }
 }
 
-/// Point forecasts of `horizon` steps after the end of `y`.
+/// The histogram of [`forecast`]'s durations, labelled `model`.
+pub const FIT_SECONDS: &str = "windsock_forecast_fit_seconds";
+
+/// Point forecasts of `horizon` steps after the end of `y`; its duration is recorded in
+/// [`FIT_SECONDS`] (refused inputs, which fit nothing, are not).
 ///
 /// Without a season (data too coarse for a daily cycle), MSTL + ETS is plain AutoETS and
 /// seasonal naive is persistence.
 pub fn forecast(
+    kind: ModelKind,
+    y: &[f64],
+    season: Option<usize>,
+    horizon: usize,
+) -> Result<Vec<f64>, ModelError> {
+    let started = std::time::Instant::now();
+    let result = fit_and_forecast(kind, y, season, horizon);
+    if !matches!(result, Err(ModelError::TooShort { .. })) {
+        metrics::histogram!(FIT_SECONDS, "model" => kind.name())
+            .record(started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+fn fit_and_forecast(
     kind: ModelKind,
     y: &[f64],
     season: Option<usize>,

@@ -5,12 +5,72 @@
 use crate::models::{self, ModelKind};
 use crate::series::{regularize, RegularSeries};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The most rows one request may carry.
 pub const MAX_ROWS: usize = 20_000;
 /// The largest value (in absolute terms) a row may carry.
 pub const MAX_ABS_Y: f64 = 1e9;
+
+// Read by `parse_json` (whose messages name the row at fault) rather than through this type,
+// which describes the body in the OpenAPI document; a test checks the two agree.
+/// The JSON body of `POST /predict`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictRequest {
+    /// Where the series was measured (accepted for compatibility; not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -90, maximum = 90, example = 14.7)]
+    pub latitude: Option<f64>,
+    /// Where the series was measured (accepted for compatibility; not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -180, maximum = 180, example = -17.4)]
+    pub longitude: Option<f64>,
+    /// Rows in increasing time at one regular step: enough for two days plus one step of
+    /// the data's frequency, at most 20000.
+    #[schema(min_items = 1, max_items = 20000)]
+    pub data: Vec<PredictRow>,
+}
+
+/// One point of the series sent to `/predict`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictRow {
+    /// A date: `2023-07-21 10:00:00` (UTC, and the answer is written the same way), RFC 3339,
+    /// or a day.
+    #[schema(example = "2023-07-21 10:00:00")]
+    pub ds: String,
+    /// A finite value from -1e9 to 1e9.
+    #[schema(minimum = -1e9, maximum = 1e9, example = 27.1)]
+    pub y: f64,
+}
+
+/// The answer of `POST /predict`.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct PredictResponse {
+    /// One per step after the last row, at the rows' own step.
+    pub predictions: Vec<Prediction>,
+    /// The model chosen: the lowest MAE in a backtest on the rows sent.
+    pub model: ModelKind,
+    /// The level of the prediction intervals.
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1, example = 0.95)]
+    pub level: f64,
+    /// The rows' step: `1h`, `30m`, `1d`, `90s`.
+    #[schema(example = "1h")]
+    pub frequency: String,
+}
+
+/// One step of a `/predict` forecast, with its prediction interval.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Prediction {
+    /// Written as the request wrote its dates: `2023-07-21 10:00:00` when they had no time
+    /// zone, RFC 3339 in UTC (`2023-07-21T10:00:00Z`) when they had one.
+    #[schema(example = "2023-07-21 10:00:00")]
+    pub timestamp: String,
+    pub temperature: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
 
 /// Parsed rows: instants, values, and whether the dates came without a time zone (then the
 /// answer's timestamps are written the same way).
@@ -337,6 +397,28 @@ mod tests {
             r#"{{"latitude":14.7,"longitude":-17.4,"data":[{}]}}"#,
             rows.join(",")
         )
+    }
+
+    #[test]
+    fn the_documented_request_is_what_parse_json_reads() {
+        let body = hourly_json(72);
+        let request: PredictRequest = serde_json::from_str(&body).unwrap();
+        assert_eq!(request.data.len(), 72);
+        let rows = parse_json(serde_json::to_string(&request).unwrap().as_bytes()).unwrap();
+        assert_eq!(rows, parse_json(body.as_bytes()).unwrap());
+        let bare = serde_json::json!({"data": [{"ds": "2023-07-21 10:00:00", "y": 1.5}]});
+        assert!(serde_json::from_value::<PredictRequest>(bare.clone()).is_ok());
+        assert_eq!(
+            parse_json(bare.to_string().as_bytes())
+                .unwrap()
+                .points
+                .len(),
+            1
+        );
+        assert!(
+            parse_json(b"{\"latitude\": 1}").is_err(),
+            "data is required, as documented"
+        );
     }
 
     #[test]

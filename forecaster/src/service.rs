@@ -1,7 +1,6 @@
 //! The running service: state shared with the HTTP handlers, ingestion from the bus
 //! (acked only once persisted), and refits (off the async runtime, a bounded number at once).
 
-use crate::api::ApiError;
 use crate::calibration::Ledger;
 use crate::engine::{self, EngineError, Refit, Setup};
 use crate::series::{hour_of, hour_start, RegularSeries};
@@ -21,6 +20,15 @@ pub static COUNTERS: Counters = Counters::new("forecaster");
 
 /// Observations beyond the training window kept for backtests and calibration.
 const EXTRA_RETENTION_HOURS: usize = (crate::api::MAX_BACKTEST_DAYS + 1) * 24;
+
+/// A region neither configured nor observed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown region `{region}` (known: {})", known.join(", "))]
+pub struct UnknownRegion {
+    pub region: String,
+    /// The configured regions.
+    pub known: Vec<String>,
+}
 
 /// The latest refit of a region.
 #[derive(Debug)]
@@ -65,15 +73,14 @@ impl Shared {
     }
 
     /// A region is known when it is configured or observations of it have arrived.
-    pub fn check_region(&self, region: &str) -> Result<(), ApiError> {
+    pub fn check_region(&self, region: &str) -> Result<(), UnknownRegion> {
         if self.config.region(region).is_some() || self.store.lock().region(region).is_some() {
             return Ok(());
         }
-        let known: Vec<String> = self.config.regions.iter().map(|r| r.name.clone()).collect();
-        Err(ApiError::BadRequest(format!(
-            "unknown region `{region}` (known: {})",
-            known.join(", ")
-        )))
+        Err(UnknownRegion {
+            region: region.to_string(),
+            known: self.config.regions.iter().map(|r| r.name.clone()).collect(),
+        })
     }
 
     pub fn latest(&self, region: &str) -> Option<Arc<Latest>> {
@@ -103,14 +110,13 @@ impl Shared {
     pub async fn compute<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, tokio::task::JoinError> {
         let permit = self.compute_slots.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
         })
         .await
-        .map_err(|e| ApiError::Internal(format!("the computation failed: {e}")))
     }
 
     /// Adds an observation to its region; false if it was already there.
