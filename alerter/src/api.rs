@@ -8,28 +8,35 @@
 //!
 //! Changing silences needs `Authorization: Bearer <token>` when `http.api_token` is set.
 //!
+//! Every route is described by its `#[utoipa::path]` and the types it really returns, and
+//! [`router`] is built from those very descriptions, so [`openapi`] cannot drift from what is
+//! served. Errors are [`ApiError`]s (`{"error": ..., "detail": ...}`).
+//!
 //! Every input is bounded and checked before it is used (a silence lasts at most
 //! [`MAX_SILENCE_DAYS`], its texts have a length limit, bodies at most [`MAX_BODY_BYTES`]),
-//! and every failure is a JSON `{"error": ...}` with a 4xx that says what is wrong.
+//! and every failure is a JSON `{"error": ...}` with a 4xx that says what is wrong. A store
+//! that cannot write (a full disk) is a 503 that says so, not a 500.
 
 use crate::engine::Alert;
-use crate::rules::Finding;
+use crate::rules::{Finding, Verdict};
 use crate::service::Shared;
 use crate::silence::{Silence, SilenceStatus};
-use crate::store::{DeliveryStatus, StoreError};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use crate::store::{Delivery, DeliveryStatus, HistoryEntry, StoreError};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use windsock_core::config::RuleConfig;
 use windsock_core::event::{stable_id, AlertState};
-use windsock_core::http::error_response;
+use windsock_core::http::{ApiError, Body, ErrorBody, Params};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -43,16 +50,30 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The most characters of a request's own value repeated in an error message.
 const ECHO_CHARS: usize = 64;
 
-pub(crate) fn routes(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/api/alerts", get(list_alerts))
-        .route("/api/alerts/{id}/history", get(alert_history))
-        .route("/api/silences", get(list_silences).post(create_silence))
-        .route("/api/silences/{id}", delete(expire_silence))
-        .route("/api/rules", get(list_rules))
-        .route("/api/deliveries", get(list_deliveries))
+/// The OpenAPI tag of every alerter route.
+const TAG: &str = "alerter";
+
+/// The routes with their descriptions; state is given by [`router`].
+fn described() -> OpenApiRouter<Arc<Shared>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_alerts))
+        .routes(routes!(alert_history))
+        .routes(routes!(list_silences, create_silence))
+        .routes(routes!(expire_silence))
+        .routes(routes!(list_rules))
+        .routes(routes!(list_deliveries))
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let (router, _) = described().split_for_parts();
+    router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
+}
+
+/// The OpenAPI document of the alerter's routes (no service needed).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    described().split_for_parts().1
 }
 
 /// A value from the request, cut to a length fit for an error message.
@@ -64,73 +85,27 @@ fn shown(value: &str) -> String {
     format!("{cut}…")
 }
 
-/// Every way an alert API request fails, mapped to one JSON error shape.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("missing or wrong API token: send `Authorization: Bearer <token>`")]
-    Unauthorized,
-    #[error("{0}")]
-    NotFound(String),
-    /// The body or query could not be read (too large, wrong content type, malformed).
-    #[error("{message}")]
-    Rejected { status: StatusCode, message: String },
-    /// Nothing of what went wrong is shown: it is in the log.
-    #[error("internal error")]
-    Internal,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Rejected { status, .. } => *status,
-            ApiError::Store(_) | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        error_response(status, self.to_string(), None)
+/// A store failure as an answer: a store that cannot write is a condition of the machine the
+/// client can wait out (503, saying which); anything else is a 500 whose cause is logged.
+fn store_error(err: StoreError) -> ApiError {
+    if err.is_disk_full() {
+        ApiError::unavailable(
+            "the disk is full: the alert store cannot write; try again once space is freed",
+        )
+        .with_detail(serde_json::json!({ "reason": "disk_full" }))
+    } else if err.is_unwritable() {
+        ApiError::unavailable("the alert store cannot write for now; try again later")
+            .with_detail(serde_json::json!({ "reason": "store_unwritable" }))
+    } else {
+        ApiError::internal(err)
     }
 }
 
-impl From<QueryRejection> for ApiError {
-    fn from(rejection: QueryRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        store_error(err)
     }
 }
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(rejection.body_text())
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        // axum says 422 for a body of the wrong shape; to a client it is a bad request all
-        // the same. Only the two statuses a client acts on differently are kept.
-        let (status, message) = match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request body is larger than the limit of {} KiB",
-                    MAX_BODY_BYTES / 1024
-                ),
-            ),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send the body as JSON with `content-type: application/json`".to_string(),
-            ),
-            _ => (StatusCode::BAD_REQUEST, rejection.body_text()),
-        };
-        ApiError::Rejected { status, message }
-    }
-}
-
-type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Runs store work on the blocking pool: SQLite calls must not hold a runtime thread.
 async fn blocking<T: Send + 'static>(
@@ -139,8 +114,9 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|err| {
-            tracing::error!(error = %err, "an alert API task failed");
-            Err(ApiError::Internal)
+            Err(ApiError::internal(format!(
+                "an alert API task failed: {err}"
+            )))
         })
 }
 
@@ -148,19 +124,73 @@ fn limit(requested: Option<usize>) -> usize {
     requested.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
-#[derive(Deserialize)]
+fn slack_configured(shared: &Shared) -> bool {
+    shared
+        .config
+        .alerter
+        .slack
+        .webhook_url
+        .as_ref()
+        .is_some_and(|w| !w.is_empty())
+}
+
+/// Which alerts `GET /api/alerts` lists (read by hand, so a wrong value is quoted cut short).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StateFilter {
+    Firing,
+    Pending,
+    Resolved,
+    All,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AlertsQuery {
+    /// Which alerts: `all` when absent.
+    #[param(value_type = Option<StateFilter>, inline)]
     state: Option<String>,
+    /// Only the alerts of this region.
     region: Option<String>,
+    /// How many, newest first: 100 when absent, at most 1000 (more is taken as 1000, 0 as 1).
+    #[param(minimum = 0)]
     limit: Option<usize>,
 }
 
+/// An alert with its latest Slack messages (at most 20).
+#[derive(Serialize, ToSchema)]
+struct AlertItem {
+    alert: Alert,
+    deliveries: Vec<Delivery>,
+}
+
+/// `GET /api/alerts`.
+#[derive(Serialize, ToSchema)]
+struct AlertsAnswer {
+    /// Newest first; open alerts as the engine sees them now.
+    alerts: Vec<AlertItem>,
+    /// Whether a Slack webhook is configured (without one, alerts are tracked, not sent).
+    slack_configured: bool,
+}
+
+/// Alerts, open and resolved, with their latest Slack messages.
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "The alerts, newest first", body = AlertsAnswer),
+        (status = 400, description = "A parameter is malformed, repeated or unknown", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+    ),
+    tag = TAG
+)]
 async fn list_alerts(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<AlertsQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(query) = query?;
+    Params(query): Params<AlertsQuery>,
+) -> Result<Json<AlertsAnswer>, ApiError> {
     let states: &[AlertState] = match query.state.as_deref().unwrap_or("all") {
         "firing" => &[AlertState::Firing],
         "pending" => &[AlertState::Pending],
@@ -171,14 +201,17 @@ async fn list_alerts(
             AlertState::Resolved,
         ],
         other => {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ApiError::bad_request(format!(
                 "state `{}` is not one of firing, pending, resolved, all",
                 shown(other)
-            )))
+            ))
+            .with_detail(serde_json::json!({ "parameter": "state" })))
         }
     };
     let limit = limit(query.limit);
-    blocking(move || alerts_of(&shared, states, query.region.as_deref(), limit)).await
+    blocking(move || alerts_of(&shared, states, query.region.as_deref(), limit))
+        .await
+        .map(Json)
 }
 
 fn alerts_of(
@@ -186,7 +219,7 @@ fn alerts_of(
     states: &[AlertState],
     region: Option<&str>,
     limit: usize,
-) -> ApiResult {
+) -> Result<AlertsAnswer, ApiError> {
     let stored = shared.store.alerts(states, region, limit)?;
     // Open alerts are read live from the engine (their values move every round).
     let live: std::collections::HashMap<String, Alert> = shared
@@ -199,34 +232,49 @@ fn alerts_of(
     for alert in stored {
         let alert = live.get(&alert.id).cloned().unwrap_or(alert);
         let deliveries = shared.store.deliveries(None, Some(&alert.id), 20)?;
-        alerts.push(json!({
-            "alert": alert,
-            "deliveries": deliveries,
-        }));
+        alerts.push(AlertItem { alert, deliveries });
     }
-    let configured = shared
-        .config
-        .alerter
-        .slack
-        .webhook_url
-        .as_ref()
-        .is_some_and(|w| !w.is_empty());
-    Ok(Json(
-        json!({ "alerts": alerts, "slack_configured": configured }),
-    ))
+    Ok(AlertsAnswer {
+        alerts,
+        slack_configured: slack_configured(shared),
+    })
 }
 
+/// `GET /api/alerts/{id}/history`.
+#[derive(Serialize, ToSchema)]
+struct AlertHistory {
+    /// The occurrence (or, for a fingerprint, its latest occurrence).
+    alert: Alert,
+    /// Its state changes, oldest first.
+    history: Vec<HistoryEntry>,
+    /// Its Slack messages, newest first (empty for a fingerprint).
+    deliveries: Vec<Delivery>,
+}
+
+/// An alert's state changes and Slack messages.
+#[utoipa::path(
+    get,
+    path = "/api/alerts/{id}/history",
+    params(("id" = String, Path, description = "An occurrence's id, or a fingerprint for all its occurrences")),
+    responses(
+        (status = 200, description = "The alert and its history", body = AlertHistory),
+        (status = 400, description = "The id is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such alert or fingerprint", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+    ),
+    tag = TAG
+)]
 async fn alert_history(
     State(shared): State<Arc<Shared>>,
     id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+) -> Result<Json<AlertHistory>, ApiError> {
     let Path(id) = id?;
-    blocking(move || history_of(&shared, id)).await
+    blocking(move || history_of(&shared, id)).await.map(Json)
 }
 
-fn history_of(shared: &Shared, id: String) -> ApiResult {
+fn history_of(shared: &Shared, id: String) -> Result<AlertHistory, ApiError> {
     let Some(alert) = shared.store.alert(&id)? else {
-        return Err(ApiError::NotFound(format!(
+        return Err(ApiError::not_found(format!(
             "no alert or fingerprint `{}`",
             shown(&id)
         )));
@@ -237,37 +285,73 @@ fn history_of(shared: &Shared, id: String) -> ApiResult {
     } else {
         shared.store.deliveries(None, Some(&id), MAX_LIMIT)?
     };
-    Ok(Json(
-        json!({ "alert": alert, "history": history, "deliveries": deliveries }),
-    ))
+    Ok(AlertHistory {
+        alert,
+        history,
+        deliveries,
+    })
 }
 
-fn silence_view(silence: &Silence, now: DateTime<Utc>) -> Value {
-    let mut view = serde_json::to_value(silence).unwrap_or_default();
-    view["status"] = serde_json::to_value(silence.status(now)).unwrap_or_default();
-    view
+/// A silence and where it stands now.
+#[derive(Serialize, ToSchema)]
+struct SilenceView {
+    #[serde(flatten)]
+    silence: Silence,
+    /// `pending` before `starts_at`, `active` until `ends_at`, `expired` after.
+    status: SilenceStatus,
 }
 
-async fn list_silences(State(shared): State<Arc<Shared>>) -> ApiResult {
+impl SilenceView {
+    fn of(silence: Silence, now: DateTime<Utc>) -> Self {
+        let status = silence.status(now);
+        Self { silence, status }
+    }
+}
+
+/// `GET /api/silences`.
+#[derive(Serialize, ToSchema)]
+struct SilencesAnswer {
+    /// Newest first, expired ones included (until the history's retention).
+    silences: Vec<SilenceView>,
+}
+
+/// Silences, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/silences",
+    responses((status = 200, description = "Every silence, newest first", body = SilencesAnswer)),
+    tag = TAG
+)]
+async fn list_silences(State(shared): State<Arc<Shared>>) -> Json<SilencesAnswer> {
     let now = shared.clock.now();
     let engine = shared.engine.lock();
     let mut silences: Vec<&Silence> = engine.silences().collect();
     silences.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-    let views: Vec<Value> = silences.iter().map(|s| silence_view(s, now)).collect();
-    Ok(Json(json!({ "silences": views })))
+    let silences = silences
+        .into_iter()
+        .map(|s| SilenceView::of(s.clone(), now))
+        .collect();
+    Json(SilencesAnswer { silences })
 }
 
 /// `POST /api/silences` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSilence {
+    /// The name alerts carry (see `GET /api/rules`); give `rule`, `region` or both.
     rule: Option<String>,
+    /// A configured region.
     region: Option<String>,
+    /// Now when absent; at most 365 days ahead.
     starts_at: Option<DateTime<Utc>>,
+    /// Give `ends_at` or `duration`; a silence lasts at most 365 days.
     ends_at: Option<DateTime<Utc>>,
     /// Instead of `ends_at`: `2h`, `30m`.
+    #[schema(example = "2h")]
     duration: Option<String>,
+    /// Who silences (at most 100 characters).
     author: String,
+    /// Why (at most 1000 characters).
     comment: String,
 }
 
@@ -289,17 +373,54 @@ fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(ApiError::unauthorized())
     }
 }
 
+/// The body's rejections, in the alerter's words: its own limit, and what to send.
+fn body_error(err: ApiError) -> ApiError {
+    match err.status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than the limit of {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+        .with_detail(serde_json::json!({ "limit_bytes": MAX_BODY_BYTES })),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with `content-type: application/json`",
+        ),
+        _ => err,
+    }
+}
+
+/// Silences alerts of a rule, a region or both for a while (they are still tracked and
+/// shown; their Slack messages wait until it ends).
+#[utoipa::path(
+    post,
+    path = "/api/silences",
+    request_body = NewSilence,
+    responses(
+        (status = 201, description = "The silence created", body = SilenceView),
+        (status = 400, description = "The silence is invalid; the message lists every problem", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
 async fn create_silence(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Json<NewSilence>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    body: Result<Body<NewSilence>, ApiError>,
+) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
     authorize(&shared, &headers)?;
-    let Json(body) = body?;
+    let Body(body) = body.map_err(body_error)?;
     let now = shared.clock.now();
     let silence = validate_silence(&shared, body, now)?;
     let stored = silence.clone();
@@ -307,7 +428,7 @@ async fn create_silence(
     blocking(move || Ok(store.put_silence(&stored)?)).await?;
     shared.engine.lock().add_silence(silence.clone());
     tracing::info!(silence = %silence.id, author = %silence.author, "silence created");
-    Ok((StatusCode::CREATED, Json(silence_view(&silence, now))))
+    Ok((StatusCode::CREATED, Json(SilenceView::of(silence, now))))
 }
 
 fn validate_silence(
@@ -435,7 +556,7 @@ fn validate_silence(
     // Every path that leaves `ends_at` unset has said why in `problems`.
     let ends_at = match ends_at {
         Some(end) if problems.is_empty() => end,
-        _ => return Err(ApiError::BadRequest(problems.join("; "))),
+        _ => return Err(ApiError::bad_request(problems.join("; "))),
     };
     let trimmed = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let rule = trimmed(body.rule);
@@ -478,27 +599,75 @@ fn parse_duration(text: &str, max: chrono::Duration) -> Result<chrono::Duration,
         .map_err(|_| format!("`duration` `{}` is out of range", shown(text)))
 }
 
+/// Ends a silence now (it is kept, expired, for the history).
+#[utoipa::path(
+    delete,
+    path = "/api/silences/{id}",
+    params(("id" = String, Path, description = "The silence's id")),
+    responses(
+        (status = 200, description = "The silence, expired", body = SilenceView),
+        (status = 400, description = "The id is not valid UTF-8", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 404, description = "No such silence", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
 async fn expire_silence(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
+) -> Result<Json<SilenceView>, ApiError> {
     authorize(&shared, &headers)?;
     let Path(id) = id?;
     let now = shared.clock.now();
     let silence = shared.engine.lock().expire_silence(&id, now);
     let Some(silence) = silence else {
-        return Err(ApiError::NotFound(format!("no silence `{}`", shown(&id))));
+        return Err(ApiError::not_found(format!("no silence `{}`", shown(&id))));
     };
     let stored = silence.clone();
     let store = shared.store.clone();
     blocking(move || Ok(store.put_silence(&stored)?)).await?;
     tracing::info!(silence = %silence.id, "silence expired");
     debug_assert_ne!(silence.status(now), SilenceStatus::Active);
-    Ok(Json(silence_view(&silence, now)))
+    Ok(Json(SilenceView::of(silence, now)))
 }
 
-async fn list_rules(State(shared): State<Arc<Shared>>) -> ApiResult {
+/// One name alerts carry, with the latest evaluation of its rule.
+#[derive(Serialize, ToSchema)]
+struct RuleView {
+    /// The name its alerts carry, which silences match (late_data's `pipeline_down`,
+    /// pipeline_health's `service_failing` and `disk_full` are names of their own).
+    name: String,
+    /// `late_data`, `threshold`, `forecast_deviation`, `outlier`, `pipeline_health`.
+    kind: String,
+    /// The rule's own name in the configuration.
+    rule: String,
+    /// The rule's configuration (`alerter.rules`), `null` for a built-in rule.
+    #[schema(value_type = Option<Object>)]
+    config: Option<RuleConfig>,
+    /// How many of its findings are active.
+    active: usize,
+    /// Its latest findings, one per region (or one for the whole pipeline).
+    evaluation: Vec<Finding>,
+}
+
+/// `GET /api/rules`.
+#[derive(Serialize, ToSchema)]
+struct RulesAnswer {
+    rules: Vec<RuleView>,
+}
+
+/// Each rule's latest evaluation, region by region.
+#[utoipa::path(
+    get,
+    path = "/api/rules",
+    responses((status = 200, description = "Every name alerts carry, by rule", body = RulesAnswer)),
+    tag = TAG
+)]
+async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
     let engine = shared.engine.lock();
     let findings = engine.findings();
     let mut rules = Vec::new();
@@ -512,60 +681,326 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> ApiResult {
         // One entry per name its alerts carry (late_data's pipeline_down, pipeline_health's
         // service_failing and disk_full): the names silences take.
         for name in rule.alert_names() {
-            let evaluation: Vec<&Finding> = findings.iter().filter(|f| f.rule == name).collect();
+            let evaluation: Vec<Finding> = findings
+                .iter()
+                .filter(|f| f.rule == name)
+                .cloned()
+                .collect();
             let active = evaluation
                 .iter()
-                .filter(|f| f.verdict == crate::rules::Verdict::Active)
+                .filter(|f| f.verdict == Verdict::Active)
                 .count();
-            rules.push(json!({
-                "name": name,
-                "kind": rule.kind(),
-                "rule": rule.name(),
-                "config": config,
-                "active": active,
-                "evaluation": evaluation,
-            }));
+            rules.push(RuleView {
+                name: name.to_string(),
+                kind: rule.kind().to_string(),
+                rule: rule.name().to_string(),
+                config: config.cloned(),
+                active,
+                evaluation,
+            });
         }
     }
-    Ok(Json(json!({ "rules": rules })))
+    Json(RulesAnswer { rules })
 }
 
-#[derive(Deserialize)]
+/// Which messages `GET /api/deliveries` lists (read by hand, so a wrong value is quoted).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum StatusFilter {
+    All,
+    Pending,
+    Delivered,
+    Failed,
+    Expired,
+    NotConfigured,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
+    /// Only the messages of this status: `all` when absent.
+    #[param(value_type = Option<StatusFilter>, inline)]
     status: Option<String>,
+    /// How many, newest first: 100 when absent, at most 1000 (more is taken as 1000, 0 as 1).
+    #[param(minimum = 0)]
     limit: Option<usize>,
 }
 
+/// `GET /api/deliveries`.
+#[derive(Serialize, ToSchema)]
+struct DeliveriesAnswer {
+    /// Whether a Slack webhook is configured (without one, messages are `not_configured`).
+    slack_configured: bool,
+    /// False while the store cannot write (a full disk): some messages, or what became of
+    /// them, are only in memory (each such delivery says `durable: false`).
+    outbox_durable: bool,
+    /// How many messages the outbox holds, by status (every status, 0 included).
+    #[schema(value_type = BTreeMap<String, i64>)]
+    counts: BTreeMap<&'static str, i64>,
+    /// Newest first.
+    deliveries: Vec<Delivery>,
+}
+
+/// The Slack outbox: messages newest first, and counts per status.
+#[utoipa::path(
+    get,
+    path = "/api/deliveries",
+    params(DeliveriesQuery),
+    responses(
+        (status = 200, description = "The outbox", body = DeliveriesAnswer),
+        (status = 400, description = "A parameter is malformed, repeated or unknown", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+    ),
+    tag = TAG
+)]
 async fn list_deliveries(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<DeliveriesQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(query) = query?;
+    Params(query): Params<DeliveriesQuery>,
+) -> Result<Json<DeliveriesAnswer>, ApiError> {
     let status = match query.status.as_deref() {
         None | Some("all") => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "status `{s}` is not one of all, {}",
+            ApiError::bad_request(format!(
+                "status `{}` is not one of all, {}",
+                shown(s),
                 DeliveryStatus::ALL.map(|s| s.as_str()).join(", ")
             ))
+            .with_detail(serde_json::json!({ "parameter": "status" }))
         })?),
     };
-    let deliveries = shared.store.deliveries(status, None, limit(query.limit))?;
-    let counts = shared.store.delivery_counts()?;
-    let configured = shared
-        .config
-        .alerter
-        .slack
-        .webhook_url
-        .as_ref()
-        .is_some_and(|w| !w.is_empty());
-    Ok(Json(json!({
-        "slack_configured": configured,
-        // False while the store cannot write (a full disk): some messages, or what became of
-        // them, are only in memory (each such delivery says `durable: false`).
-        "outbox_durable": shared.store.is_durable(),
-        "counts": counts,
-        "deliveries": deliveries,
-    })))
+    let limit = limit(query.limit);
+    blocking(move || {
+        Ok(DeliveriesAnswer {
+            slack_configured: slack_configured(&shared),
+            outbox_durable: shared.store.is_durable(),
+            counts: shared.store.delivery_counts()?,
+            deliveries: shared.store.deliveries(status, None, limit)?,
+        })
+    })
+    .await
+    .map(Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn document() -> Value {
+        serde_json::to_value(openapi()).unwrap()
+    }
+
+    /// Every `$ref` under `value`.
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("$ref", Value::String(target)) => out.push(target),
+                        _ => refs(value, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_route_is_described_with_its_answer_and_security() {
+        let doc = document();
+        let routes = [
+            ("/api/alerts", "get", "200", "AlertsAnswer", false),
+            (
+                "/api/alerts/{id}/history",
+                "get",
+                "200",
+                "AlertHistory",
+                false,
+            ),
+            ("/api/silences", "get", "200", "SilencesAnswer", false),
+            ("/api/silences", "post", "201", "SilenceView", true),
+            ("/api/silences/{id}", "delete", "200", "SilenceView", true),
+            ("/api/rules", "get", "200", "RulesAnswer", false),
+            ("/api/deliveries", "get", "200", "DeliveriesAnswer", false),
+        ];
+        for (path, method, status, schema, secured) in routes {
+            let operation = &doc["paths"][path][method];
+            assert!(operation.is_object(), "{method} {path} is not described");
+            assert_eq!(operation["tags"][0], "alerter", "{method} {path}");
+            let answer = &operation["responses"][status]["content"]["application/json"]["schema"];
+            assert_eq!(
+                answer["$ref"],
+                format!("#/components/schemas/{schema}"),
+                "{method} {path}: {answer}"
+            );
+            let errors = operation["responses"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(code, _)| code.starts_with('4') || code.starts_with('5'));
+            for (code, response) in errors {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {code}"
+                );
+            }
+            let security = &operation["security"];
+            if secured {
+                assert_eq!(
+                    security,
+                    &serde_json::json!([{ "bearer": [] }]),
+                    "{method} {path}"
+                );
+                for code in ["401", "413", "415", "503"] {
+                    if method == "delete" && ["413", "415"].contains(&code) {
+                        continue;
+                    }
+                    assert!(
+                        operation["responses"][code].is_object(),
+                        "{method} {path} lacks its {code}"
+                    );
+                }
+            } else {
+                assert!(security.is_null(), "{method} {path}: {security}");
+            }
+        }
+        let described: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|item| item.as_object().unwrap().len())
+            .sum();
+        assert_eq!(
+            described,
+            routes.len(),
+            "a route is described but not tested"
+        );
+        assert!(
+            doc["paths"]["/api/silences"]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"]["$ref"]
+                .as_str()
+                .unwrap()
+                .ends_with("/NewSilence")
+        );
+        let alerts = doc["paths"]["/api/alerts"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let names: Vec<&str> = alerts.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["state", "region", "limit"]);
+        let states = serde_json::to_string(&alerts[0]["schema"]).unwrap();
+        for state in ["firing", "pending", "resolved", "all"] {
+            assert!(states.contains(&format!("\"{state}\"")), "{states}");
+        }
+        let statuses = serde_json::to_string(
+            &doc["paths"]["/api/deliveries"]["get"]["parameters"][0]["schema"],
+        )
+        .unwrap();
+        for status in DeliveryStatus::ALL
+            .map(|s| s.as_str())
+            .iter()
+            .chain(&["all"])
+        {
+            assert!(statuses.contains(&format!("\"{status}\"")), "{statuses}");
+        }
+    }
+
+    #[test]
+    fn every_schema_referred_to_is_in_the_document() {
+        let doc = document();
+        let mut targets = Vec::new();
+        refs(&doc, &mut targets);
+        assert!(!targets.is_empty());
+        for target in targets {
+            let name = target.strip_prefix("#/components/schemas/").unwrap();
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{target} is referred to but not in the document"
+            );
+        }
+        // The fields of what the UI reads, as it reads them.
+        let schemas = &doc["components"]["schemas"];
+        for (schema, fields) in [
+            ("AlertsAnswer", &["alerts", "slack_configured"][..]),
+            ("AlertItem", &["alert", "deliveries"]),
+            ("AlertHistory", &["alert", "history", "deliveries"]),
+            (
+                "RuleView",
+                &["name", "kind", "rule", "config", "active", "evaluation"],
+            ),
+            (
+                "DeliveriesAnswer",
+                &["slack_configured", "outbox_durable", "counts", "deliveries"],
+            ),
+        ] {
+            for field in fields {
+                assert!(
+                    schemas[schema]["properties"][field].is_object(),
+                    "{schema}.{field}"
+                );
+            }
+        }
+        assert!(schemas["Delivery"]["properties"]["payload"].is_null());
+        assert!(schemas["Finding"]["properties"]["pending_for"].is_null());
+    }
+
+    #[test]
+    fn a_silence_view_is_the_silence_and_its_status() {
+        let t = |h| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, h, 0, 0).unwrap();
+        let silence = Silence {
+            id: "s1".into(),
+            rule: None,
+            region: Some("Dakar".into()),
+            starts_at: t(1),
+            ends_at: t(3),
+            author: "awa".into(),
+            comment: "maintenance".into(),
+            created_at: t(0),
+        };
+        let view = serde_json::to_value(SilenceView::of(silence, t(2))).unwrap();
+        assert_eq!(
+            view,
+            serde_json::json!({
+                "id": "s1",
+                "region": "Dakar",
+                "starts_at": "2026-01-01T01:00:00Z",
+                "ends_at": "2026-01-01T03:00:00Z",
+                "author": "awa",
+                "comment": "maintenance",
+                "created_at": "2026-01-01T00:00:00Z",
+                "status": "active",
+            })
+        );
+    }
+
+    #[test]
+    fn a_store_that_cannot_write_is_a_503_and_other_failures_a_bare_500() {
+        let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ));
+        let err = ApiError::from(full);
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.message().contains("disk is full"), "{}", err.message());
+        let read_only = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        ));
+        assert_eq!(
+            ApiError::from(read_only).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let io_full = StoreError::Io(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!(
+            ApiError::from(io_full).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let broken = StoreError::Decode(serde_json::from_str::<u8>("x").unwrap_err());
+        let err = ApiError::from(broken);
+        assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.message(), "internal error");
+    }
 }

@@ -29,7 +29,7 @@ pub struct Lifecycle {
 }
 
 /// One occurrence of an alert: from its condition becoming active to its resolution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// This occurrence (a fingerprint fires many times over the months).
     pub id: String,

@@ -19,3 +19,9 @@ pub mod slack;
 pub mod store;
 
 pub use service::{Alerter, AlerterError, Probe};
+
+/// The OpenAPI document of the alerter's routes, from the handlers' own descriptions (the
+/// routes [`Alerter::routes`] serves are built from the same ones).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::openapi()
+}

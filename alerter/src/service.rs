@@ -7,8 +7,8 @@
 use crate::engine::{Alert, Change, Engine, Lifecycle};
 use crate::rules::{self, RuleContext};
 use crate::schedule;
-use crate::slack::{message, Deliverer};
-use crate::store::{DeliveryStatus, NewMessage, Store, StoreError};
+use crate::slack::{message, Deliverer, Outcome, DELIVERY_SECONDS};
+use crate::store::{run_blocking, DeliveryStatus, NewMessage, Store, StoreError};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use parking_lot::Mutex;
@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription};
 use windsock_core::clock::{self, SharedClock};
-use windsock_core::config::HEALTH_CONDITIONS;
-use windsock_core::event::{AlertEvent, Envelope, Event};
+use windsock_core::config::{Severity, HEALTH_CONDITIONS};
+use windsock_core::event::{AlertEvent, AlertState, Envelope, Event};
 use windsock_core::telemetry::Counters;
 use windsock_core::{Config, SharedBus, Topic};
 
@@ -110,8 +110,14 @@ impl Alerter {
         bus: SharedBus,
         clock: SharedClock,
     ) -> Result<Self, AlerterError> {
-        let store = Arc::new(Store::open(&config.data_dir.join("alerter"))?);
-        let loaded = store.load()?;
+        register_metrics();
+        let dir = config.data_dir.join("alerter");
+        let (store, loaded) = run_blocking(move || {
+            let store = Store::open(&dir)?;
+            let loaded = store.load()?;
+            Ok::<_, StoreError>((Arc::new(store), loaded))
+        })
+        .await??;
         let collection_interval = schedule::collection_interval(&config.collector.schedule()).unwrap_or_else(|| {
             tracing::warn!("cannot read the collector schedule; late data is judged against a 15-minute interval");
             schedule::FALLBACK_INTERVAL
@@ -157,7 +163,7 @@ impl Alerter {
     }
 
     pub fn routes(&self) -> axum::Router {
-        crate::api::routes(self.shared.clone())
+        crate::api::router(self.shared.clone())
     }
 
     /// The alert store (tests make it fail its writes, as a full disk would).
@@ -285,7 +291,7 @@ async fn run_with(
         .await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(tokio::time::Instant::now());
-            prune(&shared);
+            prune(&shared).await;
         }
         if let Some(lag) = subscription.lag() {
             COUNTERS.gauge("windsock_bus_lag", lag as f64);
@@ -377,16 +383,37 @@ async fn step(
             add_change(batch, change, now, &shared.public_url, webhook);
         }
     }
+    set_firing(shared);
     if !batch.is_empty() {
-        let alerts: Vec<Alert> = batch.alerts.values().cloned().collect();
-        let durable = shared.store.is_durable();
-        match shared.store.commit(
-            &alerts,
-            &batch.events,
-            &batch.messages,
-            batch.memory.as_ref(),
-            now,
-        ) {
+        // The batch goes to the blocking pool and comes back: on a failure it is kept.
+        let taken = std::mem::take(batch);
+        let committed = shared
+            .store
+            .blocking(move |store| {
+                let durable = store.is_durable();
+                let alerts: Vec<Alert> = taken.alerts.values().cloned().collect();
+                let result = store.commit(
+                    &alerts,
+                    &taken.events,
+                    &taken.messages,
+                    taken.memory.as_ref(),
+                    now,
+                );
+                (result, durable, taken)
+            })
+            .await;
+        let (result, durable, taken) = match committed {
+            Ok(committed) => committed,
+            Err(err) => {
+                // Only when the runtime is going away: what was decided is decided again
+                // after the restart (nothing was acked).
+                tracing::warn!(error = %err, "committing alert decisions was cancelled");
+                shared.evaluations.send_modify(|n| *n += 1);
+                return;
+            }
+        };
+        *batch = taken;
+        match result {
             Ok(()) => {
                 let sent = batch.messages.len();
                 *batch = Batch::default();
@@ -404,6 +431,7 @@ async fn step(
                 }
                 COUNTERS.error("store");
                 if !batch.messages.is_empty() {
+                    // Memory only, no SQLite: fine on this thread.
                     shared
                         .store
                         .hold(std::mem::take(&mut batch.messages), &err, now);
@@ -461,7 +489,12 @@ fn add_change(
 /// published twice after a crash is recognised downstream).
 async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
     loop {
-        let pending = match shared.store.unpublished(256) {
+        let pending = shared
+            .store
+            .blocking(|store| store.unpublished(256))
+            .await
+            .and_then(|pending| pending);
+        let pending = match pending {
             Ok(pending) => pending,
             Err(err) => {
                 tracing::error!(error = %err, "reading unpublished alert events failed");
@@ -478,7 +511,12 @@ async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
                 return;
             }
             COUNTERS.sent(1);
-            if let Err(err) = shared.store.mark_published(seq) {
+            let marked = shared
+                .store
+                .blocking(move |store| store.mark_published(seq))
+                .await
+                .and_then(|marked| marked);
+            if let Err(err) = marked {
                 tracing::error!(error = %err, "marking an alert event published failed");
                 return;
             }
@@ -486,19 +524,79 @@ async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
     }
 }
 
-fn prune(shared: &Shared) {
+async fn prune(shared: &Shared) {
     let retention = chrono::Duration::from_std(shared.config.alerter.history_retention)
         .unwrap_or(chrono::Duration::days(35));
     let before = shared.clock.now() - retention;
     let forgotten = shared.engine.lock().forget_silences(before);
-    for id in forgotten {
-        if let Err(err) = shared.store.delete_silence(&id) {
-            tracing::warn!(error = %err, "forgetting an old silence failed");
-        }
-    }
-    match shared.store.prune(before) {
+    let pruned = shared
+        .store
+        .blocking(move |store| {
+            for id in forgotten {
+                if let Err(err) = store.delete_silence(&id) {
+                    tracing::warn!(error = %err, "forgetting an old silence failed");
+                }
+            }
+            store.prune(before)
+        })
+        .await
+        .and_then(|pruned| pruned);
+    match pruned {
         Ok(0) => {}
         Ok(removed) => tracing::info!(removed, "pruned alert history past its retention"),
         Err(err) => tracing::warn!(error = %err, "pruning alert history failed"),
+    }
+}
+
+/// Every severity a rule can have, as the `severity` label of `windsock_alerts_firing`.
+const SEVERITIES: [Severity; 3] = [Severity::Critical, Severity::Warning, Severity::Info];
+
+/// The alerter's own metric families, described (HELP) and present from the start: a
+/// dashboard or an alert rule then has a series to read before the first alert or message.
+pub(crate) fn register_metrics() {
+    metrics::describe_gauge!(
+        FIRING,
+        metrics::Unit::Count,
+        "Alerts firing now, by severity (updated after each evaluation)"
+    );
+    metrics::describe_histogram!(
+        DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Latency of each POST to the Slack webhook, by outcome: delivered, retry (429, 5xx, \
+         timeout, connection failure) or failed (refused for good)"
+    );
+    metrics::describe_gauge!(
+        OUTBOX_DURABLE,
+        "1 while everything the Slack outbox holds is written; 0 while messages or their \
+         outcomes wait in memory because the alert store cannot write (a full disk)"
+    );
+    // A new store writes (it was just opened); the store sets 0 when a write fails.
+    metrics::gauge!(OUTBOX_DURABLE, "service" => "alerter").set(1.0);
+    for severity in SEVERITIES {
+        metrics::gauge!(FIRING, "severity" => severity.as_str()).set(0.0);
+    }
+    for outcome in Outcome::LABELS {
+        // A handle is enough for the exporter to show the histogram, empty.
+        let _ = metrics::histogram!(DELIVERY_SECONDS, "outcome" => outcome);
+    }
+}
+
+/// Set by the store as writes fail and succeed again.
+const OUTBOX_DURABLE: &str = "windsock_outbox_durable";
+
+/// `windsock_alerts_firing`: the alerts firing now, by severity.
+const FIRING: &str = "windsock_alerts_firing";
+
+fn set_firing(shared: &Shared) {
+    let mut firing = [0usize; SEVERITIES.len()];
+    for alert in shared.engine.lock().alerts() {
+        if alert.state == AlertState::Firing {
+            if let Some(i) = SEVERITIES.iter().position(|s| *s == alert.severity) {
+                firing[i] += 1;
+            }
+        }
+    }
+    for (severity, count) in SEVERITIES.iter().zip(firing) {
+        metrics::gauge!(FIRING, "severity" => severity.as_str()).set(count as f64);
     }
 }

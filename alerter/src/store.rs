@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use windsock_core::event::{AlertEvent, AlertState};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +34,50 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("alert store holds a record that does not decode: {0}")]
     Decode(#[from] serde_json::Error),
+    /// The runtime shut down before a store task could run.
+    #[error("alert store: the task was cancelled (shutting down)")]
+    Cancelled,
+}
+
+impl StoreError {
+    /// Whether the disk is full (`SQLITE_FULL`, or the OS saying so).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(err) => {
+                err.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            StoreError::Io(err) => err.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
+    /// Whether the store cannot write for now, though it reads (a full disk, a read-only
+    /// database, an I/O error): a condition of the machine, not a bug.
+    pub fn is_unwritable(&self) -> bool {
+        self.is_disk_full()
+            || matches!(
+                self,
+                StoreError::Sqlite(err) if matches!(
+                    err.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::SystemIoFailure)
+                )
+            )
+    }
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// Runs `work` on tokio's blocking pool (see [`Store::blocking`]); a panic in it is resumed
+/// here, as if it had run inline.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(StoreError::Cancelled),
+    }
+}
 
 pub struct Store {
     db: Mutex<Connection>,
@@ -96,7 +138,7 @@ pub struct Loaded {
     pub memory: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Pending,
@@ -134,7 +176,7 @@ impl DeliveryStatus {
 }
 
 /// One Slack message in the outbox.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub seq: i64,
     pub alert_id: String,
@@ -162,7 +204,7 @@ pub struct NewMessage {
 }
 
 /// One history entry of an alert.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     pub seq: i64,
     pub alert_id: String,
@@ -232,6 +274,18 @@ impl Store {
             db: Mutex::new(db),
             fallback: Mutex::new(Fallback::default()),
         })
+    }
+
+    /// Runs `work` on tokio's blocking pool. Every store call from async code goes through
+    /// here: a commit is a synchronous fsync (`synchronous = FULL`) and the connection's lock
+    /// may be held by another writer, either of which would stall a runtime thread and every
+    /// task on it. A panic in `work` is resumed here, as if it had run inline.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T> {
+        let store = Arc::clone(self);
+        run_blocking(move || work(&store)).await
     }
 
     /// Caps the database at `pages` pages: past it every write fails with `SQLITE_FULL`, as

@@ -117,6 +117,44 @@ async fn a_429_waits_for_retry_after_then_sends_the_same_message() {
 }
 
 #[tokio::test]
+async fn a_429_with_an_http_date_waits_until_that_date() {
+    let slack = FakeSlack::start().await;
+    slack.script([Answer::TooManyUntil {
+        ahead: Duration::from_secs(3),
+    }]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        Some(&slack.url),
+        vec![hot_rule(Duration::ZERO, 0.0)],
+        regions(&["Dakar"]),
+    );
+    let h = Harness::start(config, ManualClock::new(t0())).await;
+    h.observe("Dakar", 42.0).await;
+    h.advance(SECOND).await;
+    eventually(Duration::from_secs(5), "the message", || {
+        slack.delivered().len() == 1
+    })
+    .await;
+    let arrivals = slack.arrivals();
+    assert_eq!(arrivals.len(), 2);
+    // The date is 3 s ahead in whole seconds, so at least 2 s after the first POST. Not read
+    // as a date, it would be a 429 without a Retry-After: one second.
+    assert!(
+        arrivals[1] - arrivals[0] >= 2 * SECOND,
+        "retried after {:?}",
+        arrivals[1] - arrivals[0]
+    );
+    let deliveries = h.get("/api/deliveries").await;
+    assert_eq!(deliveries["deliveries"][0]["attempts"], 2);
+    assert_eq!(
+        deliveries["deliveries"][0]["last_error"],
+        "HTTP 429: rate_limited"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn permanent_failures_are_counted_shown_and_not_retried() {
     let slack = FakeSlack::start().await;
     slack.script([

@@ -147,3 +147,49 @@ async fn notices_reach_slack_from_memory_while_the_store_cannot_write_and_are_ke
     shutdown.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_silence_the_store_cannot_write_is_a_503_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        None,
+        vec![hot_rule(Duration::ZERO, 0.0)],
+        regions(&["Dakar"]),
+    );
+    let h = Harness::start(config, ManualClock::new(t0())).await;
+    let body = serde_json::json!({
+        "region": "Dakar", "author": "awa", "comment": "maintenance", "duration": "1h"
+    });
+    h.store.refuse_writes(true).unwrap();
+    let response = h
+        .http
+        .post(format!("{}/api/silences", h.api))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        answer["error"].as_str().unwrap().contains("cannot write"),
+        "{answer}"
+    );
+    assert_eq!(answer["detail"]["reason"], "store_unwritable");
+    let silences = h.get("/api/silences").await;
+    assert_eq!(
+        silences["silences"].as_array().unwrap().len(),
+        0,
+        "{silences}"
+    );
+    h.store.refuse_writes(false).unwrap();
+    let response = h
+        .http
+        .post(format!("{}/api/silences", h.api))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    h.stop().await;
+}

@@ -537,7 +537,7 @@ pub struct Forecast {
     pub backtest_mae: Map<String, Value>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Pending,
@@ -556,7 +556,7 @@ impl AlertState {
 }
 
 /// A change of an alert's state, published so alerts are searchable beside the data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertEvent {
     /// Identifies one alert: the rule and region it is about.
     pub fingerprint: String,

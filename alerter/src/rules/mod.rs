@@ -21,7 +21,7 @@ use windsock_core::config::{RuleConfig, Severity};
 use windsock_core::event::{Forecast, LogEvent, Observation};
 
 /// What a rule says about one (rule, region) right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The condition holds: the alert may fire.
@@ -33,7 +33,7 @@ pub enum Verdict {
 }
 
 /// One rule's judgement of one region (or of the whole pipeline when `region` is `None`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub rule: String,
     pub region: Option<String>,

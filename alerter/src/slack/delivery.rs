@@ -1,25 +1,31 @@
 //! Works through the outbox, oldest message first, one at a time per webhook.
 //!
 //! - about one message a second (`min_interval`), as Slack allows per webhook;
-//! - 429: wait `Retry-After`, then the same message again;
-//! - 5xx, 408, timeouts, refused connections: jittered exponential backoff, the same message
-//!   again (later ones wait behind it, so a channel reads in order);
+//! - 429: wait `Retry-After` (seconds or an HTTP-date, at most 15 minutes; 1 s without one),
+//!   then the same message again;
+//! - 5xx, 408, timeouts, refused connections: jittered exponential backoff (backon, from
+//!   `backoff_initial` doubling to `backoff_max`, plus up to as much again of jitter), the
+//!   same message again (later ones wait behind it, so a channel reads in order);
 //! - other 4xx (400 `invalid_payload`, 403, 404 `no_service`/`channel_not_found`, 410):
 //!   permanent, marked failed and counted, never retried;
 //! - retryable failures for longer than `give_up_after`: marked expired.
 //!
 //! While the store cannot write (a full disk), messages come from its memory as well, and
-//! about once a second the worker asks it to write what waits there.
+//! about once a second the worker asks it to write what waits there. Every store call runs
+//! on the blocking pool ([`Store::blocking`]).
+//!
+//! Each POST's latency is observed in `windsock_slack_delivery_seconds{outcome}` (`delivered`,
+//! `retry`, `failed`).
 //!
 //! The webhook URL is a secret: errors are described by status and Slack's one-word body, and
 //! reqwest errors lose their URL before they are turned into text.
 
-use crate::store::{Delivery, DeliveryStatus, Store};
-use rand::Rng;
+use crate::store::{Delivery, DeliveryStatus, Store, StoreError};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +40,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// The longest `Retry-After` obeyed as given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// The wait on a 429 that says nothing readable about when to come back.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The latency of each POST to Slack, by what it came to.
+pub const DELIVERY_SECONDS: &str = "windsock_slack_delivery_seconds";
+
 /// What one POST came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -46,8 +58,22 @@ pub enum Outcome {
     Permanent(String),
 }
 
-/// Classifies Slack's answer to a webhook POST.
-pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Outcome {
+impl Outcome {
+    /// The `outcome` label of [`DELIVERY_SECONDS`].
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Permanent(_) => "failed",
+        }
+    }
+
+    pub const LABELS: [&'static str; 3] = ["delivered", "retry", "failed"];
+}
+
+/// Classifies Slack's answer to a webhook POST; `retry_after` is its `Retry-After` read as a
+/// wait (see [`windsock_core::http::retry_after`]).
+pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Outcome {
     let body: String = body.trim().chars().take(200).collect();
     let error = format!(
         "HTTP {}: {}",
@@ -58,9 +84,8 @@ pub fn classify(status: StatusCode, retry_after: Option<&str>, body: &str) -> Ou
         Outcome::Delivered
     } else if status == StatusCode::TOO_MANY_REQUESTS {
         let after = retry_after
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER))
-            .unwrap_or(Duration::from_secs(1));
+            .map(|wait| wait.min(MAX_RETRY_AFTER))
+            .unwrap_or(DEFAULT_RETRY_AFTER);
         Outcome::Retry {
             after: Some(after),
             error,
@@ -81,7 +106,23 @@ pub struct Deliverer {
     pub counters: Counters,
 }
 
+/// The backoff between retries of one message, restarted for each message delivered or given
+/// up on. Endless: `give_up_after` ends the retries, not a count. The jitter (up to the step
+/// again) keeps many alerters from retrying in step.
+fn backoff(config: &SlackConfig) -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(config.backoff_initial)
+        .with_max_delay(config.backoff_max.max(config.backoff_initial))
+        .without_max_times()
+        .build()
+}
+
 impl Deliverer {
+    fn backoff(&self) -> ExponentialBackoff {
+        backoff(&self.config)
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
         let client = match reqwest::Client::builder()
             .timeout(self.config.timeout)
@@ -94,17 +135,28 @@ impl Deliverer {
             }
         };
         let mut last_post: Option<Instant> = None;
-        let mut backoff = self.config.backoff_initial;
+        let mut backoff = self.backoff();
         let mut last_flush: Option<Instant> = None;
         while !shutdown.is_cancelled() {
-            if !self.store.is_durable() && last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY) {
-                last_flush = Some(Instant::now());
-                // A failure is logged by the store, once an episode.
-                let _ = self.store.flush();
-            }
+            let flush = last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY);
             let wake = self.wake.notified();
-            let next = match self.store.next_pending() {
+            let next = self
+                .store
+                .blocking(move |store| {
+                    if flush && !store.is_durable() {
+                        // A failure is logged by the store, once an episode.
+                        let _ = store.flush();
+                    }
+                    store.next_pending()
+                })
+                .await
+                .and_then(|next| next);
+            if flush {
+                last_flush = Some(Instant::now());
+            }
+            let next = match next {
                 Ok(next) => next,
+                Err(StoreError::Cancelled) => break,
                 Err(err) => {
                     tracing::error!(error = %err, "reading the outbox failed");
                     self.counters.error("store");
@@ -126,8 +178,10 @@ impl Deliverer {
                     &message,
                     DeliveryStatus::Expired,
                     Some("gave up: retryable failures for longer than give_up_after"),
-                );
+                )
+                .await;
                 self.counters.dropped(1, "slack_expired");
+                backoff = self.backoff();
                 continue;
             }
             if let Some(last) = last_post {
@@ -140,31 +194,36 @@ impl Deliverer {
             let outcome = self.post(&client, &message).await;
             match outcome {
                 Outcome::Delivered => {
-                    self.finish(&message, DeliveryStatus::Delivered, None);
+                    self.finish(&message, DeliveryStatus::Delivered, None).await;
                     self.counters.sent(1);
-                    backoff = self.config.backoff_initial;
+                    backoff = self.backoff();
                 }
                 Outcome::Permanent(error) => {
                     tracing::warn!(alert = %message.alert_id, notice = %message.notice, %error, "Slack refused a message for good");
-                    self.finish(&message, DeliveryStatus::Failed, Some(&error));
+                    self.finish(&message, DeliveryStatus::Failed, Some(&error))
+                        .await;
                     self.counters.error("slack_permanent");
                     self.counters.dropped(1, "slack_permanent");
+                    backoff = self.backoff();
                 }
                 Outcome::Retry { after, error } => {
-                    let wait = after.unwrap_or_else(|| jittered(backoff));
-                    if after.is_none() {
-                        backoff = (backoff * 2).min(self.config.backoff_max);
-                    }
+                    // A Retry-After is the server's word and replaces the backoff's step
+                    // (which then resumes where it was).
+                    let wait =
+                        after.unwrap_or_else(|| backoff.next().unwrap_or(self.config.backoff_max));
                     tracing::warn!(alert = %message.alert_id, %error, wait_ms = wait.as_millis() as u64, "Slack delivery will be retried");
                     self.counters.error(if after.is_some() {
                         "slack_429"
                     } else {
                         "slack_retry"
                     });
-                    if let Err(err) =
-                        self.store
-                            .record_attempt(message.seq, &error, self.clock.now())
-                    {
+                    let (seq, now) = (message.seq, self.clock.now());
+                    let recorded = self
+                        .store
+                        .blocking(move |store| store.record_attempt(seq, &error, now))
+                        .await
+                        .and_then(|recorded| recorded);
+                    if let Err(err) = recorded {
                         tracing::error!(error = %err, "recording a delivery attempt failed");
                     }
                     tokio::select! {
@@ -176,7 +235,16 @@ impl Deliverer {
         }
     }
 
+    /// POSTs `message` and observes how long it took in [`DELIVERY_SECONDS`].
     async fn post(&self, client: &reqwest::Client, message: &Delivery) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.send(client, message).await;
+        metrics::histogram!(DELIVERY_SECONDS, "outcome" => outcome.label())
+            .record(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn send(&self, client: &reqwest::Client, message: &Delivery) -> Outcome {
         let sent = client
             .post(self.webhook.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -186,13 +254,13 @@ impl Deliverer {
         match sent {
             Ok(response) => {
                 let status = response.status();
+                // Against the wall clock, not the service's: the wait is slept in real time.
                 let retry_after = response
                     .headers()
                     .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                    .and_then(|v| windsock_core::http::retry_after(v, SystemTime::now()));
                 let body = response.text().await.unwrap_or_default();
-                classify(status, retry_after.as_deref(), &body)
+                classify(status, retry_after, &body)
             }
             Err(err) => {
                 let kind = if err.is_timeout() {
@@ -211,20 +279,17 @@ impl Deliverer {
         }
     }
 
-    fn finish(&self, message: &Delivery, status: DeliveryStatus, error: Option<&str>) {
-        if let Err(err) = self
+    async fn finish(&self, message: &Delivery, status: DeliveryStatus, error: Option<&str>) {
+        let (seq, now, error) = (message.seq, self.clock.now(), error.map(str::to_string));
+        let finished = self
             .store
-            .finish(message.seq, status, error, self.clock.now())
-        {
+            .blocking(move |store| store.finish(seq, status, error.as_deref(), now))
+            .await
+            .and_then(|finished| finished);
+        if let Err(err) = finished {
             tracing::error!(error = %err, "recording a delivery outcome failed");
         }
     }
-}
-
-/// Between half and all of `backoff`, so many alerters do not retry in step.
-fn jittered(backoff: Duration) -> Duration {
-    let ms = backoff.as_millis().max(2) as u64;
-    Duration::from_millis(rand::rng().random_range(ms / 2..=ms))
 }
 
 #[cfg(test)]
@@ -235,12 +300,25 @@ mod tests {
     fn slack_answers_are_classified() {
         assert_eq!(classify(StatusCode::OK, None, "ok"), Outcome::Delivered);
         assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS, Some("30"), ""),
+            classify(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(Duration::from_secs(30)),
+                ""
+            ),
             Outcome::Retry {
                 after: Some(Duration::from_secs(30)),
                 error: "HTTP 429: (no body)".into()
             }
         );
+        // Without a readable Retry-After, a second; never more than 15 minutes.
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, None, ""),
+            Outcome::Retry { after: Some(after), .. } if after == DEFAULT_RETRY_AFTER
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(86400)), ""),
+            Outcome::Retry { after: Some(after), .. } if after == MAX_RETRY_AFTER
+        ));
         assert!(matches!(
             classify(StatusCode::INTERNAL_SERVER_ERROR, None, "x"),
             Outcome::Retry { after: None, .. }
@@ -265,10 +343,33 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_the_backoff() {
-        for _ in 0..100 {
-            let d = jittered(Duration::from_millis(100));
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
+    fn the_backoff_doubles_with_jitter_up_to_its_maximum_and_never_ends() {
+        let config = SlackConfig {
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(800),
+            ..SlackConfig::default()
+        };
+        let waits: Vec<Duration> = backoff(&config).take(50).collect();
+        assert_eq!(waits.len(), 50);
+        let ms = |d: &Duration| d.as_millis() as u64;
+        for (i, wait) in waits.iter().enumerate() {
+            let step = (100u64 << i.min(3)).min(800);
+            assert!(
+                (step..=2 * step).contains(&ms(wait)),
+                "retry {i}: {wait:?}, step {step} ms"
+            );
         }
+    }
+
+    #[test]
+    fn outcomes_have_their_labels() {
+        assert_eq!(Outcome::Delivered.label(), "delivered");
+        assert_eq!(Outcome::Permanent(String::new()).label(), "failed");
+        let retry = Outcome::Retry {
+            after: None,
+            error: String::new(),
+        };
+        assert_eq!(retry.label(), "retry");
+        assert_eq!(Outcome::LABELS, ["delivered", "retry", "failed"]);
     }
 }

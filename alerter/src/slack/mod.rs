@@ -3,4 +3,4 @@
 mod delivery;
 pub mod message;
 
-pub use delivery::{classify, Deliverer, Outcome};
+pub use delivery::{classify, Deliverer, Outcome, DELIVERY_SECONDS};

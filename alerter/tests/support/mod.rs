@@ -32,6 +32,11 @@ pub enum Answer {
     TooMany {
         retry_after: u64,
     },
+    /// 429 with `Retry-After` as an HTTP-date this far ahead of the wall clock (whole
+    /// seconds, as HTTP-dates are: the wait is between `ahead - 1s` and `ahead`).
+    TooManyUntil {
+        ahead: Duration,
+    },
     ServerError,
     InvalidPayload,
     NoService,
@@ -154,6 +159,18 @@ async fn webhook(State(state): State<Arc<Mutex<SlackState>>>, body: Bytes) -> Re
             "rate_limited",
         )
             .into_response(),
+        Answer::TooManyUntil { ahead } => {
+            let at: DateTime<Utc> = (std::time::SystemTime::now() + ahead).into();
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    "retry-after",
+                    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                )],
+                "rate_limited",
+            )
+                .into_response()
+        }
         Answer::ServerError => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error").into_response()
         }
@@ -237,6 +254,8 @@ pub struct Harness {
     pub task: tokio::task::JoinHandle<Result<(), windsock_alerter::AlerterError>>,
     pub probe: windsock_alerter::Probe,
     pub http: reqwest::Client,
+    /// The alert store (tests make it refuse writes, as a full disk would).
+    pub store: Arc<windsock_alerter::store::Store>,
 }
 
 impl Harness {
@@ -258,6 +277,7 @@ impl Harness {
             async move { windsock_core::http::serve_on(listener, routes, serve_stop).await },
         );
         let probe = alerter.probe();
+        let store = alerter.store();
         let task = tokio::spawn(alerter.run(shutdown.clone()));
         Self {
             bus,
@@ -267,6 +287,7 @@ impl Harness {
             task,
             probe,
             http: reqwest::Client::new(),
+            store,
         }
     }
 

@@ -104,7 +104,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
 /// The alert names a `pipeline_health` rule raises (one alert per failing service each).
 pub const HEALTH_CONDITIONS: [&str; 2] = ["service_failing", "disk_full"];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,
