@@ -18,9 +18,14 @@ use windsock_core::config::Region;
 /// with a day of look-back would otherwise be 86,400 requests per region.
 pub const MAX_BACKFILL_INSTANTS: usize = 5_000;
 
-#[derive(Clone, Debug, Default, Serialize)]
+/// How a backfill (on start, or the catch-up of missed instants) went.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct BackfillReport {
+    /// The oldest instant covered; null when nothing was.
+    #[schema(required = true)]
     pub from: Option<DateTime<Utc>>,
+    /// The newest instant covered; null when nothing was.
+    #[schema(required = true)]
     pub to: Option<DateTime<Utc>>,
     /// Scheduled instants covered.
     pub instants: usize,

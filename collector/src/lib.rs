@@ -20,7 +20,7 @@ pub use backfill::BackfillReport;
 pub use round::{Outcome, RegionReport, RoundReport};
 pub use schedule::{Due, Schedule, Tick, TickCursor};
 pub use source::{FetchError, Source};
-pub use status::{MissedTicks, MissedView};
+pub use status::{openapi, LastRound, MissedTicks, MissedView, StatusView};
 
 use backfill::MAX_BACKFILL_INSTANTS;
 use chrono::{DateTime, Utc};
@@ -118,7 +118,7 @@ impl Collector {
         }
     }
 
-    /// `GET /api/collector/status`.
+    /// `GET /api/collector/status`: the routes [`openapi`] describes.
     pub fn routes(&self) -> axum::Router {
         status::routes(self.inner.clone())
     }

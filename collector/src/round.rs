@@ -14,7 +14,7 @@ use windsock_core::bus::publish_event;
 use windsock_core::config::Region;
 use windsock_core::event::{Event, Level, LogEvent, Observation};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Observations fetched.
@@ -36,7 +36,7 @@ impl Outcome {
 }
 
 /// How one region's fetch went.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RegionReport {
     pub region: String,
     pub outcome: Outcome,

@@ -3,12 +3,14 @@
 
 use crate::{BackfillReport, Inner, RoundReport};
 use axum::extract::State;
-use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Default)]
 pub(crate) struct StatusState {
@@ -19,16 +21,18 @@ pub(crate) struct StatusState {
 }
 
 /// Scheduled instants whose round did not start in time, since the start.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
 pub struct MissedView {
     /// Instants missed in all.
     pub total: u64,
+    /// The latest occurrence; null while none was missed.
+    #[schema(required = true)]
     pub last: Option<MissedTicks>,
 }
 
 /// One occurrence of missed instants: a late firing, a starved runtime, a suspended
 /// process, or rounds overrunning every slot.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct MissedTicks {
     /// When it was noticed: when the round after the missed instants started.
     pub noticed: DateTime<Utc>,
@@ -43,7 +47,9 @@ pub struct MissedTicks {
     /// Why the others (or all) were not fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_fetched: Option<String>,
-    /// How the catch-up went, once it has finished.
+    /// How the catch-up went, once it has finished (null until then, and when there is
+    /// nothing to fetch).
+    #[schema(required = true)]
     pub catch_up: Option<BackfillReport>,
     #[serde(skip)]
     pub(crate) occurrence: u64,
@@ -88,34 +94,77 @@ impl StatusState {
     }
 }
 
-#[derive(Serialize)]
+/// The answer of `GET /api/collector/status`.
+#[derive(Serialize, ToSchema)]
 pub struct StatusView {
+    /// The source fetched: `openweathermap`, `open-meteo`, `simulated` or `replay`.
     pub source: &'static str,
+    /// The cron schedule of the rounds.
     pub schedule: String,
+    /// Regions fetched each round.
     pub regions: usize,
+    /// Rounds finished since the start.
     pub rounds_completed: u64,
+    /// When the next round is due; null when the schedule has no next instant.
+    #[schema(required = true)]
     pub next_round: Option<DateTime<Utc>>,
+    /// The newest round that finished; null before the first.
+    #[schema(required = true)]
     pub last_round: Option<LastRound>,
+    /// The look-back fetched on start; null until it has finished.
+    #[schema(required = true)]
     pub backfill: Option<BackfillReport>,
     pub missed_ticks: MissedView,
 }
 
-#[derive(Serialize)]
+/// How the newest finished round went.
+#[derive(Serialize, ToSchema)]
 pub struct LastRound {
+    /// The scheduled instant the round was for.
     pub tick: DateTime<Utc>,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
-    /// Regions by outcome: `{"ok": 13, "failed": 1}`.
+    /// Regions by outcome (`ok`, `no_data`, `failed`): `{"ok": 13, "failed": 1}`.
+    #[schema(value_type = BTreeMap<String, usize>)]
     pub outcomes: BTreeMap<&'static str, usize>,
+    /// Each region's fetch.
     pub regions: Vec<crate::RegionReport>,
 }
 
-pub(crate) fn routes(inner: Arc<Inner>) -> Router {
-    Router::new()
-        .route("/api/collector/status", get(status))
-        .with_state(inner)
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "windsock collector",
+        description = "The collector's schedule, its last round, its backfill and the \
+                       scheduled instants it missed."
+    ),
+    tags((name = "collector", description = "Weather collection on a schedule."))
+)]
+struct CollectorApi;
+
+/// The collector's routes with their description, without state.
+fn router() -> OpenApiRouter<Arc<Inner>> {
+    OpenApiRouter::with_openapi(CollectorApi::openapi()).routes(routes!(status))
 }
 
+/// The OpenAPI document of the collector's routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().into_openapi()
+}
+
+pub(crate) fn routes(inner: Arc<Inner>) -> Router {
+    let (router, _) = router().split_for_parts();
+    router.with_state(inner)
+}
+
+/// The collector's status: its source and schedule, how the last round went, when the next
+/// one is due, the backfill, and the scheduled instants missed.
+#[utoipa::path(
+    get,
+    path = "/api/collector/status",
+    tag = "collector",
+    responses((status = 200, description = "The collector's status", body = StatusView))
+)]
 async fn status(State(inner): State<Arc<Inner>>) -> Json<StatusView> {
     Json(view(&inner))
 }
@@ -137,5 +186,48 @@ fn view(inner: &Inner) -> StatusView {
         }),
         backfill: state.backfill.clone(),
         missed_ticks: state.missed.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn the_document_lists_the_status_route_with_its_200_schema() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(paths, ["/api/collector/status"]);
+        let get = &doc["paths"]["/api/collector/status"]["get"];
+        assert_eq!(get["tags"][0], "collector");
+        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(schema["$ref"], "#/components/schemas/StatusView");
+        let status = &doc["components"]["schemas"]["StatusView"];
+        let required: Vec<&str> = status["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        // Always in the answer, null until there is something to say.
+        for field in ["next_round", "last_round", "backfill", "missed_ticks"] {
+            assert!(required.contains(&field), "{field}: {status}");
+        }
+        // Every reference resolves: the report types (round, backfill) are in the document.
+        let text = doc.to_string();
+        for reference in text.split("\"$ref\":\"").skip(1) {
+            let name = reference
+                .split('"')
+                .next()
+                .unwrap()
+                .trim_start_matches("#/components/schemas/");
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling reference to {name}"
+            );
+        }
+        let outcome = &doc["components"]["schemas"]["Outcome"]["enum"];
+        assert_eq!(outcome, &Value::from(vec!["ok", "no_data", "failed"]));
     }
 }

@@ -110,3 +110,98 @@ pub async fn logs(bus: &SharedBus) -> Vec<LogEvent> {
         })
         .collect()
 }
+
+/// The collector's OpenAPI document, as JSON.
+static DOCUMENT: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::to_value(windsock_collector::openapi()).unwrap());
+
+/// Checks an answer of `GET /api/collector/status` against the document: every field is
+/// documented, every required one is there, nulls only where allowed, scalars of the
+/// documented type and enum, all the way down. Every test reading the status goes through
+/// it, so the document cannot drift from what is answered.
+pub fn assert_documented(answer: &serde_json::Value) {
+    let schema = &DOCUMENT["paths"]["/api/collector/status"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"];
+    assert!(schema.is_object(), "the status route has no 200 schema");
+    check_documented(schema, answer, "status");
+}
+
+fn resolve(schema: &serde_json::Value) -> &serde_json::Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            let target = &DOCUMENT["components"]["schemas"][name];
+            assert!(target.is_object(), "dangling reference {reference}");
+            resolve(target)
+        }
+        None => schema,
+    }
+}
+
+fn check_documented(schema: &serde_json::Value, value: &serde_json::Value, at: &str) {
+    use serde_json::Value;
+    let schema = resolve(schema);
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        // An `Option<T>`: null, or the other alternative.
+        if value.is_null() && alternatives.iter().any(|a| a["type"] == "null") {
+            return;
+        }
+        let other = alternatives.iter().find(|a| a["type"] != "null").unwrap();
+        return check_documented(other, value, at);
+    }
+    if value.is_null() {
+        assert!(
+            types.contains(&"null"),
+            "{at}: null, not allowed by {schema}"
+        );
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        assert!(
+            allowed.contains(value),
+            "{at}: {value} is not one of {allowed:?}"
+        );
+    }
+    match value {
+        Value::Object(map) => {
+            assert!(
+                types.is_empty() || types.contains(&"object"),
+                "{at}: {schema}"
+            );
+            let properties = schema["properties"].as_object();
+            for (name, field) in map {
+                let at = format!("{at}.{name}");
+                match properties.and_then(|p| p.get(name)) {
+                    Some(field_schema) => check_documented(field_schema, field, &at),
+                    None => {
+                        let additional = &schema["additionalProperties"];
+                        assert!(additional.is_object(), "{at} is not documented");
+                        check_documented(additional, field, &at);
+                    }
+                }
+            }
+            for required in schema["required"].as_array().into_iter().flatten() {
+                let name = required.as_str().unwrap();
+                assert!(map.contains_key(name), "{at}.{name} is required but absent");
+            }
+        }
+        Value::Array(items) => {
+            assert!(types.contains(&"array"), "{at}: {schema}");
+            for (i, item) in items.iter().enumerate() {
+                check_documented(&schema["items"], item, &format!("{at}[{i}]"));
+            }
+        }
+        Value::String(_) => assert!(types.contains(&"string"), "{at}: {schema}"),
+        Value::Bool(_) => assert!(types.contains(&"boolean"), "{at}: {schema}"),
+        Value::Number(n) => assert!(
+            types.contains(&"number") || (types.contains(&"integer") && !n.is_f64()),
+            "{at}: {value} is not a {types:?}"
+        ),
+        Value::Null => unreachable!(),
+    }
+}

@@ -61,7 +61,9 @@ async fn status(collector: &Collector) -> serde_json::Value {
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
-    serde_json::from_slice(&body).unwrap()
+    let answer = serde_json::from_slice(&body).unwrap();
+    assert_documented(&answer);
+    answer
 }
 
 /// Polls the status until `done` holds (the loop runs on this thread: each poll yields to it).

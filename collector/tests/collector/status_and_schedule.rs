@@ -17,7 +17,9 @@ async fn status(collector: &Collector) -> serde_json::Value {
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
-    serde_json::from_slice(&body).unwrap()
+    let answer = serde_json::from_slice(&body).unwrap();
+    assert_documented(&answer);
+    answer
 }
 
 #[tokio::test]
@@ -143,4 +145,25 @@ async fn rounds_count_received_sent_errors_and_stamp_the_last_round() {
         value("windsock_collector_last_round_timestamp_seconds{service=\"collector\"}")
             >= noon().timestamp() as f64
     );
+}
+
+/// The document check used by every status read refuses what the document does not say.
+#[tokio::test]
+async fn an_answer_the_document_does_not_describe_is_refused() {
+    let config = config(SourceKind::Simulated, "http://unused", 2);
+    let bus = bus();
+    let (collector, _) = collector(config, &bus, noon());
+    let answer = status(&collector).await;
+    let refused = |answer: serde_json::Value| {
+        std::panic::catch_unwind(|| assert_documented(&answer)).is_err()
+    };
+    let mut extra = answer.clone();
+    extra["surprise"] = 1.into();
+    assert!(refused(extra), "an undocumented field");
+    let mut missing = answer.clone();
+    missing.as_object_mut().unwrap().remove("rounds_completed");
+    assert!(refused(missing), "a required field absent");
+    let mut wrong = answer;
+    wrong["regions"] = "two".into();
+    assert!(refused(wrong), "a field of the wrong type");
 }
