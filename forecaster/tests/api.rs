@@ -83,6 +83,7 @@ async fn predict_answers_like_the_prophet_service_in_json_and_csv() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_documented("post", "/predict", status, &body);
     let predictions = body["predictions"].as_array().unwrap();
     assert_eq!(predictions.len(), 24);
     let last = chrono::NaiveDateTime::parse_from_str(&rows.last().unwrap().0, "%Y-%m-%d %H:%M:%S")
@@ -400,6 +401,14 @@ async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
         };
         let (status, answer) = call(&router, method, uri, content_type, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
+        let path = if uri.starts_with("/predict") {
+            "/predict"
+        } else if uri.contains("/backtest") {
+            "/api/forecast/{region}/backtest"
+        } else {
+            "/api/forecast/{region}"
+        };
+        assert_documented(&method.to_lowercase(), path, status, &answer);
         let error = answer["error"]
             .as_str()
             .unwrap_or_else(|| panic!("{name}: no error field in {answer}"));
@@ -418,6 +427,7 @@ async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
     )
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert_documented("post", "/predict", status, &answer);
     assert!(
         answer["error"].as_str().unwrap().contains(
             "unsupported content type `application/xml`: send application/json or text/csv"
@@ -435,6 +445,7 @@ async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
         StatusCode::NOT_FOUND,
         "a known region without history: {answer}"
     );
+    assert_documented("get", "/api/forecast/{region}", status, &answer);
     assert!(
         answer["error"]
             .as_str()
@@ -476,6 +487,7 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
     publish_observations(&bus, "Dakar", &series[4000..4000 + 32 * 24]).await;
 
     let forecast = wait_for_ok(&router, "/api/forecast/Dakar?horizon=36&level=0.9").await;
+    assert_documented("get", "/api/forecast/{region}", StatusCode::OK, &forecast);
     assert_eq!(forecast["region"], "Dakar");
     assert_eq!(forecast["level"], 0.9);
     let points = forecast["points"].as_array().unwrap();
@@ -502,6 +514,7 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
 
     let (status, backtest) = get(&router, "/api/forecast/Dakar/backtest?days=2").await;
     assert_eq!(status, StatusCode::OK, "{backtest}");
+    assert_documented("get", "/api/forecast/{region}/backtest", status, &backtest);
     assert_eq!(
         backtest["origins"], 5,
         "every 6 hours over 2 days, each with 24 h of actuals"

@@ -111,3 +111,97 @@ pub async fn wait_for_ok(router: &Router, uri: &str) -> Value {
     }
     panic!("{uri} never answered 200");
 }
+
+/// Checks `answer` against the schema `windsock_forecaster::openapi()` gives for `status` of
+/// `method path`, reading object schemas that list properties as closed (a field served but
+/// not documented is a mismatch). Only what the forecaster's schemas use is checked: `$ref`, `oneOf`, `type`,
+/// `properties`/`required`, `additionalProperties`, `items`, `enum` and numeric bounds.
+pub fn assert_documented(method: &str, path: &str, status: StatusCode, answer: &Value) {
+    let doc = serde_json::to_value(windsock_forecaster::openapi()).unwrap();
+    let schema = &doc["paths"][path][method]["responses"][status.as_str()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} documents no {status} answer"
+    );
+    if let Err(err) = conforms(&doc, schema, answer, "$") {
+        panic!("{method} {path} {status}: {err}\nanswer: {answer}");
+    }
+}
+
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or_default();
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let matching = branches
+            .iter()
+            .filter(|branch| conforms(doc, branch, value, at).is_ok())
+            .count();
+        return match matching {
+            1 => Ok(()),
+            n => Err(format!("{at}: {value} matches {n} of the oneOf branches")),
+        };
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is = |t: &str| match t {
+        "null" => value.is_null(),
+        "boolean" => value.is_boolean(),
+        "string" => value.is_string(),
+        "number" => value.is_number(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "array" => value.is_array(),
+        "object" => value.is_object(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        return Err(format!("{at}: {value} is not of type {types:?}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} is not one of {allowed:?}"));
+        }
+    }
+    if let Some(x) = value.as_f64() {
+        let bound = |key: &str| schema[key].as_f64();
+        let within = bound("minimum").is_none_or(|m| x >= m)
+            && bound("maximum").is_none_or(|m| x <= m)
+            && bound("exclusiveMinimum").is_none_or(|m| x > m)
+            && bound("exclusiveMaximum").is_none_or(|m| x < m);
+        if !within {
+            return Err(format!("{at}: {x} is outside the documented bounds"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        for (i, item) in items.iter().enumerate() {
+            conforms(doc, &schema["items"], item, &format!("{at}[{i}]"))?;
+        }
+    }
+    if let Some(fields) = value.as_object() {
+        let properties = schema["properties"].as_object();
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: the required `{name}` is missing"));
+            }
+        }
+        for (name, field) in fields {
+            let field_at = format!("{at}.{name}");
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => conforms(doc, property, field, &field_at)?,
+                None if schema["additionalProperties"].is_object() => {
+                    conforms(doc, &schema["additionalProperties"], field, &field_at)?
+                }
+                // A free-form object (`detail`) documents no fields.
+                None if properties.is_none() => {}
+                None => return Err(format!("{field_at} is served but not documented")),
+            }
+        }
+    }
+    Ok(())
+}
