@@ -2,22 +2,21 @@
 // silences (create with matchers and a duration, expire). Changes send the API token the
 // user gave for this tab; it is kept in sessionStorage and never shown.
 
-import { api, listOf, token, withQuery } from "./api.js";
+import { api, token, withQuery } from "./api.js";
 import { h, replace, badge, unavailable, announce } from "./dom.js";
 import { ago, duration, formatTime, parseDuration } from "./time.js";
 
 const REFRESH_MS = 10e3;
-const FAILED = /fail|expired|permanent|dead|gave.?up|abandon/i;
+// The outbox statuses that mean a message will not reach Slack.
+const FAILED = new Set(["failed", "expired"]);
 
 export function render(main) {
   return new AlertsPage(main);
 }
 
-const idOf = (alert) => alert.id ?? alert.fingerprint;
-
-/** The alerts of an `/api/alerts` answer: each item is `{alert, deliveries}` or the alert. */
+/** The alerts of an `/api/alerts` answer (`{alerts: [{alert, deliveries}]}`), each with its deliveries. */
 export function alertsOf(answer) {
-  return listOf(answer, "alerts").map((item) => (item && item.alert ? { ...item.alert, deliveries: item.deliveries } : item));
+  return answer.alerts.map((item) => ({ ...item.alert, deliveries: item.deliveries }));
 }
 
 class AlertsPage {
@@ -124,18 +123,19 @@ class AlertsPage {
     const settle = (result, what, draw) => (result.status === "fulfilled" ? draw(result.value) : unavailable(what, result.reason));
     replace(this.firing, settle(firing, "Alerts", (v) => this.alertTable(alertsOf(v), "No alert is firing.")));
     replace(this.resolved, settle(all, "Alerts", (v) => this.alertTable(alertsOf(v).filter((a) => String(a.state).toLowerCase() === "resolved").slice(0, 100), "No resolved alerts.")));
-    replace(this.silences, settle(silences, "Silences", (v) => this.silenceTable(listOf(v, "silences"))));
-    replace(this.deliveries, settle(deliveries, "Deliveries", (v) => deliveryTable(listOf(v, "deliveries", "outbox"), v)));
-    replace(this.rules, settle(rules, "Rules", (v) => ruleTable(listOf(v, "rules"))));
-    if (rules.status === "fulfilled") replace(this.ruleNames, [...new Set(listOf(rules.value, "rules").map((r) => r.name ?? r.rule ?? r.id).filter(Boolean))].map((n) => h("option", { value: n })));
-    if (regions.status === "fulfilled") replace(this.regionNames, listOf(regions.value, "regions").map((r) => h("option", { value: r.name ?? r.region })));
+    replace(this.silences, settle(silences, "Silences", (v) => this.silenceTable(v.silences)));
+    replace(this.deliveries, settle(deliveries, "Deliveries", (v) => deliveryTable(v)));
+    replace(this.rules, settle(rules, "Rules", (v) => ruleTable(v.rules)));
+    // One entry per alert name: the names a silence's `rule` takes.
+    if (rules.status === "fulfilled") replace(this.ruleNames, [...new Set(rules.value.rules.map((r) => r.name))].map((n) => h("option", { value: n })));
+    if (regions.status === "fulfilled") replace(this.regionNames, regions.value.regions.map((r) => h("option", { value: r.name })));
   }
 
   alertTable(alerts, empty) {
     if (!alerts.length) return h("p", { class: "muted" }, empty);
     const tbody = h("tbody");
     for (const alert of alerts) {
-      const id = idOf(alert);
+      const id = alert.id;
       const history = h("tr", { class: "detail", hidden: !this.openHistory.has(id) }, h("td", { colspan: "7" }));
       const toggle = h("button", { type: "button", class: "ghost small", "aria-expanded": String(this.openHistory.has(id)), onclick: () => {
         const open = history.hidden;
@@ -144,14 +144,14 @@ class AlertsPage {
         if (open) { this.openHistory.add(id); this.loadHistory(id, history.firstChild); } else this.openHistory.delete(id);
       } }, "History");
       const value = alert.value !== undefined && alert.value !== null ? `${alert.value}${alert.expected ? ` (expected ${alert.expected})` : ""}` : alert.expected ?? "";
-      tbody.append(h("tr", { class: "alert-row", dataset: { state: String(alert.state ?? ""), rule: String(alert.rule ?? "") } },
-        h("td", null, badge(String(alert.state ?? "?")), " ", alert.severity ? badge(String(alert.severity)) : null,
+      tbody.append(h("tr", { class: "alert-row", dataset: { state: alert.state, rule: alert.rule } },
+        h("td", null, badge(alert.state), " ", badge(alert.severity),
           alert.silenced_by ? [" ", badge("silenced", "info")] : null, alert.inhibited_by ? [" ", badge("inhibited", "info")] : null),
-        h("td", null, String(alert.rule ?? "")),
+        h("td", null, alert.rule),
         h("td", null, alert.region ? h("a", { href: `/regions/${encodeURIComponent(alert.region)}`, "data-nav": true }, String(alert.region)) : "–"),
-        h("td", { class: "time" }, formatTime(alert.started_at ?? alert.at), h("br"), h("span", { class: "muted" }, alert.state === "resolved" && alert.resolved_at ? `lasted ${duration(Date.parse(alert.resolved_at) - Date.parse(alert.started_at))}` : ago(alert.started_at ?? alert.at))),
+        h("td", { class: "time" }, formatTime(alert.started_at), h("br"), h("span", { class: "muted" }, alert.state === "resolved" && alert.resolved_at ? `lasted ${duration(Date.parse(alert.resolved_at) - Date.parse(alert.started_at))}` : ago(alert.started_at))),
         h("td", null, String(value)),
-        h("td", { class: "msg" }, String(alert.message ?? alert.summary ?? "")),
+        h("td", { class: "msg" }, alert.summary),
         h("td", null, toggle)));
       tbody.append(history);
       if (this.openHistory.has(id)) this.loadHistory(id, history.firstChild);
@@ -165,9 +165,9 @@ class AlertsPage {
     replace(cell, h("span", { class: "muted" }, "Loading history…"));
     try {
       const answer = await api(`/api/alerts/${encodeURIComponent(id)}/history`);
-      const changes = listOf(answer, "history", "changes", "events");
+      const changes = answer.history.map((entry) => entry.event);
       replace(cell, changes.length
-        ? h("ol", null, changes.map((entry) => entry.event || entry).map((c) => h("li", null, h("span", { class: "time" }, formatTime(c.at ?? c.timestamp)), " ", badge(String(c.state ?? "?")), " ", String(c.message ?? ""), c.value !== undefined && c.value !== null ? ` (value ${c.value})` : "")))
+        ? h("ol", null, changes.map((c) => h("li", null, h("span", { class: "time" }, formatTime(c.at)), " ", badge(c.state), " ", c.message, c.value !== undefined ? ` (value ${c.value})` : "")))
         : h("span", { class: "muted" }, "No history."));
     } catch (err) {
       replace(cell, unavailable("History", err));
@@ -176,20 +176,18 @@ class AlertsPage {
 
   silenceTable(silences) {
     if (!silences.length) return h("p", { class: "muted" }, "No silences.");
-    const now = Date.now();
     return h("div", { class: "table-wrap" }, h("table", { "aria-label": "Silences" },
       h("thead", null, h("tr", null, ["State", "Matchers", "Starts", "Ends", "Author", "Comment", ""].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", null, silences.map((silence) => {
-        const ends = Date.parse(silence.ends_at ?? silence.end);
-        const starts = Date.parse(silence.starts_at ?? silence.start);
-        const state = silence.status ?? silence.state ?? (ends <= now ? "expired" : starts > now ? "pending" : "active");
-        return h("tr", { class: "silence-row", dataset: { id: String(silence.id ?? ""), status: String(state) } },
-          h("td", null, badge(String(state), state === "active" ? "active" : "resolved")),
+        // `status` is the server's (pending, active, expired), by its clock.
+        const state = silence.status;
+        return h("tr", { class: "silence-row", dataset: { id: silence.id, status: state } },
+          h("td", null, badge(state, state === "active" ? "active" : "resolved")),
           h("td", null, matchersText(silence)),
-          h("td", { class: "time" }, formatTime(silence.starts_at ?? silence.start)),
-          h("td", { class: "time" }, formatTime(silence.ends_at ?? silence.end)),
-          h("td", null, String(silence.author ?? silence.created_by ?? "")),
-          h("td", null, String(silence.comment ?? "")),
+          h("td", { class: "time" }, formatTime(silence.starts_at)),
+          h("td", { class: "time" }, formatTime(silence.ends_at)),
+          h("td", null, silence.author),
+          h("td", null, silence.comment),
           h("td", null, state !== "expired" ? h("button", { type: "button", class: "ghost small", onclick: () => this.expire(silence) }, "Expire") : null));
       }))));
   }
@@ -199,25 +197,27 @@ class AlertsPage {
   }
 }
 
+/** What a silence matches: its `rule` and `region`, each absent when it matches any. */
 function matchersText(silence) {
-  const matchers = listOf(silence.matchers, "matchers");
-  if (matchers.length) return matchers.map((m) => `${m.name ?? m.label ?? m.key}${m.is_regex ? "=~" : m.op ?? "="}${m.value}`).join(", ");
   return [silence.rule ? `rule=${silence.rule}` : null, silence.region ? `region=${silence.region}` : null].filter(Boolean).join(", ") || "everything";
 }
 
-function deliveryTable(deliveries, answer) {
-  const failed = deliveries.filter((d) => FAILED.test(String(d.state ?? d.status ?? "")) || d.permanent === true);
-  const counts = answer && answer.counts && typeof answer.counts === "object" ? Object.entries(answer.counts).map(([k, v]) => `${String(k).replace(/_/g, " ")} ${v}`).join(", ") : `${deliveries.length} recent`;
-  const note = h("p", { class: "muted" }, `Messages: ${counts}.`, answer && answer.slack_configured === false ? " No Slack webhook is configured: alerts are kept and shown, not sent." : "");
+/** The failed messages of a `/api/deliveries` answer, with the counts per status. */
+function deliveryTable(answer) {
+  const failed = answer.deliveries.filter((d) => FAILED.has(d.status));
+  const counts = Object.entries(answer.counts).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
+  const note = h("p", { class: "muted" }, `Messages: ${counts}.`,
+    answer.slack_configured ? "" : " No Slack webhook is configured: alerts are kept and shown, not sent.",
+    answer.outbox_durable ? "" : " The outbox cannot write to disk now: some messages are held in memory only.");
   if (!failed.length) return h("div", null, h("p", { class: "muted" }, "No failed deliveries."), note);
   return h("div", { class: "table-wrap" }, h("table", { "aria-label": "Failed deliveries" },
     h("thead", null, h("tr", null, ["Status", "Alert", "Attempts", "Last error", "At"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, failed.map((d) => h("tr", null,
-      h("td", null, badge(String(d.state ?? d.status ?? "failed"), "failed")),
-      h("td", null, [d.notice, d.rule, d.region].filter(Boolean).join(" · ") || String(d.alert_id ?? d.id ?? "")),
-      h("td", { class: "num" }, String(d.attempts ?? "")),
-      h("td", { class: "msg" }, String(d.last_error ?? d.error ?? d.reason ?? "")),
-      h("td", { class: "time" }, formatTime(d.updated_at ?? d.at ?? d.created_at)))))), note);
+      h("td", null, badge(d.status, "failed")),
+      h("td", null, [d.notice, d.rule, d.region].filter(Boolean).join(" · ")),
+      h("td", { class: "num" }, String(d.attempts)),
+      h("td", { class: "msg" }, d.last_error ?? ""),
+      h("td", { class: "time" }, formatTime(d.updated_at)))))), note);
 }
 
 function ruleTable(rules) {
@@ -225,13 +225,14 @@ function ruleTable(rules) {
   return h("div", { class: "table-wrap" }, h("table", { "aria-label": "Rules" },
     h("thead", null, h("tr", null, ["Rule", "Kind", "Active", "Settings"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, rules.map((r) => {
+      // `config` is the rule's `[[alerter.rules]]` entry; absent for built-in rules.
       const settings = { ...(r.config || {}) };
       delete settings.name;
       delete settings.kind;
       return h("tr", null,
-        h("td", null, String(r.name ?? r.rule ?? "")),
-        h("td", null, String(r.kind ?? r.type ?? "")),
-        h("td", { class: "num" }, r.active !== undefined ? `${r.active} of ${listOf(r.evaluation, "findings").length}` : "–"),
+        h("td", null, r.name),
+        h("td", null, r.kind),
+        h("td", { class: "num" }, `${r.active} of ${r.evaluation.length}`),
         h("td", { class: "msg" }, Object.entries(settings).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")));
     }))));
 }

@@ -37,7 +37,9 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     data = null;
   }
   if (!response.ok) {
-    const message = (data && (data.error || data.message)) || `${response.status} ${response.statusText}`;
+    // Every windsock API error is `{"error", "detail"}` (ErrorBody); anything else in front of
+    // it (a proxy's HTML page) is told by its status.
+    const message = data && typeof data.error === "string" ? data.error : `${response.status} ${response.statusText}`;
     throw new ApiError(response.status, message, data && data.detail);
   }
   return data;
@@ -48,15 +50,6 @@ export async function text(path) {
   const response = await fetch(path);
   if (!response.ok) throw new ApiError(response.status, `${response.status} ${response.statusText}`);
   return response.text();
-}
-
-/** `value` if it is an array, else the first array found under one of `keys`. */
-export function listOf(value, ...keys) {
-  if (Array.isArray(value)) return value;
-  for (const key of keys) {
-    if (value && Array.isArray(value[key])) return value[key];
-  }
-  return [];
 }
 
 /** Builds `path?k=v&...` skipping empty values. */

@@ -79,7 +79,7 @@ function collectorStatus(status) {
     ["Source", String(status.source ?? "–")],
     ["Schedule", String(status.schedule ?? "–")],
     ["Rounds completed", status.rounds_completed === undefined ? "–" : number(status.rounds_completed)],
-    ["Last round", round ? when(round.started ?? round.tick) : "none yet"],
+    ["Last round", round ? when(round.started) : "none yet"],
     ["Took", round && round.started && round.finished ? `${Date.parse(round.finished) - Date.parse(round.started)} ms` : "–"],
     ["Outcomes", outcomes],
     ["Next round", when(status.next_round)],

@@ -4,9 +4,14 @@ import * as search from "./search.js";
 import * as regions from "./regions.js";
 import * as alerts from "./alerts.js";
 import * as health from "./health.js";
+import * as apidocs from "./apidocs.js";
 
-const liveMeta = document.querySelector('meta[name="windsock-live-interval"]');
-const ctx = { liveSeconds: Math.max(1, Number(liveMeta && liveMeta.content) || 5) };
+const meta = (name) => Number(document.querySelector(`meta[name="${name}"]`).content);
+const ctx = {
+  liveSeconds: Math.max(1, meta("windsock-live-interval") || 5),
+  // indexer.max_result_window: the deepest hit a search pages to with `offset`.
+  resultWindow: Math.max(1, meta("windsock-result-window") || 10000),
+};
 const main = document.getElementById("main");
 const baseTitle = document.title;
 
@@ -19,6 +24,8 @@ function route(pathname) {
   if (pathname.startsWith("/regions/")) return { name: "regions", module: regions, title: regions.regionFromPath(pathname) };
   if (pathname === "/alerts") return { name: "alerts", module: alerts, title: "Alerts" };
   if (pathname === "/health") return { name: "health", module: health, title: "Health" };
+  // Exactly `/api`: everything under `/api/` is the APIs themselves.
+  if (pathname === "/api") return { name: "api", module: apidocs, title: "API" };
   return null;
 }
 

@@ -2,7 +2,7 @@
 // a 24-hour sparkline; a region's page with observed and forecast temperature, its alerts
 // and its logs.
 
-import { api, listOf, withQuery } from "./api.js";
+import { api, withQuery } from "./api.js";
 import { h, replace, badge, unavailable, keyValues } from "./dom.js";
 import { sparkline, temperatureChart } from "./charts.js";
 import { ago, formatTime } from "./time.js";
@@ -27,34 +27,29 @@ export function regionFromPath(path) {
   }
 }
 
-// ---- Reading answers tolerantly ----
+// ---- Reading answers ----
 
+/** One entry of `/api/regions`: `last_seen` and `last_observation` (the event) are null until it reports. */
 function readRegion(raw) {
-  const observation = raw.last_observation ?? raw.observation ?? raw.last ?? null;
-  const obs = observation && observation.event ? observation.event : observation;
+  const observation = raw.last_observation;
   return {
-    name: String(raw.name ?? raw.region ?? ""),
-    lat: raw.lat ?? raw.latitude,
-    lon: raw.lon ?? raw.longitude,
-    temperature: obs ? obs.temperature_c : raw.temperature_c,
-    lastSeen: raw.last_seen ?? (obs && (obs.observed_at ?? obs.timestamp)) ?? null,
-    observation: obs,
+    name: raw.name,
+    lat: raw.lat,
+    lon: raw.lon,
+    temperature: observation ? observation.temperature_c : null,
+    lastSeen: raw.last_seen,
   };
 }
 
 function isLateAlert(alert) {
-  const state = String(alert.state || "").toLowerCase();
-  return state === "firing" && /late|silent|stale|absent/i.test(String(alert.rule ?? alert.name ?? ""));
+  return alert.state === "firing" && /late|silent|stale|absent/i.test(alert.rule);
 }
 
 /** Observations of one region as chart points, oldest first. */
 async function observedSeries(name, from, limit) {
   const answer = await api(withQuery("/api/search", { q: `kind:observation AND region:${quoteTerm(name)}`, from, to: "now", limit }));
-  return listOf(answer.hits, "hits")
-    .map((hit) => {
-      const event = hit.event || hit;
-      return { t: Date.parse(hit.timestamp ?? event.observed_at), v: Number(event.temperature_c ?? hit.temperature_c) };
-    })
+  return answer.hits
+    .map((hit) => ({ t: Date.parse(hit.timestamp), v: Number(hit.event.temperature_c) }))
     .filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v))
     .sort((a, b) => a.t - b.t);
 }
@@ -78,7 +73,7 @@ class RegionList {
       replace(this.grid, unavailable("Regions", regions.reason));
       return;
     }
-    const list = listOf(regions.value, "regions").map(readRegion).sort((a, b) => a.name.localeCompare(b.name));
+    const list = regions.value.regions.map(readRegion).sort((a, b) => a.name.localeCompare(b.name));
     const lateByAlert = new Set(alerts.status === "fulfilled" ? alertsOf(alerts.value).filter(isLateAlert).map((a) => a.region) : []);
     const now = Date.now();
     const ages = list.filter((r) => r.lastSeen).map((r) => now - Date.parse(r.lastSeen)).sort((a, b) => a - b);
@@ -154,12 +149,12 @@ class RegionPage {
     ]);
 
     if (regions.status === "fulfilled") {
-      const region = listOf(regions.value, "regions").map(readRegion).find((r) => r.name === name);
+      const region = regions.value.regions.map(readRegion).find((r) => r.name === name);
       replace(this.summary, region
         ? h("div", { class: "panel" }, keyValues([
-            ["Last temperature", region.temperature !== undefined && region.temperature !== null ? `${Number(region.temperature).toFixed(1)} °C` : "–"],
+            ["Last temperature", region.temperature !== null ? `${Number(region.temperature).toFixed(1)} °C` : "–"],
             ["Last seen", region.lastSeen ? `${formatTime(region.lastSeen)} (${ago(region.lastSeen)})` : "never"],
-            ["Position", region.lat !== undefined ? `${region.lat}, ${region.lon}` : "–"],
+            ["Position", `${region.lat}, ${region.lon}`],
           ]))
         : h("p", { class: "notice" }, "This region is not configured."));
     } else {
@@ -175,7 +170,7 @@ class RegionPage {
     replace(this.model, notes);
 
     replace(this.alerts, alerts.status === "fulfilled" ? alertList(alertsOf(alerts.value)) : unavailable("Alerts", alerts.reason));
-    replace(this.logs, logs.status === "fulfilled" ? logList(listOf(logs.value.hits, "hits")) : unavailable("Logs", logs.reason));
+    replace(this.logs, logs.status === "fulfilled" ? logList(logs.value.hits) : unavailable("Logs", logs.reason));
   }
 
   stop() {
@@ -183,23 +178,25 @@ class RegionPage {
   }
 }
 
+// A bound the model could not give is null: no band there, rather than a band to 0 °C.
+const bound = (value) => (value === null ? NaN : Number(value));
+
+/** The points of `/api/forecast/{region}`, oldest first. */
 export function readForecast(answer) {
-  const forecast = answer && answer.forecast ? answer.forecast : answer;
-  return listOf(forecast && forecast.points, "points")
-    .map((p) => ({ t: Date.parse(p.timestamp ?? p.ds), v: Number(p.temperature_c ?? p.temperature ?? p.yhat), lo: Number(p.lower ?? p.yhat_lower), hi: Number(p.upper ?? p.yhat_upper) }))
+  return answer.points
+    .map((p) => ({ t: Date.parse(p.timestamp), v: Number(p.temperature_c), lo: bound(p.lower), hi: bound(p.upper) }))
     .filter((p) => Number.isFinite(p.t))
     .sort((a, b) => a.t - b.t);
 }
 
-function forecastSummary(answer) {
-  const forecast = answer && answer.forecast ? answer.forecast : answer || {};
+function forecastSummary(forecast) {
   const parts = [];
   if (forecast.model) parts.push(`model ${forecast.model}`);
   if (forecast.generated_at) parts.push(`generated ${ago(forecast.generated_at)}`);
   if (forecast.level) parts.push(`${Math.round(Number(forecast.level) * 100)}% interval`);
   if (forecast.history_hours) parts.push(`fitted on ${forecast.history_hours} h of history`);
-  const mae = forecast.backtest_mae ?? answer.backtest_mae;
-  if (mae && typeof mae === "object") {
+  const mae = forecast.backtest_mae;
+  if (mae) {
     const scores = Object.entries(mae).filter(([, v]) => Number.isFinite(Number(v))).map(([model, v]) => `${model} ${Number(v).toFixed(2)} °C`);
     if (scores.length) parts.push(`backtest MAE: ${scores.join(", ")}`);
   }
@@ -211,10 +208,10 @@ function alertList(alerts) {
   return h("table", { "aria-label": "Alerts of this region" },
     h("thead", null, h("tr", null, ["State", "Rule", "Since", "Message"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, alerts.slice(0, 20).map((a) => h("tr", null,
-      h("td", null, badge(String(a.state ?? "?"))),
-      h("td", null, String(a.rule ?? "")),
-      h("td", { class: "time" }, formatTime(a.started_at ?? a.at)),
-      h("td", null, String(a.message ?? a.summary ?? ""))))));
+      h("td", null, badge(a.state)),
+      h("td", null, a.rule),
+      h("td", { class: "time" }, formatTime(a.started_at)),
+      h("td", null, a.summary)))));
 }
 
 function logList(hits) {
@@ -222,10 +219,10 @@ function logList(hits) {
   return h("table", { class: "results", "aria-label": "Logs of this region" },
     h("thead", null, h("tr", null, ["Time", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, hits.map((hit) => {
-      const level = String(hit.level ?? (hit.event || {}).level ?? "");
+      const level = hit.level;
       return h("tr", { class: level ? `lvl-${level}` : "" },
         h("td", { class: "time" }, formatTime(hit.timestamp)),
         h("td", null, h("span", { class: `level ${level}` }, level)),
-        h("td", { class: "msg" }, String(hit.message ?? (hit.event || {}).message ?? "")));
+        h("td", { class: "msg" }, hit.message));
     })));
 }

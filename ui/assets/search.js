@@ -1,7 +1,7 @@
 // The search page (landing): query bar, time picker, histogram, facets and results, with
 // the whole state in the URL (`/?q=region:Dakar&from=now-1h&to=now&filter=level:warn`).
 
-import { api, listOf, withQuery } from "./api.js";
+import { api, withQuery } from "./api.js";
 import { h, replace, announce, unavailable } from "./dom.js";
 import { histogram } from "./charts.js";
 import { PRESETS, formatTime, isRelative, resolve, rfc3339, toLocalInput } from "./time.js";
@@ -63,39 +63,20 @@ export function effectiveQuery(state) {
   return [...parts, ...terms].join(" AND ");
 }
 
-// ---- Reading the API's answer tolerantly ---------------------------------------------
+// ---- Reading the API's answer (the fields /api/openapi.json documents) ----------------
 
-const toMillis = (value) => (typeof value === "number" ? (value < 1e11 ? value * 1000 : value) : Date.parse(value));
-
+/** The histogram's buckets (`{start, count}`), oldest first. */
 export function readHistogram(answer) {
-  const raw = listOf(answer.histogram, "buckets");
-  return raw
-    .map((b) => ({ start: toMillis(b.start ?? b.key ?? b.timestamp ?? b.from), count: Number(b.count ?? b.doc_count ?? 0) }))
+  return answer.histogram.buckets
+    .map((b) => ({ start: Date.parse(b.start), count: b.count }))
     .filter((b) => Number.isFinite(b.start))
     .sort((a, b) => a.start - b.start);
 }
 
-export function readFacets(answer) {
-  const facets = {};
-  const raw = answer.facets || {};
-  const entries = Array.isArray(raw) ? raw.map((f) => [f.field || f.name, f.values || f.buckets]) : Object.entries(raw);
-  for (const [field, values] of entries) {
-    facets[field] = listOf(values, "values", "buckets").map((v) => ({ value: String(v.value ?? v.key ?? v.term ?? ""), count: Number(v.count ?? v.doc_count ?? 0) }));
-  }
-  return facets;
-}
-
-const readTotal = (answer, hits) => {
-  const total = answer.total ?? answer.total_hits ?? answer.count;
-  if (total && typeof total === "object") return Number(total.value ?? hits.length);
-  return Number(total ?? hits.length);
-};
-
-/** What a hit shows in its message column. */
+/** What a hit shows in its message column: its message, or an observation's readings. */
 function messageOf(hit) {
-  const event = hit.event || {};
-  const message = hit.message ?? event.message;
-  if (message) return String(message);
+  if (hit.message) return hit.message;
+  const event = hit.event;
   if (event.temperature_c !== undefined) {
     return [`${event.temperature_c} °C`, event.humidity_pct !== undefined ? `${event.humidity_pct}% humidity` : null, event.wind_speed_ms !== undefined ? `wind ${event.wind_speed_ms} m/s` : null, event.condition]
       .filter(Boolean).join(" · ");
@@ -103,7 +84,8 @@ function messageOf(hit) {
   return "";
 }
 
-const field = (hit, name) => hit[name] ?? (hit.event || {})[name] ?? "";
+// Hits carry `timestamp`, `kind`, `region` (null for events of no region), `level`, `message`.
+const field = (hit, name) => hit[name] ?? "";
 
 // ---- The page ------------------------------------------------------------------------
 
@@ -314,7 +296,9 @@ class SearchPage {
     if (this.controller) this.controller.abort();
     const controller = (this.controller = new AbortController());
     const offset = append ? this.shown : 0;
-    const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit: this.state.limit, offset: offset || undefined, sort: this.state.sort });
+    // The API refuses `offset + limit` past its result window: the last page stops at it.
+    const limit = Math.min(this.state.limit, this.ctx.resultWindow - offset);
+    const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit, offset: offset || undefined, sort: this.state.sort });
     if (!quiet && !append) this.status.replaceChildren(h("span", null, "Searching…"));
     let answer;
     try {
@@ -329,14 +313,14 @@ class SearchPage {
     this.error.hidden = true;
     this.layout.classList.remove("stale");
     this.query.removeAttribute("aria-invalid");
-    const hits = listOf(answer.hits, "hits");
+    const hits = answer.hits;
     if (append) {
       this.appendRows(hits);
       this.shown += hits.length;
     } else {
-      this.total = readTotal(answer, hits);
-      this.renderFacets(readFacets(answer));
-      this.renderHistogram(readHistogram(answer), Number(answer.histogram && answer.histogram.interval_ms) || 0);
+      this.total = answer.total;
+      this.renderFacets(answer.facets);
+      this.renderHistogram(readHistogram(answer), answer.histogram.interval_ms);
       this.tbody.replaceChildren();
       this.appendRows(hits);
       this.shown = hits.length;
@@ -346,11 +330,11 @@ class SearchPage {
     const renderMs = performance.now() - started;
     document.body.dataset.renderMs = renderMs.toFixed(1);
     document.body.dataset.searches = String(Number(document.body.dataset.searches || 0) + 1);
-    const notes = listOf(answer.warnings, "warnings").map(String);
-    if (answer.limit_clamped) notes.push(`limit lowered to ${answer.limit_clamped.max ?? answer.limit}`);
+    const notes = [];
+    if (answer.limit_clamped) notes.push(`limit lowered to ${answer.limit_clamped.max}`);
     replace(this.status,
       h("span", null, h("strong", { id: "hit-total" }, this.total.toLocaleString()), ` hits`),
-      answer.took_ms !== undefined ? h("span", null, `search ${Number(answer.took_ms).toFixed(1)} ms`) : null,
+      h("span", null, `search ${answer.took_ms.toFixed(1)} ms`),
       h("span", null, `rendered in ${renderMs.toFixed(0)} ms`),
       h("span", null, `${formatTime(resolve(this.state.from))} → ${formatTime(resolve(this.state.to))}`),
       notes.map((n) => h("span", { class: "bad" }, n)));
@@ -400,9 +384,26 @@ class SearchPage {
 
   renderMore() {
     const remaining = this.total - this.shown;
-    replace(this.more, remaining > 0
-      ? h("button", { type: "button", class: "ghost", onclick: () => this.run({ append: true }) }, `Show ${Math.min(remaining, this.state.limit)} more of ${remaining.toLocaleString()}`)
-      : this.shown ? h("span", { class: "muted" }, "End of results") : h("p", { class: "notice" }, "No events match this search in this time range."));
+    const room = this.ctx.resultWindow - this.shown;
+    if (remaining > 0 && room > 0) {
+      replace(this.more, h("button", { type: "button", class: "ghost", onclick: () => this.run({ append: true }) }, `Show ${Math.min(remaining, this.state.limit, room)} more of ${remaining.toLocaleString()}`));
+    } else if (remaining > 0) {
+      replace(this.more, this.pastTheWindow());
+    } else {
+      replace(this.more, this.shown ? h("span", { class: "muted" }, "End of results") : h("p", { class: "notice" }, "No events match this search in this time range."));
+    }
+  }
+
+  /** Past the result window, paging by offset ends: a new search narrowed to end (or start,
+   * oldest first) at the last hit shown reaches the rest. */
+  pastTheWindow() {
+    const oldest = this.state.sort === "oldest";
+    // Millisecond precision: hits in the same second as the last one must not be skipped.
+    const at = new Date(Date.parse(this.lastHit.timestamp)).toISOString();
+    const next = oldest ? { ...this.state, from: at, live: false } : { ...this.state, to: at, live: false };
+    return h("p", { class: "notice window-end", role: "status" },
+      `${this.shown.toLocaleString()} hits shown, the most one search pages through: narrow the time range to see ${oldest ? "newer" : "older"} ones. `,
+      h("button", { type: "button", class: "ghost small", onclick: () => { this.setLive(false); this.go(next); } }, oldest ? "Continue from the last hit shown" : "Continue before the last hit shown"));
   }
 
   // ---- Rows ----
@@ -417,7 +418,7 @@ class SearchPage {
       const cells = row.children;
       const level = String(field(hit, "level") || "");
       row.className = `hit${level ? ` lvl-${level}` : ""}`;
-      row.dataset.id = hit.id ?? "";
+      row.dataset.id = hit.id;
       row.hitData = hit;
       cells[1].textContent = formatTime(field(hit, "timestamp"), { millis: true });
       cells[2].textContent = field(hit, "kind");
@@ -429,6 +430,7 @@ class SearchPage {
       if (this.expanded.has(row.dataset.id)) reopen.push(row);
     }
     this.tbody.append(fragment);
+    if (hits.length) this.lastHit = hits[hits.length - 1];
     for (const row of reopen) this.expand(row);
   }
 
@@ -455,7 +457,7 @@ class SearchPage {
     expander.setAttribute("aria-expanded", "true");
     expander.textContent = "▾";
     const body = h("div");
-    const event = hit.event || hit;
+    const event = hit.event;
     const showTable = () => replace(body, eventTable(event, (name, value, exclude) => this.addFilter(name, value, exclude)));
     const showJson = () => replace(body, h("pre", { class: "json", tabindex: "0", "aria-label": "Event as JSON" }, JSON.stringify(event, null, 2)));
     const showContext = () => this.showContext(body, hit);
@@ -471,12 +473,8 @@ class SearchPage {
     replace(body, h("p", { class: "muted" }, "Loading surrounding events…"));
     try {
       const answer = await api(`/api/events/${encodeURIComponent(hit.id)}/context?before=10&after=10`);
-      const before = listOf(answer && answer.before, "hits");
-      const after = listOf(answer && answer.after, "hits");
-      let events = [...before, ...after];
-      const anchor = (answer && (answer.event || answer.anchor || answer.hit)) || hit;
-      if (!events.length) events = listOf(answer, "hits", "events");
-      if (!events.some((e) => e.id === anchor.id)) events.push(anchor);
+      const anchor = answer.event;
+      const events = [...answer.before, anchor, ...answer.after];
       events.sort((a, b) => Date.parse(field(b, "timestamp")) - Date.parse(field(a, "timestamp")));
       replace(body, h("table", { class: "results context", "aria-label": "Surrounding events" },
         h("thead", null, h("tr", null, ["Time", "Kind", "Region", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),

@@ -34,10 +34,12 @@ pub static ASSETS: &[Asset] = embed![
     "regions.js",
     "alerts.js",
     "health.js",
+    "apidocs.js",
     "favicon.svg",
 ];
 
-/// The page shell; `{{title}}`, `{{version}}` and `{{live_interval}}` are filled in once at start.
+/// The page shell; `{{title}}`, `{{version}}`, `{{live_interval}}` and `{{result_window}}` are
+/// filled in once at start.
 const INDEX_TEMPLATE: &str = include_str!("../assets/index.html");
 
 /// The hash of every embedded file and the page template, as 16 hex digits.
@@ -72,13 +74,15 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// The page shell with the title (HTML-escaped), the asset version and the live-mode
-/// refresh interval filled in.
-pub fn render_index(title: &str, live_interval_secs: u64) -> String {
+/// The page shell with the title (HTML-escaped), the asset version, the live-mode refresh
+/// interval and the search API's result window (`indexer.max_result_window`: where the search
+/// page stops paging by offset) filled in.
+pub fn render_index(title: &str, live_interval_secs: u64, result_window: usize) -> String {
     INDEX_TEMPLATE
         .replace("{{title}}", &escape_html(title))
         .replace("{{version}}", version())
         .replace("{{live_interval}}", &live_interval_secs.to_string())
+        .replace("{{result_window}}", &result_window.to_string())
 }
 
 pub fn escape_html(text: &str) -> String {
@@ -183,10 +187,14 @@ mod tests {
 
     #[test]
     fn the_index_references_versioned_assets_and_escapes_the_title() {
-        let page = render_index("<b>ops & co</b>", 7);
+        let page = render_index("<b>ops & co</b>", 7, 250);
         assert!(
-            page.contains("content=\"7\""),
+            page.contains("name=\"windsock-live-interval\" content=\"7\""),
             "the live interval is in the page"
+        );
+        assert!(
+            page.contains("name=\"windsock-result-window\" content=\"250\""),
+            "the result window is in the page"
         );
         assert!(page.contains("&lt;b&gt;ops &amp; co&lt;/b&gt;"), "{page}");
         assert!(!page.contains("<b>ops"));
@@ -222,6 +230,46 @@ mod tests {
     }
 
     #[test]
+    fn no_script_guesses_between_field_names() {
+        // The UI reads the API's documented field names (/api/openapi.json), once each: a
+        // chain like `b.start ?? b.key` hides a renamed field instead of failing on it. A
+        // `??` that gives a real default (`x.y ?? ""`, `?? 0`) is fine.
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let text = std::str::from_utf8(asset.bytes).unwrap();
+            let found = field_fallbacks(text);
+            assert!(
+                found.is_empty(),
+                "{} tries several field names for one value: {found:?}",
+                asset.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_fallback_check_finds_chains_and_lets_defaults_through() {
+        for chain in [
+            "b.start ?? b.key",
+            "x = silence.status ?? silence.state ?? \"active\";",
+            "f(r.name??r.rule)",
+            "a.b ?? (hit.event || {}).level",
+            "hit[name] ?? event[name]",
+            "a.b ?? c?.d",
+        ] {
+            assert_eq!(field_fallbacks(chain).len(), 1, "{chain}");
+        }
+        for default in [
+            "x.y ?? \"\"",
+            "String(alert.state ?? \"?\")",
+            "p.count ?? 0",
+            "state.limit ?? PAGE_SIZE",
+            "v ?? other.field",
+            "// a comment: a.b ?? c.d is what not to write",
+        ] {
+            assert_eq!(field_fallbacks(default), Vec::<String>::new(), "{default}");
+        }
+    }
+
+    #[test]
     fn no_script_writes_markup_from_strings() {
         // Every piece of data reaches the page through textContent or attributes set one by
         // one; markup parsing from strings is where injection starts, so none is allowed.
@@ -237,5 +285,41 @@ mod tests {
                 assert!(!text.contains(forbidden), "{} uses {forbidden}", asset.name);
             }
         }
+    }
+
+    /// Every `??` between two field reads in `text` (`a.b ?? c.d`, `a[k] ?? (c.d || e)`),
+    /// outside `//` comments, as the line it is on.
+    fn field_fallbacks(text: &str) -> Vec<String> {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+        let mut found = Vec::new();
+        for line in text.lines() {
+            let code = line.split(" //").next().unwrap_or(line);
+            if code.trim_start().starts_with("//") {
+                continue;
+            }
+            let mut rest = code;
+            while let Some(at) = rest.find("??") {
+                let (left, right) = (rest[..at].trim_end(), &rest[at + 2..]);
+                // Left: `.name` or `[...]` just before the `??`.
+                let name_start = left.trim_end_matches(ident);
+                let left_is_field = left.ends_with(']')
+                    || (name_start.len() < left.len() && name_start.ends_with('.'));
+                // Right: an identifier (possibly in parentheses) followed by `.`, `?.` or `[`.
+                let right = right.trim_start().trim_start_matches('(').trim_start();
+                let after_name = right.trim_start_matches(ident);
+                let right_is_field = after_name.len() < right.len()
+                    && !right.starts_with(|c: char| c.is_ascii_digit())
+                    && {
+                        let next = after_name.trim_start();
+                        next.starts_with('.') || next.starts_with('[') || next.starts_with("?.")
+                    };
+                if left_is_field && right_is_field {
+                    found.push(line.trim().to_string());
+                    break;
+                }
+                rest = &rest[at + 2..];
+            }
+        }
+        found
     }
 }

@@ -9,35 +9,49 @@ use crate::proxy::Upstreams;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::ToSchema;
 use windsock_core::secret::redact_url;
 
 /// How long one service's `/metrics` may take before it is reported unavailable.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Debug, Default, PartialEq, Serialize)]
+/// One service's counters (`windsock_*_total{service=...}`), summed over their labels.
+#[derive(Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct ServiceCounters {
+    /// Events received (`windsock_received_total`).
     pub received: f64,
+    /// Events sent on (`windsock_sent_total`).
     pub sent: f64,
+    /// Errors (`windsock_errors_total`), all kinds.
     pub errors: f64,
+    /// Events dropped (`windsock_dropped_total`), all reasons.
     pub dropped: f64,
-    /// The largest lag any of the service's consumers reported, when it consumes.
+    /// The largest lag any of the service's consumers reported; null when it consumes nothing.
     pub bus_lag: Option<f64>,
+    /// Errors by their `kind` label.
     pub errors_by_kind: BTreeMap<String, f64>,
+    /// Drops by their `reason` label.
     pub dropped_by_reason: BTreeMap<String, f64>,
 }
 
 /// Where counters were read from, and whether that worked.
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
 pub struct Scrape {
+    /// `this process`, or the service scraped (`indexer`, `alerter`, ...).
     pub source: String,
+    /// The `/metrics` URL read, credentials redacted; null for this process.
     pub url: Option<String>,
     pub ok: bool,
+    /// Why it could not be read; null when it was.
     pub error: Option<String>,
 }
 
-#[derive(Debug, Default, PartialEq, Serialize)]
+/// The answer of `/_ui/health`.
+#[derive(Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct HealthReport {
+    /// Counters by service name.
     pub services: BTreeMap<String, ServiceCounters>,
+    /// Every source of the counters, this process first.
     pub scrapes: Vec<Scrape>,
 }
 

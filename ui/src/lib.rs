@@ -16,6 +16,12 @@ use std::sync::Arc;
 use windsock_core::config::Config;
 use windsock_core::{CancellationToken, SharedBus};
 
+/// The OpenAPI description of the UI's own routes (`/_ui/health`), for the merged document.
+/// The pages and assets are not an API and are not in it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::openapi()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UiError {
     #[error("could not build the HTTP client for the API proxy: {0}")]

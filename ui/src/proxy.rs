@@ -70,7 +70,6 @@ pub fn service_for(path: &str) -> Option<Service> {
         ("/api/events", Service::Indexer),
         ("/api/regions", Service::Indexer),
         ("/api/forecast", Service::Forecaster),
-        ("/api/openapi.json", Service::Forecaster),
         ("/predict", Service::Forecaster),
         ("/api/alerts", Service::Alerter),
         ("/api/silences", Service::Alerter),
@@ -230,7 +229,11 @@ mod tests {
         );
         assert_eq!(service_for("/predict"), Some(Service::Forecaster));
         assert_eq!(service_for("/predict/"), Some(Service::Forecaster));
-        assert_eq!(service_for("/api/openapi.json"), Some(Service::Forecaster));
+        assert_eq!(
+            service_for("/api/openapi.json"),
+            None,
+            "the document is the process's own (every service's parts merged), not one service's"
+        );
         assert_eq!(service_for("/api/alerts/x/history"), Some(Service::Alerter));
         assert_eq!(service_for("/api/silences/1"), Some(Service::Alerter));
         assert_eq!(service_for("/api/deliveries"), Some(Service::Alerter));

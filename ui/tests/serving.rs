@@ -62,6 +62,8 @@ async fn every_page_path_serves_the_shell_uncached_with_a_strict_policy() {
         "/regions/K%C3%A9dougou",
         "/alerts",
         "/health",
+        // The API viewer: a page, though everything under `/api/` is API.
+        "/api",
     ] {
         let (status, headers, body) = get_page(&router, path).await;
         assert_eq!(status, StatusCode::OK, "{path}");
@@ -187,6 +189,16 @@ async fn assets_and_pages_are_gzipped_for_browsers_that_accept_it() {
 #[tokio::test]
 async fn unknown_apis_are_json_errors_and_pages_refuse_other_methods() {
     let router = ui(Config::default());
+    for path in ["/api/", "/api/openapi.json"] {
+        // Without the binary's document route, nothing under `/api/` is ever the page.
+        let (status, headers, _) = get_page(&router, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(
+            header_str(&headers, header::CONTENT_TYPE),
+            "application/json",
+            "{path}"
+        );
+    }
     let (status, headers, body) = get_page(&router, "/api/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(
@@ -405,4 +417,69 @@ async fn health_sums_every_services_counters_and_lists_the_unreachable_ones() {
     assert!(scrapes
         .iter()
         .any(|s| s["source"] == "indexer" && s["ok"] == true));
+}
+
+#[tokio::test]
+async fn the_search_page_knows_the_result_window_it_pages_within() {
+    let mut config = Config::default();
+    config.indexer.max_result_window = 1234;
+    let (_, _, body) = get_page(&ui(config), "/").await;
+    let page = String::from_utf8(body).unwrap();
+    assert!(
+        page.contains(r#"<meta name="windsock-result-window" content="1234">"#),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_document_describes_the_health_route_the_router_serves() {
+    let document = serde_json::to_value(windsock_ui::openapi()).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    assert_eq!(
+        paths.keys().collect::<Vec<_>>(),
+        ["/_ui/health"],
+        "the UI's one API route; pages and assets are not an API"
+    );
+    let get = &paths["/_ui/health"]["get"];
+    assert_eq!(get["tags"], json!(["ui"]));
+    assert_eq!(
+        get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/HealthReport"
+    );
+    let schemas = &document["components"]["schemas"];
+    for (schema, field) in [
+        ("HealthReport", "services"),
+        ("HealthReport", "scrapes"),
+        ("ServiceCounters", "bus_lag"),
+        ("ServiceCounters", "errors_by_kind"),
+        ("Scrape", "source"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][field].is_object(),
+            "{schema}.{field} is documented: {}",
+            schemas[schema]
+        );
+    }
+
+    // The served answer has exactly the documented fields.
+    let (status, _, body) = get_page(&ui(Config::default()), "/_ui/health").await;
+    assert_eq!(status, StatusCode::OK);
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    let documented = |schema: &str| {
+        let mut names: Vec<String> = schemas[schema]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    };
+    let served = |value: &Value| {
+        let mut names: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        names.sort();
+        names
+    };
+    assert_eq!(served(&report), documented("HealthReport"));
+    assert_eq!(served(&report["scrapes"][0]), documented("Scrape"));
 }
