@@ -267,17 +267,16 @@ fn failed(err: tokio::task::JoinError) -> ApiError {
     ApiError::internal(format!("the computation failed: {err}"))
 }
 
-fn bad_path(err: PathRejection) -> ApiError {
-    ApiError::from(err)
-}
-
-fn unreadable_body(err: BytesRejection) -> ApiError {
+/// A body that could not be read: over the size limit (as `harden` words its own 413), or
+/// cut off.
+fn unreadable_body(err: BytesRejection, max_body_bytes: usize) -> ApiError {
     let status = err.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             status,
-            format!("the request body is too large: {}", err.body_text()),
-        );
+            format!("the request body is over the limit of {max_body_bytes} bytes"),
+        )
+        .with_detail(serde_json::json!({ "limit_bytes": max_body_bytes }));
     }
     ApiError::new(
         status,
@@ -307,7 +306,7 @@ async fn get_forecast(
     region: Result<Path<String>, PathRejection>,
     Params(params): Params<ForecastParams>,
 ) -> Result<Json<RegionForecast>, ApiError> {
-    let Path(region) = region.map_err(bad_path)?;
+    let Path(region) = region?;
     let config = &shared.config.forecaster;
     let horizon = count(
         "horizon",
@@ -378,7 +377,7 @@ async fn get_backtest(
     region: Result<Path<String>, PathRejection>,
     Params(params): Params<BacktestParams>,
 ) -> Result<Json<RegionBacktest>, ApiError> {
-    let Path(region) = region.map_err(bad_path)?;
+    let Path(region) = region?;
     let days = count(
         "days",
         params.days,
@@ -468,7 +467,7 @@ async fn post_predict(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    let body = body.map_err(unreadable_body)?;
+    let body = body.map_err(|err| unreadable_body(err, shared.config.http.max_body_bytes))?;
     let config = &shared.config.forecaster;
     let horizon = count(
         "horizon",

@@ -439,6 +439,23 @@ async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
         json!(["application/json", "text/csv"])
     );
 
+    // Over the body limit (2 MiB by default; the router's own here, harden's in the binary).
+    let (status, answer) = call(
+        &router,
+        "POST",
+        "/predict",
+        Some("text/csv"),
+        "x".repeat(3 << 20),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(
+        answer["error"],
+        "the request body is over the limit of 2097152 bytes"
+    );
+    assert_eq!(answer["detail"]["limit_bytes"], 2097152);
+    assert_documented("post", "/predict", status, &answer);
+
     let (status, answer) = get(&router, "/api/forecast/Dakar").await;
     assert_eq!(
         status,
