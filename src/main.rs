@@ -233,7 +233,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
         .await
         .context("connecting to the bus")?;
     tracing::info!(
-        bus = bus.kind(),
+        bus = %bus.kind(),
         services = services.len(),
         "starting windsock"
     );

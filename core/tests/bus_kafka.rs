@@ -144,3 +144,57 @@ async fn a_fatally_failed_producer_is_replaced_and_the_message_published() {
     }
     assert_eq!(got, vec![0, 1, 2], "in order, nothing lost");
 }
+
+/// A Kafka failure keeps librdkafka's error as its source: what was being done reads first,
+/// the broker's or the client's reason after it, as `{:#}` or a log line prints the chain.
+/// A message over librdkafka's `message.max.bytes` (1 MB by default) is refused by the
+/// producer itself, on any broker, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_error_keeps_its_cause() {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::mocking::MockCluster;
+    use std::error::Error;
+    use windsock_core::bus::{Bus, BusError, KafkaBus};
+    use windsock_core::config::{BusConfig, BusKind};
+
+    let cluster = MockCluster::new(1).unwrap();
+    let config = BusConfig {
+        kind: BusKind::Kafka,
+        brokers: cluster.bootstrap_servers(),
+        ..BusConfig::default()
+    };
+    for topic in Topic::ALL {
+        let name = topic.name(&config.topic_prefix);
+        cluster
+            .create_topic(&name, config.partitions as i32, 1)
+            .unwrap();
+    }
+    let bus = within(TIMEOUT, KafkaBus::connect(&config)).await.unwrap();
+    assert_eq!(bus.kind(), BusKind::Kafka);
+    let err = within(
+        TIMEOUT,
+        bus.publish(Topic::Logs, "Dakar", Bytes::from(vec![b'x'; 2_000_000])),
+    )
+    .await
+    .expect_err("over message.max.bytes");
+
+    assert!(matches!(err, BusError::Kafka { .. }), "{err:?}");
+    let cause = err
+        .source()
+        .and_then(|source| source.downcast_ref::<KafkaError>())
+        .unwrap_or_else(|| panic!("no KafkaError source in {err:?}"));
+    assert_eq!(
+        cause.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+    );
+    let chain = err.chain();
+    assert!(
+        chain.starts_with("kafka: publishing to windsock.logs: ")
+            && chain.contains(&cause.to_string()),
+        "{chain}"
+    );
+    assert!(
+        !err.to_string().contains(&cause.to_string()),
+        "the cause is printed once, as the source: {err}"
+    );
+}

@@ -40,7 +40,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{BusError, EventSubscription, SharedBus, Topic};
 use windsock_core::clock::{self, SharedClock};
-use windsock_core::config::Config;
+use windsock_core::config::{BusKind, Config};
 
 /// The OpenAPI document of the indexer's routes (built from the same router they are served
 /// from; no index or bus needed).
@@ -57,6 +57,10 @@ pub enum IndexerError {
     Index(#[from] tantivy::TantivyError),
     #[error("bus: {0}")]
     Bus(#[from] BusError),
+    /// No thread for the index writer (the system's thread limit, say): the cause is kept as
+    /// the source, so `{:#}` says why.
+    #[error("cannot start the index writer")]
+    WriterThread(#[source] std::io::Error),
 }
 
 pub struct Indexer {
@@ -206,7 +210,7 @@ async fn start_ingest(
     let mut sink = index.writer(config.indexer.writer_memory_mb)?;
     let committed = index.committed()?;
     // Only Kafka's offsets survive a restart; the embedded bus numbers from 0 each time.
-    let skip = if bus.kind() == "kafka" && committed.bus == "kafka" {
+    let skip = if bus.kind() == BusKind::Kafka && committed.bus == BusKind::Kafka.as_str() {
         committed
     } else {
         CommitPayload::default()
@@ -215,9 +219,8 @@ async fn start_ingest(
     let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
     let settings = &config.indexer;
     let backlog = sink.backlog();
-    let writer = writer::Writer::spawn(sink, bus.kind()).map_err(|e| {
-        tantivy::TantivyError::SystemError(format!("cannot start the index writer: {e}"))
-    })?;
+    let writer =
+        writer::Writer::spawn(sink, bus.kind().as_str()).map_err(IndexerError::WriterThread)?;
     Ok(ingest::Ingest {
         subscription,
         writer,

@@ -122,7 +122,7 @@ impl Writer {
     pub fn join(&mut self) -> StoreResult<()> {
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(stopped()),
+            Some(Err(panic)) => Err(panicked(panic.as_ref())),
             None => Ok(()),
         }
     }
@@ -145,6 +145,17 @@ impl Writer {
 
 fn stopped() -> tantivy::TantivyError {
     tantivy::TantivyError::SystemError("the index writer thread stopped".into())
+}
+
+/// A panic of the writer thread, with its message (a panic carries no error to keep as a
+/// source; its message is what says why).
+fn panicked(panic: &(dyn std::any::Any + Send)) -> tantivy::TantivyError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message");
+    tantivy::TantivyError::ErrorInThread(format!("the index writer thread panicked: {message}"))
 }
 
 /// The thread: applies commands in order; answers each commit. A full disk is answered and
@@ -274,4 +285,28 @@ fn acked_by(held: &mut Vec<Held>) -> Committed {
     }
     COUNTERS.sent(events);
     committed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panicked;
+
+    #[test]
+    fn a_panic_of_the_writer_thread_says_why() {
+        for payload in [
+            std::thread::spawn(|| panic!("segment {} lost", 7)).join(),
+            std::thread::spawn(|| panic!("out of ids")).join(),
+        ] {
+            let err = panicked(payload.unwrap_err().as_ref());
+            assert!(
+                matches!(err, tantivy::TantivyError::ErrorInThread(_)),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("segment 7 lost") || text.contains("out of ids"),
+                "{text}"
+            );
+        }
+    }
 }

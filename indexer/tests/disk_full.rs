@@ -29,7 +29,7 @@ use windsock_core::bus::{
     Subscription, Topic,
 };
 use windsock_core::clock;
-use windsock_core::config::Config;
+use windsock_core::config::{BusKind, Config};
 use windsock_core::event::{Envelope, Event, HealthCondition};
 use windsock_indexer::search::{SearchRequest, Sort};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
@@ -189,7 +189,7 @@ impl Bus for LedgerBus {
     async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
         self.inner.replay(topic).await
     }
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> BusKind {
         self.inner.kind()
     }
 }

@@ -15,7 +15,7 @@ use windsock_core::bus::{
     publish_event, Bus, BusError, Delivery, EmbeddedBus, SharedBus, Subscription, Topic,
 };
 use windsock_core::clock::ManualClock;
-use windsock_core::config::Config;
+use windsock_core::config::{BusKind, Config};
 use windsock_core::event::Envelope;
 use windsock_indexer::search::{SearchRequest, Sort};
 use windsock_indexer::{synthetic, EventIndex, Indexer};
@@ -154,8 +154,8 @@ impl Bus for AckLosingBus {
     async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError> {
         self.inner.replay(topic).await
     }
-    fn kind(&self) -> &'static str {
-        "kafka"
+    fn kind(&self) -> BusKind {
+        BusKind::Kafka
     }
 }
 

@@ -14,7 +14,7 @@
 //!   newest `capacity`.
 
 use super::{partition_for, Bus, BusError, Delivery, Subscription, Topic};
-use crate::config::BusConfig;
+use crate::config::{BusConfig, BusKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -276,8 +276,8 @@ impl Bus for EmbeddedBus {
         Ok(Box::new(ReplaySubscription { messages }))
     }
 
-    fn kind(&self) -> &'static str {
-        "embedded"
+    fn kind(&self) -> BusKind {
+        BusKind::Embedded
     }
 
     fn close_by(&self, deadline: std::time::Instant) {

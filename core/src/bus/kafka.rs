@@ -15,7 +15,7 @@
 //!   waiting for a broker that may be gone, and [`Bus::shutdown`] reports what was left undone.
 
 use super::{Bus, BusError, CloseReport, Delivery, Subscription, Topic};
-use crate::config::BusConfig;
+use crate::config::{BusConfig, BusKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -148,7 +148,7 @@ impl KafkaBus {
         })
         .await
         .map_err(|e| BusError::Other(format!("metadata request panicked: {e}")))?
-        .map_err(kafka)?;
+        .map_err(kafka("fetching the cluster's metadata"))?;
         let missing: Vec<String> = Topic::ALL
             .iter()
             .map(|t| self.topic_name(*t))
@@ -157,8 +157,9 @@ impl KafkaBus {
         if missing.is_empty() {
             return Ok(());
         }
-        let admin: AdminClient<DefaultClientContext> =
-            client_config(&self.config).create().map_err(kafka)?;
+        let admin: AdminClient<DefaultClientContext> = client_config(&self.config)
+            .create()
+            .map_err(kafka("creating an admin client"))?;
         let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|name| {
@@ -175,12 +176,14 @@ impl KafkaBus {
         let results = admin
             .create_topics(&new_topics, &options)
             .await
-            .map_err(kafka)?;
+            .map_err(kafka("creating topics"))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(BusError::Kafka(format!("creating topic {name}: {code}")))
+                    return Err(kafka(format!("creating topic {name}"))(
+                        KafkaError::AdminOp(code),
+                    ))
                 }
             }
         }
@@ -211,9 +214,11 @@ impl KafkaBus {
             );
             match new_producer(&self.config) {
                 Ok(fresh) => *current = Arc::new(fresh),
-                Err(err) => {
-                    tracing::error!(target: "windsock_core::bus", %err, "no new Kafka producer")
-                }
+                Err(err) => tracing::error!(
+                    target: "windsock_core::bus",
+                    err = %err.chain(),
+                    "no new Kafka producer"
+                ),
             }
         }
         true
@@ -273,18 +278,18 @@ async fn send_in_order(
                     // librdkafka to drain what other callers queued.
                     match in_flight.pop_front() {
                         Some(oldest) => {
-                            delivered(oldest).await.map_err(|e| (acked, e))?;
+                            delivered(oldest, topic).await.map_err(|e| (acked, e))?;
                             acked += 1;
                         }
                         None => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
                 }
-                Err((err, _)) => return Err((acked, kafka(err))),
+                Err((err, _)) => return Err((acked, kafka(format!("publishing to {topic}"))(err))),
             }
         }
     }
     for delivery in in_flight {
-        delivered(delivery).await.map_err(|e| (acked, e))?;
+        delivered(delivery, topic).await.map_err(|e| (acked, e))?;
         acked += 1;
     }
     Ok(())
@@ -304,14 +309,14 @@ fn new_producer(config: &BusConfig) -> Result<FutureProducer, BusError> {
         // Batches still form under load; a lone awaited `publish` waits 1 ms, not 5.
         .set("linger.ms", "1")
         .create()
-        .map_err(kafka)
+        .map_err(kafka("creating the producer"))
 }
 
 /// Waits for a message's acknowledgement.
-async fn delivered(delivery: DeliveryFuture) -> Result<(), BusError> {
+async fn delivered(delivery: DeliveryFuture, topic: &str) -> Result<(), BusError> {
     match delivery.await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((err, _))) => Err(kafka(err)),
+        Ok(Err((err, _))) => Err(kafka(format!("publishing to {topic}"))(err)),
         Err(_) => Err(BusError::Closed),
     }
 }
@@ -341,8 +346,9 @@ impl Bus for KafkaBus {
     ) -> Result<Box<dyn Subscription>, BusError> {
         let context = GroupContext::default();
         let lag = context.lag.clone();
+        let group = format!("{}{group}", self.config.group_prefix);
         let consumer: StreamConsumer<GroupContext> = client_config(&self.config)
-            .set("group.id", format!("{}{group}", self.config.group_prefix))
+            .set("group.id", &group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
@@ -351,10 +357,13 @@ impl Bus for KafkaBus {
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "1000")
             .create_with_context(context)
-            .map_err(kafka)?;
+            .map_err(kafka(format!("creating a consumer in group {group}")))?;
         let names: Vec<String> = topics.iter().map(|t| self.topic_name(*t)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        consumer.subscribe(&names).map_err(kafka)?;
+        consumer.subscribe(&names).map_err(kafka(format!(
+            "subscribing group {group} to {}",
+            names.join(", ")
+        )))?;
         Ok(Box::new(GroupSubscription {
             consumer: Some(Arc::new(consumer)),
             topic_prefix: self.config.topic_prefix.clone(),
@@ -377,7 +386,7 @@ impl Bus for KafkaBus {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .create()
-            .map_err(kafka)?;
+            .map_err(kafka(format!("creating a consumer to replay {name}")))?;
         // Metadata and watermarks are blocking requests: keep them off the async workers.
         let (consumer, ends) = tokio::task::spawn_blocking(move || {
             let ends = high_watermarks(&consumer, &name)?;
@@ -385,9 +394,11 @@ impl Bus for KafkaBus {
             for partition in ends.keys() {
                 assignment
                     .add_partition_offset(&name, *partition, Offset::Beginning)
-                    .map_err(kafka)?;
+                    .map_err(kafka(format!("assigning {name}/{partition} to a replay")))?;
             }
-            consumer.assign(&assignment).map_err(kafka)?;
+            consumer
+                .assign(&assignment)
+                .map_err(kafka(format!("assigning {name} to a replay")))?;
             Ok::<_, BusError>((consumer, ends))
         })
         .await
@@ -403,8 +414,8 @@ impl Bus for KafkaBus {
         }))
     }
 
-    fn kind(&self) -> &'static str {
-        "kafka"
+    fn kind(&self) -> BusKind {
+        BusKind::Kafka
     }
 
     fn close_by(&self, deadline: Instant) {
@@ -467,8 +478,10 @@ fn client_config(config: &BusConfig) -> ClientConfig {
     client
 }
 
-fn kafka(err: KafkaError) -> BusError {
-    BusError::Kafka(err.to_string())
+/// Wraps librdkafka's error, kept as the source, with what was being done.
+fn kafka(context: impl Into<String>) -> impl FnOnce(KafkaError) -> BusError {
+    let context = context.into();
+    move |source| BusError::Kafka { context, source }
 }
 
 /// (low, high) watermarks of every partition of `topic`.
@@ -478,7 +491,7 @@ fn high_watermarks<C: ConsumerContext>(
 ) -> Result<HashMap<i32, (i64, i64)>, BusError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .map_err(kafka)?;
+        .map_err(kafka(format!("fetching the metadata of {topic}")))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
@@ -486,14 +499,16 @@ fn high_watermarks<C: ConsumerContext>(
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(BusError::Kafka(format!("topic {topic} has no partitions")));
+        return Err(BusError::KafkaState(format!(
+            "topic {topic} has no partitions"
+        )));
     }
     partitions
         .into_iter()
         .map(|p| {
             let marks = consumer
                 .fetch_watermarks(topic, p, REQUEST_TIMEOUT)
-                .map_err(kafka)?;
+                .map_err(kafka(format!("fetching the watermarks of {topic}/{p}")))?;
             Ok((p, marks))
         })
         .collect()
@@ -570,8 +585,8 @@ impl Subscription for GroupSubscription {
                     };
                     return Ok(Some(to_delivery(topic, &message)));
                 }
-                Err(KafkaError::MessageConsumptionFatal(code)) => {
-                    return Err(BusError::Kafka(format!("fatal consumer error: {code}")))
+                Err(err @ KafkaError::MessageConsumptionFatal(_)) => {
+                    return Err(kafka("consuming")(err))
                 }
                 // Transport errors and the like: librdkafka reconnects and resumes by itself.
                 Err(err) => {
@@ -593,7 +608,10 @@ impl Subscription for GroupSubscription {
             // The partition moved to another member in a rebalance: it redelivers from the
             // last committed offset, so this message is not lost.
             Err(KafkaError::StoreOffset(RDKafkaErrorCode::State)) => Ok(()),
-            Err(err) => Err(kafka(err)),
+            Err(err) => Err(kafka(format!(
+                "storing the offset of {name}/{}",
+                delivery.partition
+            ))(err)),
         }
     }
 
@@ -605,9 +623,9 @@ impl Subscription for GroupSubscription {
         let wait = self.closing.wait(REQUEST_TIMEOUT);
         let result = match tokio::time::timeout(wait, committed).await {
             Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => Ok(()),
-            Ok(Ok(Err(err))) => Err(kafka(err)),
+            Ok(Ok(Err(err))) => Err(kafka("committing offsets")(err)),
             Ok(Err(_)) => Err(BusError::Other("the commit thread panicked".into())),
-            Err(_) => Err(BusError::Kafka(format!(
+            Err(_) => Err(BusError::KafkaState(format!(
                 "commit not confirmed within {wait:?} (is the broker down?)"
             ))),
         };
@@ -700,15 +718,15 @@ impl Subscription for ReplaySubscription {
             let message = match tokio::time::timeout(REQUEST_TIMEOUT, self.consumer.recv()).await
             {
                 Ok(Ok(message)) => message,
-                Ok(Err(KafkaError::MessageConsumptionFatal(code))) => {
-                    return Err(BusError::Kafka(format!("fatal consumer error: {code}")))
+                Ok(Err(err @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(kafka(format!("replaying {}", self.topic.suffix()))(err))
                 }
                 Ok(Err(err)) => {
                     tracing::debug!(target: "windsock_core::bus", %err, "replay error; retrying");
                     continue;
                 }
                 Err(_) => {
-                    return Err(BusError::Kafka(format!(
+                    return Err(BusError::KafkaState(format!(
                         "replay of {} stalled: no message within {REQUEST_TIMEOUT:?} with partitions {:?} unfinished",
                         self.topic.suffix(),
                         self.pending.keys().collect::<Vec<_>>()

@@ -17,6 +17,7 @@ use crate::config::{BusConfig, BusKind};
 use crate::event::{DeadLetter, Envelope, Event};
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use rdkafka::error::KafkaError;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -86,10 +87,36 @@ pub struct Delivery {
 pub enum BusError {
     #[error("the bus is closed")]
     Closed,
+    /// A Kafka operation failed; `{:#}` (or any error-chain printer) shows librdkafka's
+    /// cause, kept as the source.
+    #[error("kafka: {context}")]
+    Kafka {
+        /// What was being done (`publishing to windsock.observations`).
+        context: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// A Kafka condition windsock itself detects (no librdkafka error to keep).
     #[error("kafka: {0}")]
-    Kafka(String),
+    KafkaState(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl BusError {
+    /// This error and its causes on one line, `a: b: c` as anyhow's `{:#}` prints them: a
+    /// log field or a published log event keeps only what `Display` shows, which is not the
+    /// cause.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(err) = cause {
+            text.push_str(": ");
+            text.push_str(&err.to_string());
+            cause = err.source();
+        }
+        text
+    }
 }
 
 #[async_trait]
@@ -128,8 +155,8 @@ pub trait Bus: Send + Sync + 'static {
     /// outside any group (nothing is committed); `next` returns `None` at the end.
     async fn replay(&self, topic: Topic) -> Result<Box<dyn Subscription>, BusError>;
 
-    /// `embedded` or `kafka`.
-    fn kind(&self) -> &'static str;
+    /// Which bus this is.
+    fn kind(&self) -> BusKind;
 
     /// Shutdown has begun: from `deadline` on, nothing waits for the broker any more. A
     /// publish still waiting for its acknowledgement (or for room) then fails with

@@ -10,6 +10,23 @@ pub enum BusKind {
     Kafka,
 }
 
+impl BusKind {
+    /// The name as configured (`bus.kind`), in logs and in what the indexer records with a
+    /// commit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BusKind::Embedded => "embedded",
+            BusKind::Kafka => "kafka",
+        }
+    }
+}
+
+impl std::fmt::Display for BusKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
@@ -53,6 +70,20 @@ impl BusConfig {
         }
         if self.capacity == 0 {
             problems.push("bus.capacity", "must be at least 1");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BusKind;
+
+    #[test]
+    fn the_printed_name_is_the_configured_one() {
+        for kind in [BusKind::Embedded, BusKind::Kafka] {
+            let configured = serde_json::to_value(kind).unwrap();
+            assert_eq!(configured.as_str(), Some(kind.as_str()));
+            assert_eq!(kind.to_string(), kind.as_str());
         }
     }
 }

@@ -22,11 +22,15 @@ pub use regions::*;
 pub use ui::*;
 
 use crate::secret::Secret;
-use figment::providers::{Format, Serialized, Toml};
-use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// Environment variables named `<ENV_PREFIX><SECTION><ENV_SPLIT><KEY>` override keys.
+const ENV_PREFIX: &str = "WINDSOCK_";
+const ENV_SPLIT: &str = "__";
 
 /// `WINDSOCK_` variables that are not configuration keys: the config file's path (read by
 /// the command line) and the secrets (which have their own rule).
@@ -223,15 +227,35 @@ impl Config {
     /// Loads the configuration: defaults, then `path` if it exists (an explicitly named file
     /// must exist), then the environment of this process.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_with_env(path, std::env::vars())
+        let secrets = SECRET_ENV.iter().filter_map(|(var, key)| {
+            let value = std::env::var_os(var)?.to_string_lossy().into_owned();
+            Some((*key, value))
+        });
+        Self::load_from(path, env_overrides(), secrets.collect())
     }
 
-    /// As [`Config::load`], with the environment given (tests use this).
+    /// As [`Config::load`], with the environment given instead of the process's (tests use
+    /// this: tests running in parallel cannot each set the process environment).
     pub fn load_with_env(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
+        let secrets = SECRET_ENV.iter().filter_map(|(var, key)| {
+            let (_, value) = env.iter().find(|(k, v)| k == var && !v.is_empty())?;
+            Some((*key, value.clone()))
+        });
+        let secrets = secrets.collect();
+        Self::load_from(path, given_env(&env), secrets)
+    }
+
+    /// Defaults, the file, the `WINDSOCK_<SECTION>__<KEY>` overrides, then the secrets
+    /// (config key, value).
+    fn load_from(
+        path: Option<&Path>,
+        overrides: impl Provider,
+        secrets: Vec<(&str, String)>,
+    ) -> Result<Config, ConfigError> {
         let file = match path {
             Some(p) if !p.exists() => {
                 return Err(ConfigError {
@@ -253,11 +277,9 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        figment = figment.merge(env_overrides(&env));
-        for (var, key) in SECRET_ENV {
-            if let Some((_, value)) = env.iter().find(|(k, v)| k == var && !v.is_empty()) {
-                figment = figment.merge(Serialized::default(key, value));
-            }
+        figment = figment.merge(overrides);
+        for (key, value) in secrets.iter().filter(|(_, value)| !value.is_empty()) {
+            figment = figment.merge(Serialized::default(key, value));
         }
         let config: Config = figment.extract().map_err(|err| ConfigError {
             problems: err
@@ -414,25 +436,49 @@ fn describe(path: &[String], kind: &figment::error::Kind) -> String {
     }
 }
 
-/// `WINDSOCK_<SECTION>__<KEY>` variables as a provider, minus the named secret ones (which
-/// have their own rule). Values parse as figment parses environment values: `8` is a number,
-/// `true` a bool, `[a, b]` an array, anything else a string.
-fn env_overrides(env: &[(String, String)]) -> Figment {
+/// Whether a `WINDSOCK_` variable, named without the prefix (any case), sets a key: not
+/// the config file's path, nor a secret (which has its own rule).
+fn is_key(name: &str) -> bool {
+    !NOT_KEYS
+        .iter()
+        .chain(SECRET_ENV.iter().map(|(var, _)| var))
+        .filter_map(|var| var.strip_prefix(ENV_PREFIX))
+        .any(|var| var.eq_ignore_ascii_case(name))
+}
+
+/// `WINDSOCK_<SECTION>__<KEY>` variables of the process as a provider: figment's `Env`, which
+/// lowercases the key, makes each `__` a level of nesting (`WINDSOCK_HTTP__LISTEN` sets
+/// `http.listen`), and parses values as figment does: `8` is a number, `true` a bool,
+/// `[a, b]` an array, anything else a string (a duration is a string: `5m`).
+fn env_overrides() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .filter(|name| is_key(name.as_str()))
+        .split(ENV_SPLIT)
+}
+
+/// [`env_overrides`] over given variables instead of the process's: figment's `Env` reads
+/// only `std::env`. Each variable goes as `Env::iter` takes it (the prefix in any case, the
+/// key trimmed and lowercased, a key with an empty part skipped) into figment's own
+/// nesting and value parsing; a test checks both agree.
+fn given_env(env: &[(String, String)]) -> Figment {
     let mut figment = Figment::new();
     for (var, value) in env {
-        let Some(rest) = var.strip_prefix("WINDSOCK_") else {
+        let var = var.trim();
+        let Some(name) = var
+            .get(..ENV_PREFIX.len())
+            .filter(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+            .map(|_| &var[ENV_PREFIX.len()..])
+        else {
             continue;
         };
-        let secret = SECRET_ENV.iter().any(|(secret, _)| secret == var);
-        if secret || NOT_KEYS.contains(&var.as_str()) || rest.is_empty() {
+        if !is_key(name) {
             continue;
         }
-        let key = rest
-            .to_ascii_lowercase()
-            .split("__")
-            .collect::<Vec<_>>()
-            .join(".");
-        let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.as_str().into());
+        let key = name.replace(ENV_SPLIT, ".").trim().to_ascii_lowercase();
+        if key.split('.').any(str::is_empty) {
+            continue;
+        }
+        let value: figment::value::Value = value.parse().unwrap_or_else(|never| match never {});
         figment = figment.merge(Serialized::default(&key, value));
     }
     figment
@@ -442,6 +488,7 @@ fn env_overrides(env: &[(String, String)]) -> Figment {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -693,6 +740,149 @@ lon = -200.0
         let err = Config::load_with_env(None, env(&[("WINDSOCK_COLLECTOR__CONCURRENCY", "many")]))
             .unwrap_err();
         assert!(err.to_string().contains("many"), "{err}");
+    }
+
+    #[test]
+    fn an_override_of_each_kind_goes_through_figment_s_parsing() {
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                // A string three levels down.
+                (
+                    "WINDSOCK_COLLECTOR__OPEN_METEO__BASE_URL",
+                    "http://meteo.test",
+                ),
+                ("WINDSOCK_COLLECTOR__SIMULATED__SEED", "7"),
+                ("WINDSOCK_COLLECTOR__REPLAY__SPEED", "2.5"),
+                ("WINDSOCK_INDEXER__COMMIT_INTERVAL", "250ms"),
+                ("WINDSOCK_COLLECTOR__BACKFILL", "2h"),
+                ("WINDSOCK_HTTP__ALLOW_ANONYMOUS_WRITES", "true"),
+                (
+                    "WINDSOCK_COLLECTOR__SIMULATED__FAULTS",
+                    "[{kind=silent, region=Dakar, after=1m, duration=5m}]",
+                ),
+                ("WINDSOCK_REGIONS", "[{name=Thies, lat=14.79, lon=-16.93}]"),
+                // The prefix in any case, as figment's `Env` takes it.
+                ("windsock_log__level", "debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.collector.open_meteo.base_url, "http://meteo.test");
+        assert_eq!(config.collector.simulated.seed, 7);
+        assert_eq!(config.collector.replay.speed, 2.5);
+        assert_eq!(config.indexer.commit_interval, Duration::from_millis(250));
+        assert_eq!(config.collector.backfill, Duration::from_secs(2 * 3600));
+        assert!(config.http.allow_anonymous_writes);
+        assert!(matches!(
+            config.collector.simulated.faults.as_slice(),
+            [FaultConfig::Silent { region, after, duration }]
+                if region == "Dakar" && *after == Duration::from_secs(60)
+                    && *duration == Duration::from_secs(300)
+        ));
+        let names: Vec<&str> = config.regions.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["Thies"]);
+        assert_eq!(config.log.level, "debug");
+    }
+
+    #[test]
+    fn variables_that_are_not_keys_are_left_out_and_unknown_ones_named() {
+        let config = Config::load_with_env(
+            None,
+            env(&[
+                ("WINDSOCK_CONFIG", "/elsewhere.toml"),
+                ("windsock_config", "/elsewhere.toml"),
+                ("WINDSOCK_", "x"),
+                ("WINDSOCK_HTTP__", "x"),
+                ("WINDSOCK_API_TOKEN", "t0ken"),
+                (
+                    "WINDSOCK_SLACK_WEBHOOK_URL",
+                    "https://hooks.slack.com/services/T/B/s3cret",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.http.api_token.unwrap().expose(), "t0ken");
+
+        let err = Config::load_with_env(None, env(&[("WINDSOCK_HTTP__LISEN", "127.0.0.1:1")]))
+            .unwrap_err();
+        assert_eq!(err.problems[0].key, "http.lisen", "{err}");
+        let err =
+            Config::load_with_env(None, env(&[("WINDSOCK_INDEXER__COMMIT_INTERVAL", "soon")]))
+                .unwrap_err();
+        assert_eq!(err.problems[0].key, "indexer.commit_interval", "{err}");
+    }
+
+    /// The child of [`the_process_environment_is_read_as_given_pairs_are`]: loads from its own
+    /// environment and prints the outcome.
+    #[test]
+    fn load_from_the_process_environment_when_asked() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        println!("{CHILD}<{}>", outcome(Config::load(None)));
+    }
+
+    const CHILD: &str = "CONFIG_ENV_CHILD";
+
+    fn outcome(loaded: Result<Config, ConfigError>) -> String {
+        match loaded {
+            Ok(config) => format!(
+                "{config:?} token={:?}",
+                config.http.api_token.as_ref().map(Secret::expose)
+            ),
+            Err(err) => format!("{:?}", err.problems),
+        }
+    }
+
+    /// `Config::load` reads the process environment through figment's `Env`; tests give pairs
+    /// to `load_with_env`. Both must read the same variables the same way: a child process of
+    /// this test binary, with only the given environment, loads from its own environment.
+    #[test]
+    fn the_process_environment_is_read_as_given_pairs_are() {
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[
+                ("WINDSOCK_HTTP__LISTEN", "127.0.0.1:9000"),
+                ("WINDSOCK_COLLECTOR__SIMULATED__SEED", "7"),
+                ("WINDSOCK_INDEXER__COMMIT_INTERVAL", "250ms"),
+                ("WINDSOCK_REGIONS", "[{name=Thies, lat=14.79, lon=-16.93}]"),
+                ("windsock_Log__Level", "debug"),
+                ("WINDSOCK_CONFIG", "/elsewhere.toml"),
+                ("WINDSOCK_API_TOKEN", "t0ken"),
+                ("WINDSOCK_HTTP__", "x"),
+                ("UNRELATED", "x"),
+            ],
+            &[
+                ("WINDSOCK_HTTP__LISEN", "127.0.0.1:1"),
+                ("WINDSOCK_COLLECTOR__CONCURRENCY", "many"),
+                ("WINDSOCK_HTTP__API_TOKEN", "123456789"),
+            ],
+        ];
+        let me = std::env::current_exe().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for vars in cases {
+            let given = outcome(Config::load_with_env(None, env(vars)));
+            let child = std::process::Command::new(&me)
+                .args(["--exact", "--nocapture", "--test-threads=1"])
+                .arg("config::tests::load_from_the_process_environment_when_asked")
+                .env_clear()
+                .envs(vars.iter().copied())
+                .env(CHILD, "1")
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&child.stdout);
+            let read = stdout
+                .lines()
+                .find_map(|line| line.split_once(&format!("{CHILD}<"))?.1.strip_suffix('>'))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no outcome from the child: {stdout}{}",
+                        String::from_utf8_lossy(&child.stderr)
+                    )
+                });
+            assert_eq!(read, given, "{vars:?}");
+        }
     }
 
     #[test]
