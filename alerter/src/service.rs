@@ -431,10 +431,15 @@ async fn step(
                 }
                 COUNTERS.error("store");
                 if !batch.messages.is_empty() {
-                    // Memory only, no SQLite: fine on this thread.
-                    shared
+                    // No SQLite, but the lock it takes is held through a flush's write.
+                    let messages = std::mem::take(&mut batch.messages);
+                    let held = shared
                         .store
-                        .hold(std::mem::take(&mut batch.messages), &err, now);
+                        .blocking(move |store| store.hold(messages, &err, now))
+                        .await;
+                    if let Err(err) = held {
+                        tracing::warn!(error = %err, "holding Slack messages in memory was cancelled");
+                    }
                     shared.wake_delivery.notify_one();
                 }
                 shared.evaluations.send_modify(|n| *n += 1);

@@ -79,6 +79,16 @@ async fn notices_reach_slack_from_memory_while_the_store_cannot_write_and_are_ke
         slack.delivered().len() == 1
     })
     .await;
+    // Slack has it; the outbox records it a moment later (on the blocking pool). The disk
+    // fills after that, or this outcome too would be one kept in memory.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while get(&api, "/api/deliveries").await["counts"]["delivered"] != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for Dakar's delivery in the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     // The disk fills: every write fails from now on.
     store.refuse_writes(true).unwrap();
