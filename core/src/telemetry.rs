@@ -68,8 +68,15 @@ const KNOWN: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "alerter",
-        &["bus", "publish", "store", "slack_permanent"],
-        &[],
+        &[
+            "bus",
+            "publish",
+            "store",
+            "slack_permanent",
+            "slack_429",
+            "slack_retry",
+        ],
+        &["slack_expired", "slack_permanent"],
     ),
     ("ui", &[], &[]),
 ];
