@@ -186,8 +186,11 @@ pub struct RegionForecastPoint {
     /// The start of the hour.
     pub timestamp: DateTime<Utc>,
     pub temperature_c: f64,
-    pub lower: f64,
-    pub upper: f64,
+    /// The interval's bounds; null when it is unbounded (too little history to calibrate it).
+    #[schema(required = true)]
+    pub lower: Option<f64>,
+    #[schema(required = true)]
+    pub upper: Option<f64>,
 }
 
 /// How the intervals of a forecast were calibrated.
@@ -249,6 +252,12 @@ impl BacktestScores {
             mae_vs_seasonal_naive: naive_mae.map(|naive| scores.mae / naive),
         }
     }
+}
+
+/// An interval's bound, `None` when the interval is unbounded (nothing calibrated its width):
+/// JSON has no infinity, and serde would write it as null anyway, undocumented.
+fn bound(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 // Errors of the service and the engine, as answers.
@@ -331,8 +340,8 @@ async fn get_forecast(
             RegionForecastPoint {
                 timestamp: series::hour_start(refit.origin + step as i64),
                 temperature_c: model.points[step],
-                lower,
-                upper,
+                lower: bound(lower),
+                upper: bound(upper),
             }
         })
         .collect();
@@ -557,8 +566,8 @@ fn predictions(
             Ok(Prediction {
                 timestamp,
                 temperature: *point,
-                lower,
-                upper,
+                lower: bound(lower),
+                upper: bound(upper),
             })
         })
         .collect::<Result<Vec<Prediction>, ApiError>>()?;
@@ -696,6 +705,22 @@ mod tests {
         let request = &doc["components"]["schemas"]["PredictRequest"];
         assert_eq!(request["required"], serde_json::json!(["data"]));
         assert_eq!(request["properties"]["data"]["maxItems"], predict::MAX_ROWS);
+        // Unbounded intervals are null, and the bounds are always there.
+        for (schema, point) in [
+            ("Prediction", "temperature"),
+            ("RegionForecastPoint", "temperature_c"),
+        ] {
+            let schema = &doc["components"]["schemas"][schema];
+            assert_eq!(
+                schema["required"],
+                serde_json::json!(["timestamp", point, "lower", "upper"]),
+                "{schema}"
+            );
+            assert_eq!(
+                schema["properties"]["lower"]["type"],
+                serde_json::json!(["number", "null"])
+            );
+        }
     }
 
     #[test]

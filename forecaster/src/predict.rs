@@ -68,8 +68,11 @@ pub struct Prediction {
     #[schema(example = "2023-07-21 10:00:00")]
     pub timestamp: String,
     pub temperature: f64,
-    pub lower: f64,
-    pub upper: f64,
+    /// The interval's bounds; null when it is unbounded (too few rows to calibrate it).
+    #[schema(required = true)]
+    pub lower: Option<f64>,
+    #[schema(required = true)]
+    pub upper: Option<f64>,
 }
 
 /// Parsed rows: instants, values, and whether the dates came without a time zone (then the

@@ -181,6 +181,36 @@ async fn predict_works_at_the_datas_own_frequency() {
 }
 
 #[tokio::test]
+async fn an_interval_too_short_to_calibrate_is_unbounded_null_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let (forecaster, _bus) = forecaster(dir.path()).await;
+    let router = forecaster.routes();
+    // Eight weekly rows: enough to forecast, too few for any interval width.
+    let start = chrono::NaiveDate::from_ymd_opt(2023, 1, 2).unwrap();
+    let data: Vec<Value> = (0..8)
+        .map(|i| json!({"ds": (start + chrono::Duration::weeks(i)).to_string(), "y": 20 + i % 3}))
+        .collect();
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/predict?horizon=2",
+        None,
+        json!({ "data": data }).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["frequency"], "7d");
+    let first = &body["predictions"][0];
+    assert!(first["temperature"].is_number(), "{body}");
+    assert_eq!(
+        (&first["lower"], &first["upper"]),
+        (&Value::Null, &Value::Null),
+        "{body}"
+    );
+    assert_documented("post", "/predict", status, &body);
+}
+
+#[tokio::test]
 async fn every_bad_input_is_a_400_that_says_what_is_wrong() {
     let rows = rows(60);
     if rows.is_empty() {

@@ -1,6 +1,7 @@
 //! Generated hostile input through the forecaster's router: `/predict` bodies (JSON of
 //! every shape, CSV of every dialect) and the query strings of every route. Whatever comes in,
-//! the answer is never a panic nor a 5xx, and every error is JSON with an `error` string.
+//! the answer is never a panic nor a 5xx, every error is JSON with an `error` string, and
+//! every answer of a documented status has the documented shape.
 //! Valid bodies are kept small, so the few that fit a model fit it in milliseconds.
 
 mod common;
@@ -58,6 +59,19 @@ fn send(method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>) -> S
             body["error"].as_str().is_some_and(|e| !e.is_empty()),
             "{method} {uri}: {status} is not a JSON error: {body}"
         );
+    }
+    // Every answer the document promises has the documented shape (the router's own 404s
+    // for paths that are no route, such as an empty region, are not the API's).
+    let path = if uri.starts_with("/predict") {
+        "/predict"
+    } else if uri.contains("/backtest") {
+        "/api/forecast/{region}/backtest"
+    } else {
+        "/api/forecast/{region}"
+    };
+    let method = method.to_lowercase();
+    if is_documented(&method, path, status) {
+        assert_documented(&method, path, status, &body);
     }
     status
 }

@@ -129,6 +129,12 @@ pub fn assert_documented(method: &str, path: &str, status: StatusCode, answer: &
     }
 }
 
+/// Whether `windsock_forecaster::openapi()` documents an answer of `status` for `method path`.
+pub fn is_documented(method: &str, path: &str, status: StatusCode) -> bool {
+    let doc = serde_json::to_value(windsock_forecaster::openapi()).unwrap();
+    doc["paths"][path][method]["responses"][status.as_str()].is_object()
+}
+
 fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.rsplit('/').next().unwrap_or_default();
