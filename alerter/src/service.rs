@@ -259,7 +259,7 @@ async fn run_with(
                         match subscription.next_delivery().now_or_never() {
                             Some(Ok(Some(delivery))) => ingest(&shared, delivery, &mut unacked, &mut undecodable),
                             Some(Ok(None)) => { bus_open = false; break }
-                            Some(Err(err)) => { tracing::warn!(error = %err, "reading the bus failed"); COUNTERS.error("bus"); break }
+                            Some(Err(err)) => { tracing::warn!(error = %err.chain(), "reading the bus failed"); COUNTERS.error("bus"); break }
                             None => break,
                         }
                     }
@@ -267,14 +267,14 @@ async fn run_with(
                         // Acked with the rest of the batch: a message nobody can read
                         // is reported, not retried forever.
                         if let Err(err) = subscription.dead_letter(&delivery, reason).await {
-                            tracing::warn!(error = %err, "publishing a dead letter failed");
+                            tracing::warn!(error = %err.chain(), "publishing a dead letter failed");
                             COUNTERS.error("publish");
                         }
                     }
                 }
                 Ok(None) => bus_open = false,
                 Err(err) => {
-                    tracing::warn!(error = %err, "reading the bus failed");
+                    tracing::warn!(error = %err.chain(), "reading the bus failed");
                     COUNTERS.error("bus");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -451,7 +451,7 @@ async fn step(
     publish_pending(shared, bus).await;
     for delivery in unacked.drain(..) {
         if let Err(err) = subscription.ack(&delivery) {
-            tracing::warn!(error = %err, "ack failed");
+            tracing::warn!(error = %err.chain(), "ack failed");
         }
     }
     shared.evaluations.send_modify(|n| *n += 1);
@@ -511,7 +511,7 @@ async fn publish_pending(shared: &Shared, bus: &dyn windsock_core::Bus) {
         }
         for (seq, event) in pending {
             if let Err(err) = publish_event(bus, Event::Alert(event)).await {
-                tracing::warn!(error = %err, "publishing an alert event failed; will retry");
+                tracing::warn!(error = %err.chain(), "publishing an alert event failed; will retry");
                 COUNTERS.error("publish");
                 return;
             }

@@ -157,7 +157,7 @@ impl Collector {
             match publish_event(self.inner.bus.as_ref(), Event::Observation(observation)).await {
                 Ok(()) => published += 1,
                 Err(err) => {
-                    tracing::error!(error = %err, "an observation could not be published");
+                    tracing::error!(error = %err.chain(), "an observation could not be published");
                     COUNTERS.error("publish");
                     COUNTERS.dropped(1, "publish_failed");
                 }
@@ -223,7 +223,7 @@ impl Collector {
             fields,
         };
         if let Err(err) = publish_event(self.inner.bus.as_ref(), Event::Log(event)).await {
-            tracing::warn!(error = %err, "a fetch outcome could not be published");
+            tracing::warn!(error = %err.chain(), "a fetch outcome could not be published");
             COUNTERS.dropped(1, "log_publish_failed");
         }
     }

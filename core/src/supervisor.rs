@@ -249,7 +249,7 @@ impl Supervisor {
             match published {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "could not publish a health condition")
+                    tracing::warn!(error = %err.chain(), "could not publish a health condition")
                 }
                 Err(_) => tracing::warn!(
                     "could not publish a health condition within {PUBLISH_TIMEOUT:?}"

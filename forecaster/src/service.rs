@@ -257,7 +257,7 @@ impl Shared {
             Ok(()) => COUNTERS.sent(1),
             Err(err) => {
                 COUNTERS.error("publish");
-                tracing::warn!(region = %region, error = %err, "could not publish a forecast");
+                tracing::warn!(region = %region, error = %err.chain(), "could not publish a forecast");
             }
         }
         true

@@ -203,7 +203,7 @@ impl DiskFull {
                 let _ = previous.await;
             }
             if let Err(err) = publish_event(bus.as_ref(), Event::Log(event)).await {
-                tracing::warn!(error = %err, "publishing the disk_full condition failed");
+                tracing::warn!(error = %err.chain(), "publishing the disk_full condition failed");
             }
         }));
     }
@@ -313,7 +313,7 @@ impl Ingest {
                     Ok(None) => break,
                     Err(err) => {
                         COUNTERS.error("bus");
-                        tracing::warn!(error = %err, "reading the bus failed; retrying");
+                        tracing::warn!(error = %err.chain(), "reading the bus failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 },
@@ -321,7 +321,7 @@ impl Ingest {
             if last_bus_commit.elapsed() >= BUS_COMMIT_EVERY {
                 last_bus_commit = Instant::now();
                 if let Err(err) = self.subscription.commit().await {
-                    tracing::warn!(error = %err, "committing offsets to the bus failed; will retry");
+                    tracing::warn!(error = %err.chain(), "committing offsets to the bus failed; will retry");
                 }
             }
         }
@@ -346,7 +346,7 @@ impl Ingest {
                 Some(Ok(None)) => return (batch, false, true),
                 Some(Err(err)) => {
                     COUNTERS.error("bus");
-                    tracing::warn!(error = %err, "reading the bus failed; retrying");
+                    tracing::warn!(error = %err.chain(), "reading the bus failed; retrying");
                     break;
                 }
                 None => {
