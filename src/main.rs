@@ -251,6 +251,8 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
     )
     .redacting(secrets(&config));
     let mut router = http::base_routes();
+    // The OpenAPI part of each service mounted, for the one document at /api/openapi.json.
+    let mut api = Vec::new();
     let mut producers = JoinSet::new();
     let mut consumers = JoinSet::new();
     for service in services {
@@ -260,6 +262,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
                     .await
                     .context("starting the indexer")?;
                 router = router.merge(indexer.routes());
+                api.push(windsock_indexer::openapi());
                 let run = move |stop| {
                     let run = indexer.run(stop);
                     async move { Ok(run.await?) }
@@ -271,6 +274,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
                     .await
                     .context("starting the forecaster")?;
                 router = router.merge(forecaster.routes());
+                api.push(windsock_forecaster::openapi());
                 let run = move |stop| {
                     let run = forecaster.run(stop);
                     async move { Ok(run.await?) }
@@ -288,6 +292,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
                     .await
                     .context("starting the alerter")?;
                 router = router.merge(alerter.routes());
+                api.push(windsock_alerter::openapi());
                 let run = move |stop| {
                     let run = alerter.run(stop);
                     async move { Ok(run.await?) }
@@ -299,6 +304,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
                     .await
                     .context("starting the collector")?;
                 router = router.merge(collector.routes());
+                api.push(windsock_collector::openapi());
                 let run = move |stop| {
                     let run = collector.clone().run(stop);
                     async move { Ok(run.await?) }
@@ -316,6 +322,17 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
                     .await
                     .context("starting the UI")?;
                 router = router.merge(ui.routes());
+                api.push(windsock_ui::openapi());
+                // In distributed mode the UI answers the APIs it proxies, so they are part
+                // of what this process serves.
+                let upstreams = windsock_ui::proxy::Upstreams::from_config(&config)
+                    .context("starting the UI")?;
+                for (proxied, _) in upstreams.configured() {
+                    let local = services.iter().any(|s| s.name() == proxied.name());
+                    if !local {
+                        api.push(proxied_openapi(proxied));
+                    }
+                }
                 let run = move |stop| {
                     let run = ui.run(stop);
                     async move { Ok(run.await?) }
@@ -324,6 +341,7 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
             }
         }
     }
+    router = router.merge(http::openapi::openapi_routes(http::openapi::document(api)));
     let log_publisher = telemetry::spawn_log_publisher(log_records, bus.clone(), logs_stop.clone());
     let mut server = tokio::spawn(http::serve_on(
         listener,
@@ -397,6 +415,17 @@ async fn run_services(config: Arc<Config>, services: &[Service]) -> anyhow::Resu
         ),
     }
     Ok(outcome)
+}
+
+/// The OpenAPI part of a service `windsock ui` proxies to.
+fn proxied_openapi(service: windsock_ui::proxy::Service) -> http::openapi::OpenApi {
+    use windsock_ui::proxy::Service as Proxied;
+    match service {
+        Proxied::Indexer => windsock_indexer::openapi(),
+        Proxied::Forecaster => windsock_forecaster::openapi(),
+        Proxied::Alerter => windsock_alerter::openapi(),
+        Proxied::Collector => windsock_collector::openapi(),
+    }
 }
 
 /// What is still running during shutdown, by name, for the guard to report.
@@ -525,5 +554,45 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every service's part, as `windsock up` merges them.
+    fn parts() -> Vec<http::openapi::OpenApi> {
+        vec![
+            http::base_openapi(),
+            windsock_indexer::openapi(),
+            windsock_forecaster::openapi(),
+            windsock_alerter::openapi(),
+            windsock_ui::openapi(),
+            windsock_collector::openapi(),
+        ]
+    }
+
+    #[test]
+    fn the_services_parts_fit_in_one_document() {
+        // Merging keeps the first of two schemas with one name: two services defining
+        // `Region` differently would document one of them wrongly.
+        assert_eq!(http::openapi::conflicts(&parts()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_proxied_service_has_the_part_of_the_service_itself() {
+        use windsock_ui::proxy::Service as Proxied;
+        for proxied in Proxied::ALL {
+            let part = serde_json::to_value(proxied_openapi(proxied)).unwrap();
+            let tags: BTreeSet<&str> = part["paths"]
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|item| item.as_object().unwrap().values())
+                .filter_map(|operation| operation["tags"][0].as_str())
+                .collect();
+            assert_eq!(tags, BTreeSet::from([proxied.name()]), "{part}");
+        }
     }
 }

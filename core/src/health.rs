@@ -16,7 +16,9 @@ use std::sync::{Arc, OnceLock};
 use utoipa::ToSchema;
 
 /// Where a service stands.
+// Named for the document, where a bare `State` could be any service's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ServiceState)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Running, and has been running fine since its last failure (if any).
@@ -45,6 +47,7 @@ pub struct ServiceHealth {
 
 /// The process as a whole: `ok` when every service is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = HealthStatus)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Ok,
@@ -54,7 +57,7 @@ pub enum Status {
 
 /// What `/healthz` answers, with 200 when `status` is `ok` and 503 when it is `degraded`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct HealthReport {
+pub struct ProcessHealth {
     pub status: Status,
     /// Every supervised service of this process, by name.
     pub services: BTreeMap<String, ServiceHealth>,
@@ -87,7 +90,7 @@ impl Health {
     }
 
     /// The `/healthz` answer, and 200 or 503.
-    pub fn summary(&self) -> (StatusCode, HealthReport) {
+    pub fn summary(&self) -> (StatusCode, ProcessHealth) {
         let services = self.services();
         let ok = services.values().all(|s| s.state == State::Ok);
         let (status, code) = if ok {
@@ -95,7 +98,7 @@ impl Health {
         } else {
             (Status::Degraded, StatusCode::SERVICE_UNAVAILABLE)
         };
-        (code, HealthReport { status, services })
+        (code, ProcessHealth { status, services })
     }
 
     /// [`Self::summary`] as JSON: `{"status": "ok" | "degraded", "services": {...}}`.

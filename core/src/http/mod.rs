@@ -51,11 +51,11 @@ fn base_router() -> OpenApiRouter {
     get,
     path = "/healthz",
     responses(
-        (status = 200, description = "Every service is ok", body = crate::health::HealthReport),
+        (status = 200, description = "Every service is ok", body = crate::health::ProcessHealth),
         (
             status = 503,
             description = "A service is failing or restarting (`status` is `degraded`)",
-            body = crate::health::HealthReport,
+            body = crate::health::ProcessHealth,
         ),
     ),
     tag = "windsock",

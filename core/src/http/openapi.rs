@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+pub use utoipa::openapi::OpenApi;
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -87,7 +88,7 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
         merged.merge(part);
     }
     let used = used_tags(&merged);
-    let tags: Vec<_> = TAGS
+    let mut tags: Vec<_> = TAGS
         .iter()
         .filter(|(name, _)| used.contains(*name))
         .map(|(name, description)| {
@@ -97,6 +98,13 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
                 .build()
         })
         .collect();
+    // A tag a part uses that is not known here keeps the part's own description, if any.
+    let known = |name: &str| TAGS.iter().any(|(known, _)| *known == name);
+    let described = merged.tags.take().unwrap_or_default();
+    for name in used.iter().filter(|name| !known(name)) {
+        let tag = described.iter().find(|t| &t.name == name).cloned();
+        tags.push(tag.unwrap_or_else(|| TagBuilder::new().name(name).build()));
+    }
     merged.tags = (!tags.is_empty()).then_some(tags);
     merged
 }
@@ -240,11 +248,14 @@ mod tests {
             .map(|t| t["name"].as_str().unwrap())
             .collect();
         assert_eq!(tags, ["indexer", "windsock"]);
+        let other = json(&document([part("/api/x", HttpMethod::Get, "other")]));
+        assert_eq!(other["tags"][0]["name"], "windsock", "{other}");
+        assert_eq!(other["tags"][1]["name"], "other", "{other}");
         let health = &doc["paths"]["/healthz"]["get"]["responses"];
         for status in ["200", "503"] {
             assert_eq!(
                 health[status]["content"]["application/json"]["schema"]["$ref"],
-                "#/components/schemas/HealthReport",
+                "#/components/schemas/ProcessHealth",
                 "{health}"
             );
         }
