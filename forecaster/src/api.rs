@@ -149,7 +149,7 @@ fn level(value: Option<f64>, default: f64) -> Result<f64, ApiError> {
         None => Ok(default),
         Some(level) if level > 0.0 && level < 1.0 => Ok(level),
         Some(level) => Err(ApiError::bad_request(format!(
-            "level must be a number between 0 and 1 (exclusive), such as 0.95, got `{level}`"
+            "level must be a number between 0 and 1 (exclusive), such as 0.95, got `{level:?}`"
         ))
         .with_detail(serde_json::json!({"parameter": "level"}))),
     }
@@ -786,6 +786,9 @@ mod tests {
         );
         assert_eq!(err.body.detail.unwrap()["maximum"], 14);
         assert!(level(Some(f64::NAN), 0.95).is_err());
+        // Quoted short, however the number was written.
+        let err = level(Some(1e308), 0.95).unwrap_err();
+        assert!(err.message().ends_with("got `1e308`"), "{}", err.message());
         assert!(level(Some(1.0), 0.95).is_err());
         assert_eq!(level(None, 0.95).unwrap(), 0.95);
     }
