@@ -197,6 +197,213 @@ fn the_ui_searches_filters_charts_alerts_and_escapes_in_a_real_browser() {
     );
 }
 
+/// The API viewer draws the document the process serves, and the search page stops paging
+/// at the result window (set low here) instead of asking for a page the indexer refuses.
+#[test]
+fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("SKIPPED: needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install -y chromium chromium-driver)");
+        return;
+    }
+    const WINDOW: u64 = 150;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("windsock.toml");
+    std::fs::write(&config, regions_toml()).unwrap();
+    let config_arg = config.display().to_string();
+    // A day of observations every 20 minutes (4 regions: 288), well past the window.
+    let mut windsock = WindsockProcess::new(
+        BIN,
+        &["--config", &config_arg, "up"],
+        &dir.path().join("data"),
+    )
+    .env("WINDSOCK_COLLECTOR__SCHEDULE", "0 */20 * * * *")
+    .env("WINDSOCK_COLLECTOR__BACKFILL", "24h")
+    // The window may not be under the largest page: both low, as a small index would set them.
+    .env("WINDSOCK_INDEXER__MAX_LIMIT", "100")
+    .env("WINDSOCK_INDEXER__MAX_RESULT_WINDOW", WINDOW.to_string());
+    windsock.start().unwrap();
+    let base = windsock.base_url();
+    let indexed = eventually(Duration::from_secs(60), || {
+        let answer = get_json(&format!(
+            "{base}/api/search?q=kind:observation&from=now-2d&limit=1"
+        ))?;
+        let total = answer["total"].as_u64()?;
+        (total > WINDOW + 100).then_some(total)
+    });
+    assert!(
+        indexed.is_some(),
+        "a day of backfill was not indexed within 60 s:\n{}",
+        windsock.logs()
+    );
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let browser = runtime
+        .block_on(Browser::start())
+        .expect("chromedriver and a headless Chromium session");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            api_viewer(&browser, &base).await;
+            paging_stops_at_the_window(&browser, &base, WINDOW).await;
+        })
+    }));
+    runtime.block_on(browser.quit());
+    if let Err(panic) = outcome {
+        eprintln!("windsock's log:\n{}", windsock.logs());
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        windsock.stop(Duration::from_secs(30)),
+        "unclean stop:\n{}",
+        windsock.logs()
+    );
+}
+
+/// `/api`: the search operation with its parameters, the ErrorBody schema with its fields, a
+/// `$ref` link that opens the schema it names; dark and phone-sized
+async fn api_viewer(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/api")).await;
+    let search = r#"details.api-op[data-method="get"][data-path="/api/search"]"#;
+    b.wait(
+        "the /api/search operation",
+        &format!("return !!document.querySelector('{search}')"),
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('nav a[aria-current=page]').textContent")
+            .await,
+        json!("API")
+    );
+    b.click(&b.find(&format!("{search} > summary")).await).await;
+    let parameters = b
+        .js(&format!("return [...document.querySelectorAll('{search} table[aria-label=Parameters] tbody tr td:first-child')].map(td => td.textContent)"))
+        .await;
+    for name in ["q", "from", "to", "limit", "offset", "sort"] {
+        assert!(
+            parameters.as_array().unwrap().contains(&json!(name)),
+            "/api/search lists its parameter {name}: {parameters}"
+        );
+    }
+    // Its 400 names the error schema; following the link opens that schema's fields.
+    let error_link = b
+        .find(&format!(r#"{search} li[data-status="400"] a.api-ref"#))
+        .await;
+    b.click(&error_link).await;
+    b.wait(
+        "the ErrorBody schema, opened",
+        "const s = document.getElementById('schema-ErrorBody'); return s && s.open && location.hash === '#schema-ErrorBody'",
+    )
+    .await;
+    let fields = b
+        .js("return [...document.querySelectorAll('#schema-ErrorBody tr[data-field]')].map(r => r.dataset.field)")
+        .await;
+    assert_eq!(fields, json!(["detail", "error"]), "ErrorBody's fields");
+    b.screenshot("api").await;
+
+    let toggle = b.find("#theme-toggle").await;
+    b.click(&toggle).await; // auto -> light
+    b.click(&toggle).await; // light -> dark
+    b.window_size(390, 844).await;
+    b.goto(&format!("{base}/api")).await;
+    b.wait(
+        "the viewer on a phone",
+        &format!("return !!document.querySelector('{search}')"),
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.documentElement.dataset.theme").await,
+        json!("dark")
+    );
+    assert_eq!(
+        b.js("return document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        json!(true),
+        "nothing wider than a phone"
+    );
+    b.screenshot("api-phone-dark").await;
+    b.window_size(1366, 900).await;
+}
+
+/// "Show more" asks only up to the window, then says so and offers the next search by time
+async fn paging_stops_at_the_window(b: &Browser, base: &str, window: u64) {
+    b.goto(&format!("{base}/?q=kind:observation&from=now-2d"))
+        .await;
+    let rows = "return document.querySelectorAll('tbody tr.hit').length";
+    b.wait("the first page", &format!("{rows} === 100")).await;
+    let more = b.find(".more button").await;
+    let label = b
+        .js("return document.querySelector('.more button').textContent")
+        .await;
+    assert!(
+        label
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Show {} more", window - 100)),
+        "the last page stops at the window: {label}"
+    );
+    b.click(&more).await;
+    b.wait("the page up to the window", &format!("{rows} === {window}"))
+        .await;
+    let notice = b
+        .wait(
+            "the end-of-window notice",
+            "const n = document.querySelector('.more .window-end'); return n && n.textContent",
+        )
+        .await;
+    assert!(
+        notice
+            .as_str()
+            .unwrap()
+            .contains(&format!("{window} hits shown")),
+        "{notice}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('query-error').hidden")
+            .await,
+        json!(true),
+        "no refused request"
+    );
+    let last = b
+        .js("const r = document.querySelectorAll('tbody tr.hit'); return r[r.length - 1].hitData.timestamp")
+        .await;
+    let searches = b
+        .js("return Number(document.body.dataset.searches)")
+        .await
+        .as_u64()
+        .unwrap();
+    let next = b.find(".more .window-end button").await;
+    b.click(&next).await;
+    b.wait(
+        "the next search, ending at the last hit",
+        &format!("return Number(document.body.dataset.searches) > {searches} && document.querySelectorAll('tbody tr.hit').length > 0"),
+    )
+    .await;
+    let first = b
+        .js("return document.querySelector('tbody tr.hit').hitData.timestamp")
+        .await;
+    assert!(
+        chrono_millis(first.as_str().unwrap()) <= chrono_millis(last.as_str().unwrap()),
+        "the next search starts at or before the last hit shown: {first}, {last}"
+    );
+    let to = b
+        .js("return new URLSearchParams(location.search).get('to')")
+        .await;
+    let (to, last) = (to.as_str().unwrap(), last.as_str().unwrap());
+    assert_eq!(
+        chrono_millis(to),
+        chrono_millis(last),
+        "the next search ends at the last hit shown ({last}), to the millisecond: {to}"
+    );
+    b.screenshot("search-past-window").await;
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time (the page and the API write them
+/// differently: `.000Z` and `Z`).
+fn chrono_millis(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .timestamp_millis()
+}
+
 /// Everything the browser does, page by page (the first steps continue on one search page).
 async fn drive(b: &Browser, base: &str) {
     search_rows_histogram_and_speed(b, base).await;

@@ -403,7 +403,7 @@ class SearchPage {
     const next = oldest ? { ...this.state, from: at, live: false } : { ...this.state, to: at, live: false };
     return h("p", { class: "notice window-end", role: "status" },
       `${this.shown.toLocaleString()} hits shown, the most one search pages through: narrow the time range to see ${oldest ? "newer" : "older"} ones. `,
-      h("button", { type: "button", class: "ghost small", onclick: () => { this.setLive(false); this.go(next); } }, oldest ? "Continue from the last hit shown" : "Continue before the last hit shown"));
+      h("button", { type: "button", class: "ghost small", onclick: () => { this.setLive(false); this.go(next); } }, "Continue from the last hit shown"));
   }
 
   // ---- Rows ----
