@@ -2,7 +2,7 @@
 //!
 //! - The document `windsock up` serves at `/api/openapi.json` is valid OpenAPI 3.1 by a real
 //!   validator (Python's `openapi-spec-validator`, which `scripts/test.sh` installs and points
-//!   `WINDSOCK_OPENAPI_VALIDATOR` at), and lists every route windsock has. `windsock ui` in
+//!   `OPENAPI_SPEC_VALIDATOR` at), and lists every route windsock has. `windsock ui` in
 //!   front of the services serves the same routes; alone, only its own.
 //! - Live answers validate against their documented schema: on a `windsock up` with three
 //!   days of backfilled history (so forecasts exist) and a quick late-data rule (so alerts
@@ -154,15 +154,16 @@ fn the_document_is_valid_openapi_3_1_lists_every_route_and_matches_each_command(
     assert!(said.contains("OK"), "{said}");
 }
 
-/// The validator's path, from `WINDSOCK_OPENAPI_VALIDATOR` (set by `scripts/test.sh`), else
-/// the venv the script installs it in. Absent: a failure under CI, else a skip.
+/// The validator's path, from `OPENAPI_SPEC_VALIDATOR` (set by `scripts/test.sh`), else
+/// the venv the script installs it in. Absent: a failure under CI, else a skip. (Not a
+/// `WINDSOCK_` variable: windsock reads those as configuration, and refuses unknown ones.)
 fn validator() -> Option<String> {
     let cache = std::env::var("XDG_CACHE_HOME")
         .ok()
         .filter(|c| !c.is_empty())
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cache")))
         .unwrap_or_default();
-    let path = std::env::var("WINDSOCK_OPENAPI_VALIDATOR")
+    let path = std::env::var("OPENAPI_SPEC_VALIDATOR")
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| format!("{cache}/windsock-tools/venv/bin/openapi-spec-validator"));
@@ -171,7 +172,7 @@ fn validator() -> Option<String> {
     }
     let message = format!(
         "openapi-spec-validator not found at {path}: run ./scripts/test.sh (it installs it), \
-         or set WINDSOCK_OPENAPI_VALIDATOR"
+         or set OPENAPI_SPEC_VALIDATOR"
     );
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
         panic!("{message}");
