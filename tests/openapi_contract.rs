@@ -130,6 +130,27 @@ fn the_document_is_valid_openapi_3_1_lists_every_route_and_matches_each_command(
         .cloned()
         .collect();
     assert_eq!(own, expected);
+    // A service alone: its routes and the base ones.
+    let mut indexer = WindsockProcess::new(BIN, &["indexer"], &dir.path().join("indexer"));
+    indexer.start().unwrap();
+    let own = operations(&document(&indexer.base_url()));
+    let expected: BTreeSet<(String, String)> = served
+        .iter()
+        .filter(|(_, path)| {
+            [
+                "/api/search",
+                "/api/events/",
+                "/api/regions",
+                "/api/openapi.json",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p))
+                || ["/healthz", "/metrics"].contains(&path.as_str())
+        })
+        .cloned()
+        .collect();
+    assert_eq!(own, expected);
+    assert!(indexer.stop(Duration::from_secs(20)), "{}", indexer.logs());
     for process in [&mut alone, &mut front, &mut up] {
         assert!(process.stop(Duration::from_secs(20)), "{}", process.logs());
     }
