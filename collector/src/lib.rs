@@ -105,6 +105,8 @@ impl Collector {
         schedule: Schedule,
     ) -> Self {
         let retry = RetryPolicy::from_config(&config.collector);
+        round::register_metrics(clock.now(), &schedule);
+        let source = source::timed(source);
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -69,9 +69,76 @@ impl RoundReport {
         counts
     }
 
+    /// Whether the source answered for at least one region: the collection works, even if
+    /// some regions fail or report nothing (those have late-data alerts of their own).
+    pub fn succeeded(&self) -> bool {
+        self.regions.iter().any(|r| r.outcome != Outcome::Failed)
+    }
+
     pub fn region(&self, name: &str) -> Option<&RegionReport> {
         self.regions.iter().find(|r| r.region == name)
     }
+}
+
+/// When a round last finished, whatever its outcome.
+pub const LAST_ROUND: &str = "windsock_collector_last_round_timestamp_seconds";
+/// When a round last finished with at least one region answering.
+pub const LAST_SUCCESS: &str = "windsock_collector_last_success_timestamp_seconds";
+/// The schedule's interval, as of the last round.
+pub const INTERVAL: &str = "windsock_collector_interval_seconds";
+
+/// Describes the collector's families and lists its gauges from the start. The last success
+/// starts at `started`: "no successful round for N intervals" then holds from the start too,
+/// without firing before the first round had a chance to run, and fires if none ever does.
+pub(crate) fn register_metrics(started: DateTime<Utc>, schedule: &crate::Schedule) {
+    use metrics::Unit;
+    windsock_core::telemetry::prometheus();
+    metrics::describe_histogram!(
+        crate::source::FETCH_DURATION,
+        Unit::Seconds,
+        "Time each fetch attempt from a weather source took (a retry is an attempt of its own), \
+         by source."
+    );
+    metrics::describe_gauge!(
+        LAST_ROUND,
+        Unit::Seconds,
+        "Unix time the last collection round finished, whatever its outcome."
+    );
+    metrics::describe_gauge!(
+        LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time the last successful collection round (at least one region's fetch did not \
+         fail) finished; the collector's start before the first."
+    );
+    metrics::describe_gauge!(
+        INTERVAL,
+        Unit::Seconds,
+        "Seconds between two scheduled rounds (collector.schedule), as of the last round."
+    );
+    metrics::describe_counter!(
+        crate::MISSED_TICKS,
+        Unit::Count,
+        "Scheduled instants whose round could not start in time (caught up afterwards)."
+    );
+    metrics::describe_gauge!(
+        crate::TICK_LATENESS,
+        Unit::Seconds,
+        "How late the last round started after its scheduled instant."
+    );
+    COUNTERS.gauge(LAST_SUCCESS, unix_seconds(started));
+    if let Some(tick) = schedule.tick_at(started) {
+        record_interval(tick);
+    }
+}
+
+fn record_interval(tick: Tick) {
+    if let Ok(interval) = (tick.at - tick.previous).to_std() {
+        COUNTERS.gauge(INTERVAL, interval.as_secs_f64());
+    }
+}
+
+fn unix_seconds(at: DateTime<Utc>) -> f64 {
+    at.timestamp_millis() as f64 / 1000.0
 }
 
 /// Whether a fetch was for the live round, the backfill on start, or missed instants, as
@@ -114,10 +181,11 @@ impl Collector {
             failed = outcomes.get("failed").copied().unwrap_or(0),
             "collection round finished"
         );
-        COUNTERS.gauge(
-            "windsock_collector_last_round_timestamp_seconds",
-            report.finished.timestamp_millis() as f64 / 1000.0,
-        );
+        COUNTERS.gauge(LAST_ROUND, unix_seconds(report.finished));
+        if report.succeeded() {
+            COUNTERS.gauge(LAST_SUCCESS, unix_seconds(report.finished));
+        }
+        record_interval(tick);
         inner.status.lock().record_round(report.clone());
         report
     }
@@ -240,4 +308,99 @@ impl RegionReport {
 
 pub(crate) fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{timed, FetchError, Source, FETCH_DURATION};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn region(name: &str, outcome: Outcome) -> RegionReport {
+        RegionReport {
+            region: name.into(),
+            outcome,
+            observations: 0,
+            published: 0,
+            attempts: 1,
+            latency_ms: 0,
+            http_status: None,
+            error: None,
+        }
+    }
+
+    fn round(outcomes: &[Outcome]) -> RoundReport {
+        let now = Utc::now();
+        RoundReport {
+            tick: now,
+            started: now,
+            finished: now,
+            regions: outcomes
+                .iter()
+                .enumerate()
+                .map(|(i, o)| region(&format!("r{i}"), *o))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_round_succeeds_when_the_source_answered_for_any_region() {
+        assert!(round(&[Outcome::Failed, Outcome::Ok]).succeeded());
+        // A silent region is the source answering with nothing: collection works.
+        assert!(round(&[Outcome::NoData, Outcome::Failed]).succeeded());
+        assert!(!round(&[Outcome::Failed, Outcome::Failed]).succeeded());
+        assert!(!round(&[]).succeeded());
+    }
+
+    struct Flaky;
+
+    #[async_trait::async_trait]
+    impl Source for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky_for_the_timing_test"
+        }
+
+        async fn current(
+            &self,
+            region: &Region,
+            _tick: Tick,
+        ) -> Result<Vec<Observation>, FetchError> {
+            match region.name.as_str() {
+                "ok" => Ok(Vec::new()),
+                _ => Err(FetchError::Timeout(Duration::from_millis(1))),
+            }
+        }
+    }
+
+    fn count(text: &str) -> Option<u64> {
+        let series = format!("{FETCH_DURATION}_count{{source=\"flaky_for_the_timing_test\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .and_then(|value| value.parse().ok())
+    }
+
+    #[tokio::test]
+    async fn every_fetch_attempt_is_timed_by_source_whatever_its_outcome() {
+        let handle = windsock_core::telemetry::prometheus();
+        let source = timed(Arc::new(Flaky));
+        assert_eq!(
+            count(&handle.render()),
+            Some(0),
+            "listed at zero before the first fetch"
+        );
+        let tick = Tick {
+            at: Utc::now(),
+            previous: Utc::now(),
+        };
+        let region = |name: &str| Region {
+            name: name.into(),
+            lat: 0.0,
+            lon: 0.0,
+        };
+        assert!(source.current(&region("ok"), tick).await.is_ok());
+        assert!(source.current(&region("down"), tick).await.is_err());
+        assert_eq!(source.name(), "flaky_for_the_timing_test");
+        assert_eq!(count(&handle.render()), Some(2));
+    }
 }

@@ -44,6 +44,51 @@ pub trait Source: Send + Sync + 'static {
 
 pub type SharedSource = Arc<dyn Source>;
 
+/// Seconds each fetch attempt took, by source (retries are attempts of their own).
+pub const FETCH_DURATION: &str = "windsock_fetch_duration_seconds";
+
+/// `source` with every attempt of `current` and `past` timed into [`FETCH_DURATION`]: here
+/// rather than in each source so no source (nor one a test brings) goes unmeasured.
+pub fn timed(source: SharedSource) -> SharedSource {
+    // Listed at zero from the start, so the dashboard has the series before the first fetch.
+    let _ = metrics::histogram!(FETCH_DURATION, "source" => source.name());
+    Arc::new(Timed(source))
+}
+
+struct Timed(SharedSource);
+
+impl Timed {
+    fn record(&self, since: std::time::Instant) {
+        metrics::histogram!(FETCH_DURATION, "source" => self.0.name())
+            .record(since.elapsed().as_secs_f64());
+    }
+}
+
+#[async_trait]
+impl Source for Timed {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    async fn current(&self, region: &Region, tick: Tick) -> Result<Vec<Observation>, FetchError> {
+        let since = std::time::Instant::now();
+        let fetched = self.0.current(region, tick).await;
+        self.record(since);
+        fetched
+    }
+
+    fn past_batch(&self) -> Option<usize> {
+        self.0.past_batch()
+    }
+
+    async fn past(&self, region: &Region, ticks: &[Tick]) -> Result<Vec<Observation>, FetchError> {
+        let since = std::time::Instant::now();
+        let fetched = self.0.past(region, ticks).await;
+        self.record(since);
+        fetched
+    }
+}
+
 /// Why a fetch failed. Messages never hold a URL with a key or the key itself.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum FetchError {
