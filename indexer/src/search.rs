@@ -161,6 +161,13 @@ pub fn searchable(at: DateTime<Utc>) -> DateTime<Utc> {
 
 impl EventIndex {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+        let started = std::time::Instant::now();
+        let results = self.run_search(request)?;
+        metrics::histogram!(crate::store::SEARCH_DURATION).record(started.elapsed().as_secs_f64());
+        Ok(results)
+    }
+
+    fn run_search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
         let request = &SearchRequest {
             from: searchable(request.from),
             to: searchable(request.to),

@@ -18,6 +18,50 @@ use windsock_core::event::Envelope;
 
 pub type StoreResult<T> = Result<T, tantivy::TantivyError>;
 
+/// Events the committed index holds.
+pub const DOCUMENTS: &str = "windsock_index_documents";
+/// Bytes of the committed index's segments.
+pub const SIZE_BYTES: &str = "windsock_index_size_bytes";
+pub const COMMIT_DURATION: &str = "windsock_index_commit_duration_seconds";
+pub const SEARCH_DURATION: &str = "windsock_search_duration_seconds";
+
+/// Describes the indexer's families (one place for the crate) and lists its histograms at
+/// zero, so a dashboard has every series from the start.
+pub fn register_metrics() {
+    use metrics::Unit;
+    windsock_core::telemetry::prometheus();
+    metrics::describe_gauge!(DOCUMENTS, Unit::Count, "Events the committed index holds.");
+    metrics::describe_gauge!(
+        SIZE_BYTES,
+        Unit::Bytes,
+        "Bytes of the committed index's segments (what tantivy's space usage counts)."
+    );
+    metrics::describe_histogram!(
+        COMMIT_DURATION,
+        Unit::Seconds,
+        "Time each index commit took (finishing segments, fsync; a retry after a full disk \
+         includes adding again what it holds)."
+    );
+    metrics::describe_histogram!(
+        SEARCH_DURATION,
+        Unit::Seconds,
+        "Time each search that answered took (query, top hits, histogram and facets)."
+    );
+    metrics::describe_gauge!(
+        "windsock_disk_full",
+        Unit::Count,
+        "1 while the indexer cannot write because the disk is full, else 0."
+    );
+    metrics::describe_counter!(
+        "windsock_disk_full_total",
+        Unit::Count,
+        "Times the indexer found the disk full (a commit or an add failed for want of space)."
+    );
+    // Registering the handle is what lists a histogram; it records nothing.
+    let _ = metrics::histogram!(COMMIT_DURATION);
+    let _ = metrics::histogram!(SEARCH_DURATION);
+}
+
 /// The index and a reader of it; shared by the writer side and the search API.
 #[derive(Clone)]
 pub struct EventIndex {
@@ -105,10 +149,12 @@ impl EventIndex {
 
     /// The writer: there is one per index (tantivy locks the directory).
     pub fn writer(&self, memory_mb: usize) -> StoreResult<IndexSink> {
+        register_metrics();
         let writer: IndexWriter = self.index.writer(memory_mb.max(15) * 1_000_000)?;
         let backlog = Backlog::default();
         writer.set_merge_policy(Box::new(IndexMergePolicy::new(backlog.clone())));
         let resumed = self.committed()?;
+        self.record_size();
         Ok(IndexSink {
             committed: resumed.clone(),
             durable: resumed,
@@ -118,6 +164,17 @@ impl EventIndex {
             uncommitted: 0,
             backlog,
         })
+    }
+
+    /// Sets the documents and size gauges from the reader's view of the committed index.
+    fn record_size(&self) {
+        let searcher = self.reader.searcher();
+        metrics::gauge!(DOCUMENTS).set(searcher.num_docs() as f64);
+        match searcher.space_usage() {
+            Ok(usage) => metrics::gauge!(SIZE_BYTES).set(usage.total().get_bytes() as f64),
+            // The gauge keeps its last value; the next commit tries again.
+            Err(err) => tracing::debug!(error = %err, "the index size could not be read"),
+        }
     }
 
     /// Every id the committed index holds (and some it held before a delete).
@@ -362,6 +419,7 @@ impl IndexSink {
         self.durable.clone_from(&self.committed);
         self.uncommitted = 0;
         self.index.reader.reload()?;
+        self.index.record_size();
         Ok(())
     }
 
@@ -400,6 +458,61 @@ mod tests {
         assert!(!is_disk_full(&tantivy::TantivyError::SchemaError(
             "no".into()
         )));
+    }
+
+    /// The value of the first sample of `series` (a name with its labels, if any).
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.parse().ok())
+    }
+
+    #[test]
+    fn commits_set_the_documents_and_size_gauges_and_searches_are_timed() {
+        let index = EventIndex::in_ram().unwrap();
+        let mut sink = index.writer(15).unwrap();
+        let start = chrono::Utc::now() - chrono::Duration::hours(1);
+        let events = crate::synthetic::events(5, start, chrono::Duration::minutes(1), 7);
+        for event in &events {
+            sink.upsert(event, None).unwrap();
+        }
+        sink.commit("embedded").unwrap();
+        let searches = |text: &str| {
+            sample(text, "windsock_search_duration_seconds_count").expect("listed from the start")
+        };
+        let before = searches(&windsock_core::telemetry::prometheus().render());
+        let request = crate::search::SearchRequest {
+            q: "*".into(),
+            from: start - chrono::Duration::hours(1),
+            to: chrono::Utc::now(),
+            limit: 10,
+            offset: 0,
+            sort: crate::search::Sort::Newest,
+            aggregate: true,
+        };
+        index.search(&request).unwrap();
+
+        let text = windsock_core::telemetry::prometheus().render();
+        for (family, kind) in [
+            (DOCUMENTS, "gauge"),
+            (SIZE_BYTES, "gauge"),
+            (SEARCH_DURATION, "histogram"),
+            (COMMIT_DURATION, "histogram"),
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "{family}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {family} {kind}\n")),
+                "{family}:\n{text}"
+            );
+        }
+        // Other tests of this binary commit too (the gauges are the process's), so only
+        // what no other test can undo is checked: the series exist, and this search counted.
+        assert!(sample(&text, DOCUMENTS).is_some(), "{text}");
+        assert!(sample(&text, SIZE_BYTES).is_some(), "{text}");
+        assert!(searches(&text) > before, "{text}");
     }
 
     #[test]

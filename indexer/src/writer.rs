@@ -12,7 +12,7 @@
 //! writer back, adds them all again and commits. Nothing is acked before that succeeds.
 
 use crate::ingest::COUNTERS;
-use crate::store::{is_disk_full, IndexSink, StoreResult};
+use crate::store::{is_disk_full, IndexSink, StoreResult, COMMIT_DURATION};
 use std::collections::HashMap;
 use tantivy::TantivyDocument;
 use tokio::sync::mpsc;
@@ -219,11 +219,13 @@ fn write(
                 held.push(Held::DeleteBefore(cutoff));
             }
             Command::Commit => {
+                let started = std::time::Instant::now();
                 let committed = if broken {
                     redo(&mut sink, &held).and_then(|()| sink.commit(bus))
                 } else {
                     sink.commit(bus)
                 };
+                metrics::histogram!(COMMIT_DURATION).record(started.elapsed().as_secs_f64());
                 match committed {
                     Ok(()) => {
                         broken = false;
