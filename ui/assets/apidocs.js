@@ -70,6 +70,7 @@ class Viewer {
     this.doc = doc;
     this.components = doc.components || {};
     this.schemas = this.components.schemas || {};
+    this.expanded = new Set();
   }
 
   /** A `$ref`'s target in this document (parameters, request bodies, responses). */
@@ -140,6 +141,9 @@ class Viewer {
   }
 
   operation({ method, path, op, shared }) {
+    // A schema's fields are spelled out once per operation (ErrorBody under 400, not again
+    // under 413 and 500): later mentions are the link alone.
+    this.expanded = new Set();
     const parameters = [...shared, ...(op.parameters || [])].map((p) => this.resolve(p));
     const secured = (op.security || this.doc.security || []).some((s) => Object.keys(s).length > 0);
     const search = [method, path, op.summary || "", op.operationId || ""].join(" ").toLowerCase();
@@ -203,7 +207,11 @@ class Viewer {
   /** A body's schema spelled out: a named schema's fields (one level: deeper names are links). */
   schemaBody(schema) {
     const name = schema.$ref ? refName(schema.$ref) : schema.items && schema.items.$ref ? refName(schema.items.$ref) : null;
-    if (name && this.schemas[name]) return this.fields(this.schemas[name], 1);
+    if (name && this.schemas[name]) {
+      if (this.expanded.has(name)) return null;
+      this.expanded.add(name);
+      return this.fields(this.schemas[name], 1);
+    }
     return this.nested(schema, 1);
   }
 
@@ -302,7 +310,7 @@ function typeParts(schema, viewer, depth = 0) {
       return ["map of ", ...typeParts(schema.propertyNames || { type: "string" }, viewer, depth + 1), " → ", ...typeParts(schema.additionalProperties, viewer, depth + 1)];
     }
     if (type === "string" && schema.enum) return [schema.enum.filter((v) => v !== null).map((v) => JSON.stringify(v)).join(" | ")];
-    return [schema.format ? `${type} (${schema.format})` : type];
+    return [schema.format && type !== "null" ? `${type} (${schema.format})` : type];
   }), " or ");
 }
 
