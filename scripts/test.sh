@@ -2,6 +2,7 @@
 # windsock's whole test suite, with what it needs installed first:
 #   - tansu, a Kafka-protocol broker for the Kafka tests (cargo install; cached in ~/.cargo/bin)
 #   - Chromium and ChromeDriver for the UI's end-to-end tests (Debian packages)
+#   - promtool (Debian's prometheus package) for the metrics and alerting-rules checks
 #   - openapi-spec-validator (Python, in a venv under ~/.cache/windsock-tools) for the OpenAPI document
 # then formatting, lints and every test of the workspace.
 set -euo pipefail
@@ -36,6 +37,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "==> installing prometheus (its promtool checks /metrics, the alerting rules and their tests)"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus
 fi
 
 echo "==> cargo fmt --check"
