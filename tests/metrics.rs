@@ -162,13 +162,27 @@ fn live_metrics() -> String {
         let url = format!("{base}{path}");
         http_get(&url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
     };
-    // Before anything ran, every service's counters are there at zero.
-    let (status, early) = get("/metrics");
-    assert_eq!(status, 200, "{early}");
-    for service in SERVICES {
-        let received = format!("windsock_received_total{{service=\"{service}\"}}");
-        assert!(sample(&early, &received).is_some(), "{received}:\n{early}");
-    }
+    // From the start, every service's counters are there (its supervisor registers them as
+    // it starts it, which may come a moment after the first /healthz answers).
+    let all_listed = |metrics: &str| {
+        SERVICES.iter().all(|service| {
+            sample(
+                metrics,
+                &format!("windsock_received_total{{service=\"{service}\"}}"),
+            )
+            .is_some()
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let early = loop {
+        let (status, early) = get("/metrics");
+        assert_eq!(status, 200, "{early}");
+        if all_listed(&early) || Instant::now() > deadline {
+            break early;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(all_listed(&early), "{SERVICES:?}:\n{early}");
     assert_eq!(
         sample(
             &early,
