@@ -178,16 +178,16 @@ fn used_tags(doc: &OpenApi) -> BTreeSet<String> {
 
 /// `GET /api/openapi.json`, answering `document` (serialised once, here).
 pub fn openapi_routes(document: OpenApi) -> Router {
-    let body = serde_json::to_vec(&document).unwrap_or_else(|err| {
-        // A document that cannot serialise is a bug in a schema; serve what says so.
-        tracing::error!(error = %err, "the OpenAPI document does not serialise");
-        br#"{"error": "the OpenAPI document could not be built"}"#.to_vec()
-    });
+    // The document is plain data; failing to serialise it would be a bug in a schema, which
+    // the route then reports as a 500 rather than taking the process down.
+    let body = serde_json::to_vec(&document).map_err(|err| err.to_string());
     let (routes, _) = router().split_for_parts();
     routes.with_state(Arc::new(body))
 }
 
-fn router() -> OpenApiRouter<Arc<Vec<u8>>> {
+type Document = Arc<Result<Vec<u8>, String>>;
+
+fn router() -> OpenApiRouter<Document> {
     OpenApiRouter::new().routes(routes!(openapi_json))
 }
 
@@ -195,20 +195,24 @@ fn router() -> OpenApiRouter<Arc<Vec<u8>>> {
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
-    responses((
-        status = 200,
-        description = "The OpenAPI 3.1 document of every route this process serves",
-        body = Object,
-        content_type = "application/json",
-    )),
+    responses(
+        (
+            status = 200,
+            description = "The OpenAPI 3.1 document of every route this process serves",
+            body = Object,
+            content_type = "application/json",
+        ),
+        (status = 500, description = "The document could not be built", body = super::ErrorBody),
+    ),
     tag = "windsock",
 )]
-async fn openapi_json(State(body): State<Arc<Vec<u8>>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        body.as_ref().clone(),
-    )
-        .into_response()
+async fn openapi_json(State(document): State<Document>) -> Response {
+    match document.as_ref() {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response(),
+        Err(err) => {
+            super::ApiError::internal(format!("the OpenAPI document: {err}")).into_response()
+        }
+    }
 }
 
 #[cfg(test)]
