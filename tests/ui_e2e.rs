@@ -236,6 +236,10 @@ fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
         windsock.logs()
     );
 
+    let document = get_json(&format!("{base}/api/openapi.json"))
+        .unwrap_or_else(|| panic!("no document at /api/openapi.json:\n{}", windsock.logs()));
+    the_fields_the_ui_reads_are_documented(&document);
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let browser = runtime
         .block_on(Browser::start())
@@ -256,6 +260,330 @@ fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
         "unclean stop:\n{}",
         windsock.logs()
     );
+}
+
+/// Every field the scripts in `ui/assets` read, by the route whose answer holds it: a path of
+/// property names, `[]` into an array's items, `{}` into a map's values. Kept beside the
+/// scripts' reads (the scripts read exactly these names, with no fallback: a unit test refuses
+/// `a.x ?? a.y`), so a field renamed or dropped in an answer fails here, naming the page.
+const UI_READS: &[(&str, &str, &[&str])] = &[
+    // search.js
+    (
+        "/api/search",
+        "search",
+        &["total", "took_ms", "limit_clamped.max"],
+    ),
+    (
+        "/api/search",
+        "search",
+        &[
+            "histogram.interval_ms",
+            "histogram.buckets.[].start",
+            "histogram.buckets.[].count",
+        ],
+    ),
+    (
+        "/api/search",
+        "search",
+        &["facets.{}.[].value", "facets.{}.[].count"],
+    ),
+    (
+        "/api/search",
+        "search",
+        &[
+            "hits.[].id",
+            "hits.[].timestamp",
+            "hits.[].kind",
+            "hits.[].region",
+            "hits.[].level",
+            "hits.[].message",
+            "hits.[].event",
+        ],
+    ),
+    (
+        "/api/events/{id}/context",
+        "search",
+        &["event.id", "before.[].timestamp", "after.[].timestamp"],
+    ),
+    // regions.js
+    (
+        "/api/regions",
+        "regions",
+        &[
+            "regions.[].name",
+            "regions.[].lat",
+            "regions.[].lon",
+            "regions.[].last_seen",
+            "regions.[].last_observation",
+        ],
+    ),
+    (
+        "/api/forecast/{region}",
+        "regions",
+        &[
+            "points.[].timestamp",
+            "points.[].temperature_c",
+            "points.[].lower",
+            "points.[].upper",
+        ],
+    ),
+    (
+        "/api/forecast/{region}",
+        "regions",
+        &[
+            "model",
+            "generated_at",
+            "level",
+            "history_hours",
+            "backtest_mae",
+        ],
+    ),
+    // alerts.js (regions.js reads the same alerts)
+    (
+        "/api/alerts",
+        "alerts",
+        &[
+            "alerts.[].deliveries",
+            "alerts.[].alert.id",
+            "alerts.[].alert.state",
+            "alerts.[].alert.severity",
+            "alerts.[].alert.rule",
+            "alerts.[].alert.region",
+        ],
+    ),
+    (
+        "/api/alerts",
+        "alerts",
+        &[
+            "alerts.[].alert.started_at",
+            "alerts.[].alert.resolved_at",
+            "alerts.[].alert.value",
+            "alerts.[].alert.expected",
+            "alerts.[].alert.summary",
+            "alerts.[].alert.silenced_by",
+            "alerts.[].alert.inhibited_by",
+        ],
+    ),
+    (
+        "/api/alerts/{id}/history",
+        "alerts",
+        &[
+            "history.[].event.at",
+            "history.[].event.state",
+            "history.[].event.message",
+            "history.[].event.value",
+        ],
+    ),
+    (
+        "/api/silences",
+        "alerts",
+        &[
+            "silences.[].id",
+            "silences.[].status",
+            "silences.[].rule",
+            "silences.[].region",
+            "silences.[].starts_at",
+            "silences.[].ends_at",
+            "silences.[].author",
+            "silences.[].comment",
+        ],
+    ),
+    (
+        "/api/deliveries",
+        "alerts",
+        &[
+            "counts",
+            "slack_configured",
+            "outbox_durable",
+            "deliveries.[].status",
+            "deliveries.[].notice",
+            "deliveries.[].rule",
+            "deliveries.[].region",
+            "deliveries.[].attempts",
+            "deliveries.[].last_error",
+            "deliveries.[].updated_at",
+        ],
+    ),
+    (
+        "/api/rules",
+        "alerts",
+        &[
+            "rules.[].name",
+            "rules.[].kind",
+            "rules.[].config",
+            "rules.[].active",
+            "rules.[].evaluation",
+        ],
+    ),
+    // health.js
+    (
+        "/_ui/health",
+        "health",
+        &[
+            "services.{}.received",
+            "services.{}.sent",
+            "services.{}.errors",
+            "services.{}.dropped",
+            "services.{}.bus_lag",
+            "services.{}.errors_by_kind",
+            "services.{}.dropped_by_reason",
+        ],
+    ),
+    (
+        "/_ui/health",
+        "health",
+        &[
+            "scrapes.[].ok",
+            "scrapes.[].source",
+            "scrapes.[].url",
+            "scrapes.[].error",
+        ],
+    ),
+    (
+        "/api/collector/status",
+        "health",
+        &[
+            "source",
+            "schedule",
+            "rounds_completed",
+            "next_round",
+            "backfill.skipped",
+            "backfill.published",
+            "backfill.observations",
+            "backfill.instants",
+            "backfill.failures",
+        ],
+    ),
+    (
+        "/api/collector/status",
+        "health",
+        &[
+            "last_round.started",
+            "last_round.finished",
+            "last_round.outcomes",
+            "last_round.regions.[].region",
+            "last_round.regions.[].outcome",
+            "last_round.regions.[].observations",
+            "last_round.regions.[].published",
+            "last_round.regions.[].attempts",
+            "last_round.regions.[].latency_ms",
+            "last_round.regions.[].http_status",
+            "last_round.regions.[].error",
+        ],
+    ),
+];
+
+fn the_fields_the_ui_reads_are_documented(document: &Value) {
+    let mut missing = Vec::new();
+    for (route, page, fields) in UI_READS {
+        let answer = &document["paths"][route]["get"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        assert!(
+            answer.is_object(),
+            "GET {route} has no documented 200 answer"
+        );
+        for field in *fields {
+            if let Err(at) = follow(document, answer, field) {
+                missing.push(format!(
+                    "GET {route} `{field}` (at `{at}`), read by {page}.js"
+                ));
+            }
+        }
+    }
+    // The error shape api.js reads.
+    if let Err(at) = follow(
+        document,
+        &json!({"$ref": "#/components/schemas/ErrorBody"}),
+        "error",
+    ) {
+        missing.push(format!("ErrorBody `error` (at `{at}`), read by api.js"));
+    }
+    assert!(
+        missing.is_empty(),
+        "fields the UI reads that the document does not have:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// Follows `path` from `schema` through `$ref`s, `allOf` parts and the non-null variant of a
+/// nullable; the step it could not take, if any.
+fn follow(document: &Value, schema: &Value, path: &str) -> Result<(), String> {
+    let mut current = resolve(document, schema);
+    for step in path.split('.') {
+        current = match step {
+            "[]" => current.get("items").map(|s| resolve(document, s)),
+            "{}" => current
+                .get("additionalProperties")
+                .filter(|s| s.is_object())
+                .map(|s| resolve(document, s)),
+            name => property(document, &current, name),
+        }
+        .ok_or_else(|| step.to_string())?;
+    }
+    Ok(())
+}
+
+fn property(document: &Value, schema: &Value, name: &str) -> Option<Value> {
+    if let Some(found) = schema["properties"].get(name) {
+        return Some(resolve(document, found));
+    }
+    let parts = ["allOf", "oneOf", "anyOf"]
+        .iter()
+        .filter_map(|key| schema[*key].as_array())
+        .flatten();
+    parts
+        .map(|part| resolve(document, part))
+        .find_map(|part| property(document, &part, name))
+}
+
+/// A schema with `$ref`s followed, and a nullable's (`oneOf` with `null`) other variant.
+fn resolve(document: &Value, schema: &Value) -> Value {
+    let mut schema = schema.clone();
+    for _ in 0..16 {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let pointer = reference.trim_start_matches('#');
+            schema = document.pointer(pointer).cloned().unwrap_or(Value::Null);
+            continue;
+        }
+        let variants = schema["oneOf"]
+            .as_array()
+            .or_else(|| schema["anyOf"].as_array());
+        if let Some(variants) = variants {
+            let real: Vec<&Value> = variants.iter().filter(|v| v["type"] != "null").collect();
+            if real.len() == 1 {
+                schema = real[0].clone();
+                continue;
+            }
+        }
+        break;
+    }
+    schema
+}
+
+#[test]
+fn follow_walks_refs_all_of_nullables_arrays_and_maps_and_names_the_missing_step() {
+    let document = json!({"components": {"schemas": {
+        "Page": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"type": "object", "properties": {
+            "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+            "facets": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {"value": {"type": "string"}}}}}
+        }}]},
+        "Base": {"type": "object", "properties": {"total": {"type": "integer"}}},
+        "Hit": {"type": "object", "properties": {"region": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Region"}]}}},
+        "Region": {"type": "object", "properties": {"name": {"type": "string"}}}
+    }}});
+    let page = json!({"$ref": "#/components/schemas/Page"});
+    for found in ["total", "hits.[].region.name", "facets.{}.[].value"] {
+        assert_eq!(follow(&document, &page, found), Ok(()), "{found}");
+    }
+    assert_eq!(
+        follow(&document, &page, "hits.[].region.label"),
+        Err("label".into())
+    );
+    assert_eq!(
+        follow(&document, &page, "total_hits"),
+        Err("total_hits".into())
+    );
+    assert_eq!(follow(&document, &page, "total.[]"), Err("[]".into()));
 }
 
 /// `/api`: the search operation with its parameters, the ErrorBody schema with its fields, a
