@@ -25,6 +25,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("windsock_service_restarts_total", "counter"),
     ("windsock_http_errors_total", "counter"),
     ("windsock_http_panics_total", "counter"),
+    ("windsock_dead_letters_total", "counter"),
     ("windsock_fetch_duration_seconds", "histogram"),
     ("windsock_collector_last_round_timestamp_seconds", "gauge"),
     ("windsock_collector_last_success_timestamp_seconds", "gauge"),

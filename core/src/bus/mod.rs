@@ -274,6 +274,8 @@ impl Standing {
 impl EventSubscription {
     pub async fn new(bus: SharedBus, topics: &[Topic], group: &str) -> Result<Self, BusError> {
         let inner = bus.subscribe(topics, group).await?;
+        // Listed at zero, so rate() and the rules see the group before its first dead letter.
+        metrics::counter!("windsock_dead_letters_total", "group" => group.to_string()).increment(0);
         Ok(Self {
             inner,
             bus,
