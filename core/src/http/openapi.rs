@@ -109,8 +109,9 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     merged
 }
 
-/// What merging `parts` would silently drop: an operation (method and path) or a schema
-/// name defined by two parts differently. Empty when the parts fit together.
+/// What merging `parts` would silently drop or make invalid: an operation (method and path)
+/// two parts define, a schema name two parts define differently, an `operationId` (a
+/// handler's name, which OpenAPI wants unique) two parts use. Empty when the parts fit.
 pub fn conflicts(parts: &[OpenApi]) -> Vec<String> {
     let mut found = Vec::new();
     for (i, later) in parts.iter().enumerate() {
@@ -124,6 +125,12 @@ pub fn conflicts(parts: &[OpenApi]) -> Vec<String> {
                     if a.get(method).is_some() && b.get(method).is_some() {
                         found.push(format!("{} {path} is defined twice", method.to_uppercase()));
                     }
+                }
+            }
+            let earlier_ids = operation_ids(earlier);
+            for id in operation_ids(later) {
+                if earlier_ids.contains(&id) {
+                    found.push(format!("operationId `{id}` is used twice"));
                 }
             }
             let schemas = |doc: &OpenApi| doc.components.as_ref().map(|c| c.schemas.clone());
@@ -148,6 +155,15 @@ const METHODS: [&str; 8] = [
 
 fn json(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_default()
+}
+
+fn operation_ids(doc: &OpenApi) -> BTreeSet<String> {
+    let paths = json(&doc.paths);
+    let items = paths.as_object().into_iter().flat_map(|p| p.values());
+    items
+        .flat_map(|item| METHODS.iter().filter_map(move |m| item.get(m)))
+        .filter_map(|operation| operation["operationId"].as_str().map(String::from))
+        .collect()
 }
 
 fn bearer_scheme() -> SecurityScheme {
@@ -221,7 +237,11 @@ mod tests {
     use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder};
 
     fn part(path: &str, method: HttpMethod, tag: &str) -> OpenApi {
-        let operation = OperationBuilder::new().tag(tag).build();
+        let id = format!("{tag}{path}");
+        let operation = OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(id))
+            .build();
         OpenApiBuilder::new()
             .paths(PathsBuilder::new().path(path, PathItem::new(method, operation)))
             .build()
@@ -283,7 +303,23 @@ mod tests {
         let b = part("/api/x", HttpMethod::Post, "alerter");
         assert!(conflicts(&[a.clone(), b.clone()]).is_empty());
         let found = conflicts(&[a.clone(), b, a]);
-        assert_eq!(found, ["GET /api/x is defined twice"]);
+        assert_eq!(
+            found,
+            [
+                "GET /api/x is defined twice",
+                "operationId `indexer/api/x` is used twice"
+            ]
+        );
+        let same_name = |path: &str| {
+            let operation = OperationBuilder::new().operation_id(Some("status")).build();
+            OpenApiBuilder::new()
+                .paths(PathsBuilder::new().path(path, PathItem::new(HttpMethod::Get, operation)))
+                .build()
+        };
+        assert_eq!(
+            conflicts(&[same_name("/api/a/status"), same_name("/api/b/status")]),
+            ["operationId `status` is used twice"]
+        );
 
         let with_schema = |schema: utoipa::openapi::schema::Object| {
             OpenApiBuilder::new()
