@@ -215,7 +215,11 @@ proptest! {
                 && (problem.message.starts_with("TOML syntax error at line ")
                     || problem.message.starts_with("is not UTF-8 text (invalid byte at line "));
             let section = problem.key.split(['.', '[']).next().unwrap_or("");
+            // An unknown key is named by its own path (`Aforecaster`, `http.lisen`).
+            let unknown_key_named = problem.message.starts_with("unknown field")
+                && problem.message.contains(&format!("`{}`", problem.key.rsplit('.').next().unwrap_or("")));
             let names_a_key = sections.contains(&section)
+                || unknown_key_named
                 || (problem.key == "(root)" && problem.message.contains('`'));
             prop_assert!(in_file || names_a_key, "{}: {}", problem.key, problem.message);
             prop_assert!(!problem.message.is_empty());
