@@ -87,6 +87,8 @@ async fn asset(Path((version, file)): Path<(String, String)>, headers: HeaderMap
 #[utoipa::path(
     get,
     path = "/_ui/health",
+    // Operation ids are unique across the merged document: `health` alone invites a clash.
+    operation_id = "ui_health",
     responses(
         (status = 200, description = "Counters per service, and each source read", body = health::HealthReport),
     ),

@@ -442,6 +442,7 @@ async fn the_document_describes_the_health_route_the_router_serves() {
     );
     let get = &paths["/_ui/health"]["get"];
     assert_eq!(get["tags"], json!(["ui"]));
+    assert_eq!(get["operationId"], "ui_health");
     assert_eq!(
         get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/HealthReport"
