@@ -536,7 +536,11 @@ fn secrets(config: &Config) -> Vec<windsock_core::Secret> {
 }
 
 fn with_request_tracing(router: Router) -> Router {
-    router.layer(tower_http::trace::TraceLayer::new_for_http())
+    // A 5xx is not an ERROR of its own here: a degraded /healthz answers 503 to every probe
+    // of a load balancer, and each ERROR would become a published log event. What fails
+    // inside a handler is logged where it fails (ApiError::internal, the catch-panic layer).
+    let on_failure = tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG);
+    router.layer(tower_http::trace::TraceLayer::new_for_http().on_failure(on_failure))
 }
 
 /// Ctrl-C or SIGTERM.
