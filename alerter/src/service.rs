@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription};
+use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription, RunSubscription};
 use windsock_core::clock::{self, SharedClock};
 use windsock_core::config::{Severity, HEALTH_CONDITIONS};
 use windsock_core::event::{AlertEvent, AlertState, Envelope, Event};
@@ -76,9 +76,7 @@ impl Probe {
 pub struct Alerter {
     shared: Arc<Shared>,
     bus: SharedBus,
-    /// The first run's subscription, made in `new` (so nothing published after it is
-    /// missed); a run after a failed one subscribes again (see [`Alerter::run`]).
-    subscription: std::sync::Mutex<Option<EventSubscription>>,
+    subscription: RunSubscription,
 }
 
 /// Decisions committed or waiting to be (a failed commit is retried, never dropped).
@@ -137,7 +135,12 @@ impl Alerter {
         if open > 0 {
             tracing::info!(open, "alert state restored");
         }
-        let subscription = subscribe(&bus).await?;
+        let subscription = RunSubscription::new(
+            bus.clone(),
+            &[Topic::Observations, Topic::Forecasts, Topic::Logs],
+            "alerter",
+        )
+        .await?;
         if config
             .alerter
             .slack
@@ -158,7 +161,7 @@ impl Alerter {
                 evaluations: tokio::sync::watch::Sender::new(0),
             }),
             bus,
-            subscription: std::sync::Mutex::new(Some(subscription)),
+            subscription,
         })
     }
 
@@ -186,30 +189,11 @@ impl Alerter {
         &self,
         shutdown: CancellationToken,
     ) -> impl std::future::Future<Output = Result<(), AlerterError>> + Send + 'static {
-        let first = self
-            .subscription
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let subscription = self.subscription.next_run();
         let shared = self.shared.clone();
         let bus = self.bus.clone();
-        async move {
-            let subscription = match first {
-                Some(subscription) => subscription,
-                None => subscribe(&bus).await?,
-            };
-            run_with(shared, bus, subscription, shutdown).await
-        }
+        async move { run_with(shared, bus, subscription.await?, shutdown).await }
     }
-}
-
-async fn subscribe(bus: &SharedBus) -> Result<EventSubscription, BusError> {
-    EventSubscription::new(
-        bus.clone(),
-        &[Topic::Observations, Topic::Forecasts, Topic::Logs],
-        "alerter",
-    )
-    .await
 }
 
 /// One run of the alerter, on its subscription.

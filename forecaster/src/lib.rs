@@ -29,7 +29,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
-use windsock_core::bus::{BusError, Delivery, EventSubscription, SharedBus, Topic};
+use windsock_core::bus::{
+    BusError, Delivery, EventSubscription, RunSubscription, SharedBus, Topic,
+};
 use windsock_core::clock::SharedClock;
 use windsock_core::Config;
 
@@ -75,9 +77,7 @@ pub enum ForecasterError {
 pub struct Forecaster {
     shared: Arc<Shared>,
     bus: SharedBus,
-    /// The first run's subscription, made in `new` (so nothing published after it is
-    /// missed); a run after a failed one subscribes again (see [`Forecaster::run`]).
-    subscription: std::sync::Mutex<Option<EventSubscription>>,
+    subscription: RunSubscription,
 }
 
 impl Forecaster {
@@ -94,12 +94,11 @@ impl Forecaster {
     ) -> Result<Self, ForecasterError> {
         describe_metrics();
         let shared = Arc::new(Shared::open(config, clock)?);
-        let subscription =
-            EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;
+        let subscription = RunSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?;
         Ok(Self {
             shared,
             bus,
-            subscription: std::sync::Mutex::new(Some(subscription)),
+            subscription,
         })
     }
 
@@ -118,20 +117,10 @@ impl Forecaster {
         &self,
         shutdown: CancellationToken,
     ) -> impl std::future::Future<Output = Result<(), ForecasterError>> + Send + 'static {
-        let first = self
-            .subscription
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let subscription = self.subscription.next_run();
         let shared = self.shared.clone();
         let bus = self.bus.clone();
-        async move {
-            let subscription = match first {
-                Some(subscription) => subscription,
-                None => EventSubscription::new(bus.clone(), &[Topic::Observations], GROUP).await?,
-            };
-            run_with(shared, bus, subscription, shutdown).await
-        }
+        async move { run_with(shared, bus, subscription.await?, shutdown).await }
     }
 }
 

@@ -433,3 +433,87 @@ pub(crate) fn partition_for(key: &str, partitions: u32) -> i32 {
     }
     (hash % partitions.max(1) as u64) as i32
 }
+
+/// A consumer's subscription across the runs of its service. It is made when the service is
+/// built, so nothing published after that is missed, and handed to the first run; a run after
+/// a failed one (the supervisor restarts it) subscribes again, resuming from the group's
+/// committed offsets, so what the failed run had not acked is delivered again.
+pub struct RunSubscription {
+    bus: SharedBus,
+    topics: &'static [Topic],
+    group: &'static str,
+    first: parking_lot::Mutex<Option<EventSubscription>>,
+}
+
+impl RunSubscription {
+    pub async fn new(
+        bus: SharedBus,
+        topics: &'static [Topic],
+        group: &'static str,
+    ) -> Result<Self, BusError> {
+        let first = EventSubscription::new(bus.clone(), topics, group).await?;
+        Ok(Self {
+            bus,
+            topics,
+            group,
+            first: parking_lot::Mutex::new(Some(first)),
+        })
+    }
+
+    /// The subscription of the next run: the one made at build time, then a new one each
+    /// time. The future owns what it needs, so a run can be spawned from `&self`.
+    pub fn next_run(
+        &self,
+    ) -> impl std::future::Future<Output = Result<EventSubscription, BusError>> + Send + 'static
+    {
+        let first = self.first.lock().take();
+        let (bus, topics, group) = (self.bus.clone(), self.topics, self.group);
+        async move {
+            match first {
+                Some(subscription) => Ok(subscription),
+                None => EventSubscription::new(bus, topics, group).await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod run_subscription_tests {
+    use super::*;
+    use crate::event::{Level, LogEvent};
+
+    fn log(message: &str) -> Event {
+        Event::Log(LogEvent {
+            timestamp: chrono::Utc::now(),
+            service: "test".into(),
+            level: Level::Info,
+            message: message.into(),
+            region: None,
+            target: None,
+            fields: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_first_run_misses_nothing_since_build_and_a_later_run_gets_the_unacked_again() {
+        let bus: SharedBus = Arc::new(EmbeddedBus::new(&BusConfig::default()));
+        let runs = RunSubscription::new(bus.clone(), &[Topic::Logs], "runs")
+            .await
+            .unwrap();
+        // Published after the service was built, before its first run started.
+        publish_event(bus.as_ref(), log("early")).await.unwrap();
+
+        let mut first = runs.next_run().await.unwrap();
+        let (_, envelope) = first.next().await.unwrap().unwrap();
+        assert!(matches!(&envelope.event, Event::Log(l) if l.message == "early"));
+        // The run fails before acking: its subscription is dropped.
+        drop(first);
+
+        let mut second = runs.next_run().await.unwrap();
+        let (_, envelope) = second.next().await.unwrap().unwrap();
+        assert!(
+            matches!(&envelope.event, Event::Log(l) if l.message == "early"),
+            "what the failed run had not acked is delivered again"
+        );
+    }
+}
