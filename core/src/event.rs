@@ -353,6 +353,9 @@ pub struct Observation {
     pub condition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Fetched by a backfill, not a live round: not an arrival for late-data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 impl Observation {
