@@ -1,10 +1,12 @@
 //! The look-back on start: every scheduled instant of the `backfill` window is fetched from
-//! sources that serve the past, before the first live round. Observations carry
-//! deterministic ids, so what was already published before a restart replaces itself
-//! downstream rather than duplicating.
+//! sources that serve the past, beside the live rounds (never before them), at the pace of
+//! [`crate::pace`]. Observations carry deterministic ids, so what was already published
+//! before a restart replaces itself downstream rather than duplicating, and `backfill: true`,
+//! so the late-data rule does not take them for arrivals.
 
 use crate::round::{elapsed_ms, Outcome, Phase, RegionReport};
 use crate::source::FetchError;
+use crate::status::BackfillState;
 use crate::{Collector, Tick};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use windsock_core::config::Region;
+use windsock_core::event::Event;
 
 /// The most scheduled instants a backfill covers (the newest ones): a per-second schedule
 /// with a day of look-back would otherwise be 86,400 requests per region.
@@ -42,7 +45,12 @@ impl Collector {
     /// Backfills the configured look-back up to now. Safe to call again: repeats publish the
     /// same ids.
     pub async fn backfill(&self) -> BackfillReport {
-        let report = self.backfill_inner().await;
+        self.backfill_until(self.inner.clock.now()).await
+    }
+
+    /// Backfills the look-back up to `now`: the live rounds take the instants after it.
+    pub(crate) async fn backfill_until(&self, now: DateTime<Utc>) -> BackfillReport {
+        let report = self.backfill_inner(now).await;
         match &report.skipped {
             Some(why) => {
                 tracing::info!(reason = %why, published = report.published, "backfill skipped")
@@ -54,14 +62,19 @@ impl Collector {
                 "backfill finished"
             ),
         }
-        self.inner.status.lock().record_backfill(report.clone());
+        let mut status = self.inner.status.lock();
+        status.backfill_progress.state = if report.skipped.is_some() {
+            BackfillState::Skipped
+        } else {
+            BackfillState::Finished
+        };
+        status.record_backfill(report.clone());
         report
     }
 
-    async fn backfill_inner(&self) -> BackfillReport {
+    async fn backfill_inner(&self, now: DateTime<Utc>) -> BackfillReport {
         let inner = &self.inner;
         let mut report = BackfillReport::default();
-        let now = inner.clock.now();
         let since = match self.past_window(now) {
             Ok(since) => since,
             Err(why) => {
@@ -78,6 +91,13 @@ impl Collector {
         };
         report.from = Some(first.at);
         report.to = Some(last.at);
+        {
+            let mut status = inner.status.lock();
+            let progress = &mut status.backfill_progress;
+            progress.state = BackfillState::Running;
+            progress.regions_total = inner.config.regions.len();
+            progress.instants = ticks.len();
+        }
         self.fetch_past(&ticks, Phase::Backfill, &mut report).await;
         report
     }
@@ -125,7 +145,8 @@ impl Collector {
         self.inner.status.lock().record_catch_up(occurrence, report);
     }
 
-    /// Fetches `ticks` from the past, every region, into `report`.
+    /// Fetches `ticks` from the past, every region (a bounded number at once, each region's
+    /// batches in order), into `report`.
     async fn fetch_past(&self, ticks: &[Tick], phase: Phase, report: &mut BackfillReport) {
         let inner = &self.inner;
         let Some(batch) = inner.source.past_batch() else {
@@ -136,40 +157,66 @@ impl Collector {
             return;
         };
         report.instants = ticks.len();
-        let units: Vec<(Region, Vec<Tick>)> = inner
-            .config
-            .regions
-            .iter()
-            .flat_map(|region| {
-                ticks
-                    .chunks(batch.max(1))
-                    .map(move |chunk| (region.clone(), chunk.to_vec()))
-            })
-            .collect();
+        let chunks: Arc<Vec<Vec<Tick>>> =
+            Arc::new(ticks.chunks(batch.max(1)).map(<[Tick]>::to_vec).collect());
         // A source that cannot serve the past after all (an OpenWeatherMap key without One
         // Call) says so once; the remaining units are not tried.
         let unsupported = Arc::new(AtomicBool::new(false));
-        let outcomes: Vec<(RegionReport, Option<FetchError>)> = futures::stream::iter(units)
-            .map(|(region, chunk)| {
-                let (collector, unsupported) = (self.clone(), unsupported.clone());
+        let mut regions = futures::stream::iter(0..inner.config.regions.len())
+            .map(|index| {
+                let (collector, chunks, unsupported) =
+                    (self.clone(), chunks.clone(), unsupported.clone());
                 async move {
+                    let region = &collector.inner.config.regions[index];
                     collector
-                        .backfill_unit(&region, &chunk, phase, &unsupported)
+                        .backfill_region(region, &chunks, phase, &unsupported)
                         .await
                 }
             })
-            .buffer_unordered(inner.config.collector.concurrency.max(1))
-            .collect()
-            .await;
-        for (unit, err) in outcomes {
-            report.observations += unit.observations;
-            report.published += unit.published;
-            match err {
-                Some(FetchError::Unsupported(why)) => report.skipped = Some(why),
-                Some(_) => report.failures += 1,
+            .buffer_unordered(inner.config.collector.concurrency.max(1));
+        while let Some(region) = regions.next().await {
+            report.observations += region.observations;
+            report.published += region.published;
+            report.failures += region.failures;
+            if let Some(why) = region.unsupported {
+                report.skipped = Some(why);
+            }
+            if matches!(phase, Phase::Backfill) {
+                let mut status = inner.status.lock();
+                let progress = &mut status.backfill_progress;
+                progress.regions_done += 1;
+                progress.observations += region.observations;
+                progress.published += region.published;
+            }
+        }
+    }
+
+    /// Fetches one region's past, batch after batch, publishing each as it comes.
+    async fn backfill_region(
+        &self,
+        region: &Region,
+        chunks: &[Vec<Tick>],
+        phase: Phase,
+        unsupported: &AtomicBool,
+    ) -> RegionPast {
+        let mut past = RegionPast::default();
+        for chunk in chunks {
+            if unsupported.load(Ordering::Relaxed) {
+                break;
+            }
+            let (report, error) = self.backfill_unit(region, chunk, phase, unsupported).await;
+            past.observations += report.observations;
+            past.published += report.published;
+            match error {
+                Some(FetchError::Unsupported(why)) => {
+                    past.unsupported = Some(why);
+                    break;
+                }
+                Some(_) => past.failures += 1,
                 None => {}
             }
         }
+        past
     }
 
     async fn backfill_unit(
@@ -190,18 +237,30 @@ impl Collector {
             http_status: None,
             error: None,
         };
-        if unsupported.load(Ordering::Relaxed) {
-            return (report, None);
-        }
         let started = Instant::now();
-        let (result, attempts) = inner.retry.run(|| inner.source.past(region, ticks)).await;
+        let (result, attempts) = inner
+            .retry
+            .run(|| async {
+                // Every attempt, a retry too, waits for its turn: after the live round under
+                // way, a 429's pause, and a slot of collector.backfill_rate.
+                inner.pace.ready().await;
+                let fetched = inner.source.past(region, ticks).await;
+                if let Err(FetchError::RateLimited { retry_after, .. }) = &fetched {
+                    inner.pace.slow_down(*retry_after);
+                }
+                fetched
+            })
+            .await;
         report.attempts = attempts;
         report.latency_ms = elapsed_ms(started);
         let error = match result {
-            Ok(observations) => {
+            Ok(mut observations) => {
                 report.observations = observations.len();
                 if observations.is_empty() {
                     report.outcome = Outcome::NoData;
+                }
+                for observation in &mut observations {
+                    observation.backfill = true;
                 }
                 report.published = self.publish(observations).await;
                 None
@@ -216,7 +275,18 @@ impl Collector {
             }
         };
         let tick = *ticks.last().expect("units are never empty");
-        self.publish_outcome(region, tick, phase, &report).await;
+        let outcome: Event = self.outcome_event(region, tick, phase, &report);
+        self.publish_logs(vec![outcome]).await;
         (report, error)
     }
+}
+
+/// How one region's past went.
+#[derive(Default)]
+struct RegionPast {
+    observations: usize,
+    published: usize,
+    /// Batches that failed after their retries.
+    failures: usize,
+    unsupported: Option<String>,
 }

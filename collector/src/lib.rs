@@ -6,10 +6,12 @@
 //! - [`schedule`]: the cron, aligned ticks, past ticks.
 //! - [`source`]: OpenWeatherMap, Open-Meteo, simulated, replay.
 //! - [`round`]: one collection round (all regions, bounded concurrency, retries, isolation).
-//! - [`backfill`]: the look-back on start.
+//! - [`backfill`]: the look-back on start, beside the live rounds.
+//! - [`pace`]: the rate of requests for the past; live rounds go first.
 //! - [`status`]: `GET /api/collector/status`.
 
 pub mod backfill;
+mod pace;
 pub mod retry;
 pub mod round;
 pub mod schedule;
@@ -20,7 +22,9 @@ pub use backfill::BackfillReport;
 pub use round::{Outcome, RegionReport, RoundReport};
 pub use schedule::{Due, Schedule, Tick, TickCursor};
 pub use source::{FetchError, Source};
-pub use status::{openapi, LastRound, MissedTicks, MissedView, StatusView};
+pub use status::{
+    openapi, BackfillProgress, BackfillState, LastRound, MissedTicks, MissedView, StatusView,
+};
 
 use backfill::MAX_BACKFILL_INSTANTS;
 use chrono::{DateTime, Utc};
@@ -73,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) source: SharedSource,
     pub(crate) schedule: Schedule,
     pub(crate) retry: RetryPolicy,
+    pub(crate) pace: pace::BackfillPace,
     pub(crate) status: Mutex<status::StatusState>,
 }
 
@@ -107,6 +112,8 @@ impl Collector {
         let retry = RetryPolicy::from_config(&config.collector);
         round::register_metrics(clock.now(), &schedule);
         let source = source::timed(source);
+        let pace = pace::BackfillPace::new(config.collector.backfill_rate());
+        let status = status::StatusState::new(config.regions.len(), pace.rate());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -115,7 +122,8 @@ impl Collector {
                 source,
                 schedule,
                 retry,
-                status: Mutex::new(status::StatusState::default()),
+                pace,
+                status: Mutex::new(status),
             }),
         }
     }
@@ -133,8 +141,8 @@ impl Collector {
         &self.inner.source
     }
 
-    /// Starts the schedule, backfills the look-back, then runs a round per tick until
-    /// `shutdown`; rounds under way are finished before it returns.
+    /// Starts the schedule and runs a round per tick until `shutdown`, backfilling the
+    /// look-back beside them; rounds under way are finished before it returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
         // One pending wake-up is enough: each hands out every instant due by then.
         let (wake, wakeups) = mpsc::channel(1);
@@ -160,23 +168,29 @@ impl Collector {
         // Listed from the start (at zero), so rate() and increase() see the first miss.
         metrics::counter!(MISSED_TICKS, "service" => COUNTERS.service).increment(0);
         COUNTERS.gauge(TICK_LATENESS, 0.0);
-        // The cursor starts before the backfill, which covers up to now: instants passing
-        // during a long backfill come due when it ends, so there is no gap between the two.
-        let mut cursor = TickCursor::after(self.inner.schedule.clone(), self.inner.clock.now());
+        // The backfill covers up to `started`, the live rounds every instant after it: no
+        // gap between the two, and no instant fetched by both.
+        let started = self.inner.clock.now();
+        let mut cursor = TickCursor::after(self.inner.schedule.clone(), started);
         tracing::info!(
             source = self.inner.source.name(),
             schedule = self.inner.schedule.pattern(),
             regions = self.inner.config.regions.len(),
             "collector started"
         );
-        tokio::select! {
-            _ = self.backfill() => {}
-            _ = shutdown.cancelled() => {}
-        }
+        // Beside the live rounds, never before them: a long backfill must not leave every
+        // region looking late. Its requests give way to the live rounds' (see `pace`).
+        let backfill = tokio::spawn({
+            let (collector, shutdown) = (self.clone(), shutdown.clone());
+            async move {
+                tokio::select! {
+                    _ = collector.backfill_until(started) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        });
         let mut rounds = JoinSet::new();
-        if !shutdown.is_cancelled() {
-            self.dispatch(&mut cursor, &mut rounds);
-        }
+        self.dispatch(&mut cursor, &mut rounds);
         let mut awake = true;
         while !shutdown.is_cancelled() {
             tokio::select! {
@@ -200,6 +214,9 @@ impl Collector {
             }
         }
         while rounds.join_next().await.is_some() {}
+        if let Err(err) = backfill.await {
+            tracing::error!(error = %err, "the backfill panicked");
+        }
         tracing::info!("collector stopped");
         Ok(())
     }

@@ -10,9 +10,10 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use windsock_core::bus::publish_event;
+use bytes::Bytes;
+use windsock_core::bus::{publish_event, Topic};
 use windsock_core::config::Region;
-use windsock_core::event::{Event, Level, LogEvent, Observation};
+use windsock_core::event::{Envelope, Event, Level, LogEvent, Observation};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -150,22 +151,36 @@ pub(crate) enum Phase {
     CatchUp,
 }
 
+/// Regions whose fetched observations (and fetch outcomes) are published in one bus batch.
+/// A round of 10,000 simulated regions is then 10 batches, not 20,000 awaited publishes;
+/// a slow HTTP source publishes what has come back each time, so nothing waits for the end.
+const PUBLISH_BATCH_REGIONS: usize = 1_000;
+
 impl Collector {
     /// Runs one round for `tick`: fetches every region, publishes what came back, and
     /// records the round in the status. The scheduler calls this; tests may too.
     pub async fn round(&self, tick: Tick) -> RoundReport {
         let inner = &self.inner;
         let started = inner.clock.now();
-        // Owned regions and a cloned handle per fetch keep the stream's futures 'static, so
-        // the round can be spawned.
-        let mut regions: Vec<RegionReport> = futures::stream::iter(inner.config.regions.clone())
-            .map(|region| {
+        // Requests for the past wait until this round is over: live rounds go first.
+        let _live = inner.pace.live_round();
+        // A cloned handle and an index per fetch keep the stream's futures 'static-free of
+        // borrows of the region list, so the round can be spawned.
+        let mut fetched = futures::stream::iter(0..inner.config.regions.len())
+            .map(|index| {
                 let collector = self.clone();
-                async move { collector.fetch_region(&region, tick).await }
+                async move {
+                    let region = &collector.inner.config.regions[index];
+                    let (report, observations) = collector.fetch_region(region, tick).await;
+                    (index, report, observations)
+                }
             })
             .buffer_unordered(inner.config.collector.concurrency.max(1))
-            .collect()
-            .await;
+            .ready_chunks(PUBLISH_BATCH_REGIONS);
+        let mut regions = Vec::with_capacity(inner.config.regions.len());
+        while let Some(batch) = fetched.next().await {
+            regions.extend(self.publish_fetched(batch, tick).await);
+        }
         regions.sort_by(|a, b| a.region.cmp(&b.region));
         let report = RoundReport {
             tick: tick.at,
@@ -190,10 +205,21 @@ impl Collector {
         report
     }
 
-    async fn fetch_region(&self, region: &Region, tick: Tick) -> RegionReport {
+    /// Fetches one region for the live round; what came back is published by the caller.
+    async fn fetch_region(&self, region: &Region, tick: Tick) -> (RegionReport, Vec<Observation>) {
         let inner = &self.inner;
         let clock = std::time::Instant::now();
-        let (result, attempts) = inner.retry.run(|| inner.source.current(region, tick)).await;
+        let (result, attempts) = inner
+            .retry
+            .run(|| async {
+                let fetched = inner.source.current(region, tick).await;
+                // The quota is spent: the backfill waits too, so the next round finds it.
+                if let Err(FetchError::RateLimited { retry_after, .. }) = &fetched {
+                    inner.pace.slow_down(*retry_after);
+                }
+                fetched
+            })
+            .await;
         let mut report = RegionReport {
             region: region.name.clone(),
             outcome: Outcome::Ok,
@@ -204,22 +230,69 @@ impl Collector {
             http_status: None,
             error: None,
         };
-        match result {
-            Ok(observations) if observations.is_empty() => report.outcome = Outcome::NoData,
+        let observations = match result {
+            Ok(observations) if observations.is_empty() => {
+                report.outcome = Outcome::NoData;
+                observations
+            }
             Ok(observations) => {
                 report.observations = observations.len();
-                report.published = self.publish(observations).await;
+                observations
             }
-            Err(err) => report.fail(&err),
-        }
-        self.publish_outcome(region, tick, Phase::Live, &report)
-            .await;
-        report
+            Err(err) => {
+                report.fail(&err);
+                Vec::new()
+            }
+        };
+        (report, observations)
     }
 
-    /// Publishes observations; returns how many the bus accepted.
+    /// Publishes a batch of regions' observations at once, then their fetch outcomes; returns
+    /// the regions' reports with what the bus accepted.
+    async fn publish_fetched(
+        &self,
+        batch: Vec<(usize, RegionReport, Vec<Observation>)>,
+        tick: Tick,
+    ) -> Vec<RegionReport> {
+        let regions = &self.inner.config.regions;
+        let total: usize = batch.iter().map(|(_, _, o)| o.len()).sum();
+        COUNTERS.received(total as u64);
+        let all: Vec<&Observation> = batch.iter().flat_map(|(_, _, o)| o).collect();
+        let batched = self.publish_batch(&all).await;
+        let mut reports = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (index, mut report, observations) in batch {
+            report.published = if batched {
+                observations.len()
+            } else {
+                // One by one, so each region's count says what the bus took.
+                self.publish_each(observations).await
+            };
+            outcomes.push(self.outcome_event(&regions[index], tick, Phase::Live, &report));
+            reports.push(report);
+        }
+        if batched {
+            COUNTERS.sent(total as u64);
+        }
+        self.publish_logs(outcomes).await;
+        reports
+    }
+
+    /// Publishes observations, in one bus batch when it takes it, else one by one; returns
+    /// how many the bus accepted.
     pub(crate) async fn publish(&self, observations: Vec<Observation>) -> usize {
-        COUNTERS.received(observations.len() as u64);
+        let count = observations.len();
+        COUNTERS.received(count as u64);
+        if self.publish_batch(&observations.iter().collect::<Vec<_>>()).await {
+            COUNTERS.sent(count as u64);
+            return count;
+        }
+        self.publish_each(observations).await
+    }
+
+    /// Publishes observations one by one, counting what the bus refuses; returns how many it
+    /// accepted.
+    async fn publish_each(&self, observations: Vec<Observation>) -> usize {
         let mut published = 0;
         for observation in observations {
             match publish_event(self.inner.bus.as_ref(), Event::Observation(observation)).await {
@@ -235,15 +308,53 @@ impl Collector {
         published
     }
 
-    /// Publishes a fetch outcome on the logs topic (directly, so it is there whatever the
-    /// log level), and traces it at debug for the console.
-    pub(crate) async fn publish_outcome(
+    /// Publishes observations in one bus batch; false if the batch failed (some may have
+    /// been published: publishing them again gives the same ids, which replace themselves
+    /// downstream).
+    async fn publish_batch(&self, observations: &[&Observation]) -> bool {
+        if observations.is_empty() {
+            return true;
+        }
+        let messages = observations
+            .iter()
+            .map(|o| encode(Event::Observation((*o).clone())))
+            .collect();
+        match self
+            .inner
+            .bus
+            .publish_batch(Topic::Observations, messages)
+            .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err.chain(), "a batch of observations could not be published; publishing them one by one");
+                false
+            }
+        }
+    }
+
+    /// Publishes fetch outcomes on the logs topic (directly, so they are there whatever the
+    /// log level).
+    pub(crate) async fn publish_logs(&self, events: Vec<Event>) {
+        let count = events.len() as u64;
+        if count == 0 {
+            return;
+        }
+        let messages = events.into_iter().map(encode).collect();
+        if let Err(err) = self.inner.bus.publish_batch(Topic::Logs, messages).await {
+            tracing::warn!(error = %err.chain(), "fetch outcomes could not be published");
+            COUNTERS.dropped(count, "log_publish_failed");
+        }
+    }
+
+    /// A fetch outcome as a log event, traced at debug for the console too.
+    pub(crate) fn outcome_event(
         &self,
         region: &Region,
         tick: Tick,
         phase: Phase,
         report: &RegionReport,
-    ) {
+    ) -> Event {
         let source = self.inner.source.name();
         tracing::debug!(
             region = %region.name,
@@ -281,7 +392,7 @@ impl Collector {
         if let Some(error) = &report.error {
             fields.insert("error".into(), Value::String(error.clone()));
         }
-        let event = LogEvent {
+        Event::Log(LogEvent {
             timestamp: self.inner.clock.now(),
             service: "collector".into(),
             level,
@@ -289,12 +400,14 @@ impl Collector {
             region: Some(region.name.clone()),
             target: Some(module_path!().into()),
             fields,
-        };
-        if let Err(err) = publish_event(self.inner.bus.as_ref(), Event::Log(event)).await {
-            tracing::warn!(error = %err.chain(), "a fetch outcome could not be published");
-            COUNTERS.dropped(1, "log_publish_failed");
-        }
+        })
     }
+}
+
+/// An event as a bus message: its key and its envelope, as `publish_event` sends it.
+fn encode(event: Event) -> (String, Bytes) {
+    let key = event.key();
+    (key, Bytes::from(Envelope::new(event).to_json()))
 }
 
 impl RegionReport {

@@ -12,12 +12,65 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-#[derive(Default)]
 pub(crate) struct StatusState {
     rounds: u64,
     last_round: Option<RoundReport>,
     backfill: Option<BackfillReport>,
+    pub(crate) backfill_progress: BackfillProgress,
     missed: MissedView,
+}
+
+/// Where the backfill on start is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillState {
+    /// Not started yet.
+    Pending,
+    /// Fetching, beside the live rounds.
+    Running,
+    Finished,
+    /// There was nothing to fetch, or the source cannot serve the past: `backfill.skipped`
+    /// says why.
+    Skipped,
+}
+
+/// How far the backfill on start has gone, while it runs and after.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BackfillProgress {
+    pub state: BackfillState,
+    /// Regions whose look-back has been fetched (or has failed for good).
+    pub regions_done: usize,
+    pub regions_total: usize,
+    /// Scheduled instants of the look-back, per region.
+    pub instants: usize,
+    /// Observations fetched so far.
+    pub observations: usize,
+    /// Observations the bus accepted so far.
+    pub published: usize,
+    /// The requests per second the backfill is held to (`collector.backfill_rate` or the
+    /// source's default); null for no limit.
+    #[schema(required = true)]
+    pub rate_per_second: Option<f64>,
+}
+
+impl StatusState {
+    pub(crate) fn new(regions: usize, rate_per_second: Option<f64>) -> Self {
+        Self {
+            rounds: 0,
+            last_round: None,
+            backfill: None,
+            backfill_progress: BackfillProgress {
+                state: BackfillState::Pending,
+                regions_done: 0,
+                regions_total: regions,
+                instants: 0,
+                observations: 0,
+                published: 0,
+                rate_per_second,
+            },
+            missed: MissedView::default(),
+        }
+    }
 }
 
 /// Scheduled instants whose round did not start in time, since the start.
@@ -103,8 +156,11 @@ pub struct StatusView {
     pub schedule: String,
     /// Regions fetched each round.
     pub regions: usize,
-    /// Rounds finished since the start.
+    /// Rounds finished since the start (the backfill runs beside them: see
+    /// `backfill_progress`).
     pub rounds_completed: u64,
+    /// How far the backfill on start has gone.
+    pub backfill_progress: BackfillProgress,
     /// When the next round is due; null when the schedule has no next instant.
     #[schema(required = true)]
     pub next_round: Option<DateTime<Utc>>,
@@ -176,6 +232,7 @@ fn view(inner: &Inner) -> StatusView {
         schedule: inner.schedule.pattern().to_string(),
         regions: inner.config.regions.len(),
         rounds_completed: state.rounds,
+        backfill_progress: state.backfill_progress.clone(),
         next_round: inner.schedule.next_after(inner.clock.now()),
         last_round: state.last_round.as_ref().map(|r| LastRound {
             tick: r.tick,
@@ -211,7 +268,13 @@ mod tests {
             .map(|r| r.as_str().unwrap())
             .collect();
         // Always in the answer, null until there is something to say.
-        for field in ["next_round", "last_round", "backfill", "missed_ticks"] {
+        for field in [
+            "next_round",
+            "last_round",
+            "backfill",
+            "backfill_progress",
+            "missed_ticks",
+        ] {
             assert!(required.contains(&field), "{field}: {status}");
         }
         // Every reference resolves: the report types (round, backfill) are in the document.

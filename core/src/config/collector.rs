@@ -16,6 +16,9 @@ pub enum SourceKind {
     Replay,
 }
 
+/// The highest `collector.backfill_rate`: beyond it, the limit would not limit anything.
+pub const MAX_BACKFILL_RATE: f64 = 1_000_000.0;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
@@ -43,6 +46,11 @@ pub struct CollectorConfig {
     /// also how far back instants missed while running are caught up.
     #[serde(with = "humantime_serde")]
     pub backfill: Duration,
+    /// Backfill requests per second to the source (the catch-up of missed instants too),
+    /// evenly spaced; live rounds are not limited and go first. Unset: the source's default
+    /// ([`CollectorConfig::backfill_rate`]): 1 for openweathermap, 5 for open-meteo, no
+    /// limit for simulated and replay (they make no request).
+    pub backfill_rate: Option<f64>,
     pub openweathermap: OpenWeatherMapConfig,
     pub open_meteo: OpenMeteoConfig,
     pub simulated: SimulatedConfig,
@@ -61,6 +69,7 @@ impl Default for CollectorConfig {
             retry_max_delay: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             backfill: Duration::from_secs(3600),
+            backfill_rate: None,
             openweathermap: OpenWeatherMapConfig::default(),
             open_meteo: OpenMeteoConfig::default(),
             simulated: SimulatedConfig::default(),
@@ -78,6 +87,18 @@ impl CollectorConfig {
         })
     }
 
+    /// The backfill's requests per second in force: the configured rate, or the source's
+    /// default; `None` for no limit. OpenWeatherMap's free plans allow 60 calls a minute;
+    /// Open-Meteo's free API 600 a minute (5,000 an hour): half of it leaves room for the
+    /// live rounds and for other users of the same key or address.
+    pub fn backfill_rate(&self) -> Option<f64> {
+        self.backfill_rate.or(match self.source {
+            SourceKind::Openweathermap => Some(1.0),
+            SourceKind::OpenMeteo => Some(5.0),
+            SourceKind::Simulated | SourceKind::Replay => None,
+        })
+    }
+
     pub(super) fn validate(&self, problems: &mut Problems) {
         let schedule = self.schedule();
         let fields = schedule.split_whitespace().count();
@@ -89,6 +110,14 @@ impl CollectorConfig {
         }
         if self.concurrency == 0 {
             problems.push("collector.concurrency", "must be at least 1");
+        }
+        if let Some(rate) = self.backfill_rate {
+            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_BACKFILL_RATE) {
+                problems.push(
+                    "collector.backfill_rate",
+                    format!("{rate} is not a rate: requests per second, more than 0 and at most {MAX_BACKFILL_RATE}"),
+                );
+            }
         }
         if self.timeout.is_zero() {
             problems.push("collector.timeout", "must be more than 0s");
