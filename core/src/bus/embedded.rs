@@ -13,7 +13,10 @@
 //!   as a consumer batches before committing. A topic nobody subscribes to keeps only its
 //!   newest `capacity`.
 
-use super::{partition_for, Bus, BusError, Delivery, Subscription, Topic};
+use super::{
+    partition_for, Assignment, Bus, BusError, Delivery, MemoryChangelog, SharedChangelog,
+    Subscription, Topic,
+};
 use crate::config::{BusConfig, BusKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,6 +24,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio::sync::watch;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +42,9 @@ struct Shared {
     group_prefix: String,
     closed: CancellationToken,
     next_member: AtomicU64,
+    partitions: u32,
+    /// The changelogs by name: one process, so one in-memory log each.
+    changelogs: Mutex<HashMap<String, SharedChangelog>>,
 }
 
 struct TopicLog {
@@ -124,6 +131,8 @@ impl EmbeddedBus {
                 group_prefix: config.group_prefix.clone(),
                 closed: CancellationToken::new(),
                 next_member: AtomicU64::new(1),
+                partitions: partitions as u32,
+                changelogs: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -255,6 +264,7 @@ impl Bus for EmbeddedBus {
             topics: members,
             buffer: VecDeque::new(),
             next_topic: 0,
+            assignment: watch::Sender::new(Assignment::default()),
         }))
     }
 
@@ -278,6 +288,25 @@ impl Bus for EmbeddedBus {
 
     fn kind(&self) -> BusKind {
         BusKind::Embedded
+    }
+
+    fn partition_of(&self, _topic: Topic, key: &str) -> i32 {
+        partition_for(key, self.shared.partitions)
+    }
+
+    async fn changelog(&self, name: &str) -> Result<SharedChangelog, BusError> {
+        let partitions = self.shared.partitions;
+        Ok(self
+            .shared
+            .changelogs
+            .lock()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(MemoryChangelog::new(name, move |key| {
+                    partition_for(key, partitions)
+                }))
+            })
+            .clone())
     }
 
     fn close_by(&self, deadline: std::time::Instant) {
@@ -323,30 +352,48 @@ struct EmbeddedSubscription {
     topics: Vec<MemberTopic>,
     buffer: VecDeque<Delivery>,
     next_topic: usize,
+    /// The partitions this member owns, as of the last rebalance `fetch` saw.
+    assignment: watch::Sender<Assignment>,
 }
 
 impl EmbeddedSubscription {
+    /// After a rebalance of a topic's group: takes this member's share, resuming each
+    /// partition at the committed offset, and reports it in the assignment.
+    fn follow_rebalances(&mut self) {
+        for mt in &mut self.topics {
+            let state = mt.log.state.lock();
+            let g = &state.groups[&self.group];
+            if g.generation == mt.generation {
+                continue;
+            }
+            mt.generation = g.generation;
+            mt.positions = (0..state.partitions.len())
+                .filter(|p| g.owner_of(*p as i32) == Some(self.member))
+                .map(|p| (p, g.committed[p].max(state.partitions[p].base)))
+                .collect();
+            let owned: BTreeSet<i32> = mt.positions.iter().map(|(p, _)| *p as i32).collect();
+            let (topic, generation) = (mt.log.topic, g.generation);
+            drop(state);
+            // Buffered messages may belong to partitions this member lost; drop them so
+            // the new owner delivers them (it resumes at the committed offset).
+            self.buffer.retain(|d| d.topic != topic);
+            self.assignment.send_if_modified(|assignment| {
+                let lost = assignment.retain(topic, &owned);
+                let gained = assignment.take(topic, owned.iter().copied(), generation);
+                lost || gained
+            });
+        }
+    }
+
     /// Moves up to a batch of messages into the buffer; false if none were available.
     fn fetch(&mut self) -> bool {
+        self.follow_rebalances();
         let n = self.topics.len();
         for step in 0..n {
             let index = (self.next_topic + step) % n;
-            let member = self.member;
             let group = &self.group;
             let mt = &mut self.topics[index];
             let mut state = mt.log.state.lock();
-            let g = &state.groups[group];
-            if g.generation != mt.generation {
-                // Rebalanced: take this member's share and resume each at the committed offset.
-                mt.generation = g.generation;
-                mt.positions = (0..state.partitions.len())
-                    .filter(|p| g.owner_of(*p as i32) == Some(member))
-                    .map(|p| (p, g.committed[p].max(state.partitions[p].base)))
-                    .collect();
-                // Buffered messages may belong to partitions this member lost; drop them so
-                // the new owner delivers them (it resumes at the committed offset).
-                self.buffer.retain(|d| d.topic != mt.log.topic);
-            }
             let owned = mt.positions.len();
             for pstep in 0..owned {
                 let slot = (mt.next_partition + pstep) % owned;
@@ -440,6 +487,10 @@ impl Subscription for EmbeddedSubscription {
     async fn commit(&mut self) -> Result<(), BusError> {
         // Acks commit at once in memory.
         Ok(())
+    }
+
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.assignment.subscribe()
     }
 
     fn lag(&self) -> Option<i64> {

@@ -11,10 +11,19 @@
 //!   taken when it starts.
 //! - `publish` awaits the broker's ack, so one awaited `publish` at a time is bound by the
 //!   round trip (hundreds per second); `publish_batch` keeps many in flight, in order.
+//! - A subscription's members are assigned partitions by the range assignor, so a member owns
+//!   the same partition numbers of every topic it reads (they all have the same partition
+//!   count and keys), and [`Subscription::assignment`] follows the rebalances.
+//! - A changelog (see [`super::Changelog`]) is topic `<topic_prefix>changelog-<name>`,
+//!   compacted, with as many partitions as the observations topic, written by a producer
+//!   of its own; restoring reads the requested partitions to their high watermarks.
 //! - Shutdown is bounded ([`Bus::close_by`]): past its deadline publishes and commits stop
 //!   waiting for a broker that may be gone, and [`Bus::shutdown`] reports what was left undone.
 
-use super::{Bus, BusError, CloseReport, Delivery, Subscription, Topic};
+use super::{
+    Assignment, Bus, BusError, Changelog, CloseReport, Delivery, SharedChangelog, Subscription,
+    Topic,
+};
 use crate::config::{BusConfig, BusKind};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,10 +40,11 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// How long a produced message may wait for the broker (through retries and outages)
 /// before `publish` reports it failed.
@@ -64,6 +74,8 @@ pub struct KafkaBus {
     /// Replaced when librdkafka declares it fatally failed (see [`KafkaBus::renew_if_fatal`]).
     producer: RwLock<Arc<FutureProducer>>,
     closing: Arc<Closing>,
+    /// The partition count of each of windsock's topics, by name, as the cluster has them.
+    partitions: RwLock<HashMap<String, i32>>,
 }
 
 /// The shutdown deadline (see [`Bus::close_by`]), shared by the bus and its subscriptions,
@@ -134,6 +146,7 @@ impl KafkaBus {
             config: config.clone(),
             producer: RwLock::new(Arc::new(new_producer(config)?)),
             closing: Arc::new(Closing::new()),
+            partitions: RwLock::new(HashMap::new()),
         };
         bus.create_topics().await?;
         Ok(bus)
@@ -149,17 +162,20 @@ impl KafkaBus {
         .await
         .map_err(|e| BusError::Other(format!("metadata request panicked: {e}")))?
         .map_err(kafka("fetching the cluster's metadata"))?;
-        let missing: Vec<String> = Topic::ALL
-            .iter()
-            .map(|t| self.topic_name(*t))
-            .filter(|name| !metadata.topics().iter().any(|t| t.name() == name))
-            .collect();
+        let mut missing = Vec::new();
+        for name in Topic::ALL.iter().map(|t| self.topic_name(*t)) {
+            match metadata.topics().iter().find(|t| t.name() == name) {
+                Some(found) if !found.partitions().is_empty() => {
+                    self.partitions
+                        .write()
+                        .insert(name, found.partitions().len() as i32);
+                }
+                _ => missing.push(name),
+            }
+        }
         if missing.is_empty() {
             return Ok(());
         }
-        let admin: AdminClient<DefaultClientContext> = client_config(&self.config)
-            .create()
-            .map_err(kafka("creating an admin client"))?;
         let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .map(|name| {
@@ -170,11 +186,25 @@ impl KafkaBus {
                 )
             })
             .collect();
+        self.create(&new_topics).await?;
+        for name in missing {
+            self.partitions
+                .write()
+                .insert(name, self.config.partitions as i32);
+        }
+        Ok(())
+    }
+
+    /// Creates `topics`; one that exists already is no error.
+    async fn create(&self, topics: &[NewTopic<'_>]) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = client_config(&self.config)
+            .create()
+            .map_err(kafka("creating an admin client"))?;
         let options = AdminOptions::new()
             .operation_timeout(Some(REQUEST_TIMEOUT))
             .request_timeout(Some(REQUEST_TIMEOUT));
         let results = admin
-            .create_topics(&new_topics, &options)
+            .create_topics(topics, &options)
             .await
             .map_err(kafka("creating topics"))?;
         for result in results {
@@ -188,6 +218,23 @@ impl KafkaBus {
             }
         }
         Ok(())
+    }
+
+    /// The partition count of a topic, from the cluster's metadata (blocking: call it off
+    /// the async workers); `None` if the topic does not exist.
+    fn partition_count(config: &BusConfig, name: &str) -> Result<Option<i32>, BusError> {
+        let consumer: BaseConsumer = client_config(config)
+            .create()
+            .map_err(kafka("creating a metadata client"))?;
+        let metadata = consumer
+            .fetch_metadata(Some(name), REQUEST_TIMEOUT)
+            .map_err(kafka(format!("fetching the metadata of {name}")))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0))
     }
 
     fn topic_name(&self, topic: Topic) -> String {
@@ -226,7 +273,11 @@ impl KafkaBus {
 
     /// Publishes `messages` in order with all of them in flight, starting over (from the
     /// first unconfirmed message) on a fresh producer if the producer fails fatally.
-    async fn publish_all(&self, topic: Topic, messages: &[(&str, &[u8])]) -> Result<(), BusError> {
+    async fn publish_all(
+        &self,
+        topic: Topic,
+        messages: &[(&str, Option<&[u8]>)],
+    ) -> Result<(), BusError> {
         let name = self.topic_name(topic);
         let mut confirmed = 0;
         let mut attempt = 0;
@@ -261,13 +312,16 @@ impl KafkaBus {
 async fn send_in_order(
     producer: &FutureProducer,
     topic: &str,
-    messages: &[(&str, &[u8])],
+    messages: &[(&str, Option<&[u8]>)],
 ) -> Result<(), (usize, BusError)> {
     let mut in_flight = VecDeque::with_capacity(messages.len());
     let mut acked = 0;
     for (key, payload) in messages {
         loop {
-            let record = FutureRecord::to(topic).key(*key).payload(*payload);
+            let mut record = FutureRecord::<str, [u8]>::to(topic).key(*key);
+            if let Some(payload) = payload {
+                record = record.payload(*payload);
+            }
             match producer.send_result(record) {
                 Ok(delivery) => {
                     in_flight.push_back(delivery);
@@ -324,7 +378,7 @@ async fn delivered(delivery: DeliveryFuture, topic: &str) -> Result<(), BusError
 #[async_trait]
 impl Bus for KafkaBus {
     async fn publish(&self, topic: Topic, key: &str, payload: Bytes) -> Result<(), BusError> {
-        self.publish_all(topic, &[(key, &payload)]).await
+        self.publish_all(topic, &[(key, Some(&payload))]).await
     }
 
     async fn publish_batch(
@@ -332,9 +386,9 @@ impl Bus for KafkaBus {
         topic: Topic,
         messages: Vec<(String, Bytes)>,
     ) -> Result<(), BusError> {
-        let messages: Vec<(&str, &[u8])> = messages
+        let messages: Vec<(&str, Option<&[u8]>)> = messages
             .iter()
-            .map(|(key, payload)| (key.as_str(), payload.as_ref()))
+            .map(|(key, payload)| (key.as_str(), Some(payload.as_ref())))
             .collect();
         self.publish_all(topic, &messages).await
     }
@@ -344,7 +398,7 @@ impl Bus for KafkaBus {
         topics: &[Topic],
         group: &str,
     ) -> Result<Box<dyn Subscription>, BusError> {
-        let context = GroupContext::default();
+        let context = GroupContext::new(&self.config.topic_prefix);
         let lag = context.lag.clone();
         let group = format!("{}{group}", self.config.group_prefix);
         let consumer: StreamConsumer<GroupContext> = client_config(&self.config)
@@ -356,6 +410,9 @@ impl Bus for KafkaBus {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "1000")
+            // Eager and co-partitioned: a member owns the same partition numbers of every
+            // topic it reads, so a region's observations and forecasts go to one member.
+            .set("partition.assignment.strategy", "range")
             .create_with_context(context)
             .map_err(kafka(format!("creating a consumer in group {group}")))?;
         let names: Vec<String> = topics.iter().map(|t| self.topic_name(*t)).collect();
@@ -418,6 +475,64 @@ impl Bus for KafkaBus {
         BusKind::Kafka
     }
 
+    fn partition_of(&self, topic: Topic, key: &str) -> i32 {
+        let count = self
+            .partitions
+            .read()
+            .get(&self.topic_name(topic))
+            .copied()
+            .unwrap_or(self.config.partitions as i32);
+        murmur2_partition(key, count)
+    }
+
+    async fn changelog(&self, name: &str) -> Result<SharedChangelog, BusError> {
+        let topic = format!("{}changelog-{name}", self.config.topic_prefix);
+        let partitions = self
+            .partitions
+            .read()
+            .get(&self.topic_name(Topic::Observations))
+            .copied()
+            .unwrap_or(self.config.partitions as i32);
+        let config = self.config.clone();
+        let lookup = topic.clone();
+        let existing = tokio::task::spawn_blocking(move || Self::partition_count(&config, &lookup))
+            .await
+            .map_err(|e| BusError::Other(format!("metadata request panicked: {e}")))??;
+        match existing {
+            Some(count) if count != partitions => {
+                return Err(BusError::KafkaState(format!(
+                    "changelog topic {topic} has {count} partitions and the observations topic \
+                     {partitions}: a region's state would not live on its partition (recreate \
+                     {topic} with {partitions})"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                let replication = || TopicReplication::Fixed(self.config.replication_factor as i32);
+                let compacted = NewTopic::new(&topic, partitions, replication())
+                    .set("cleanup.policy", "compact");
+                if let Err(err) = self.create(&[compacted]).await {
+                    // Restoring keeps the last value per key, so an uncompacted changelog
+                    // only grows; a broker that refuses the setting still gets the topic.
+                    tracing::warn!(
+                        target: "windsock_core::bus",
+                        err = %err.chain(),
+                        topic,
+                        "could not create the changelog compacted; creating it without cleanup.policy"
+                    );
+                    self.create(&[NewTopic::new(&topic, partitions, replication())])
+                        .await?;
+                }
+            }
+        }
+        Ok(Arc::new(KafkaChangelog {
+            config: self.config.clone(),
+            producer: new_producer(&self.config)?,
+            topic,
+            closing: self.closing.clone(),
+        }))
+    }
+
     fn close_by(&self, deadline: Instant) {
         self.closing.deadline.send_replace(Some(deadline));
     }
@@ -461,6 +576,136 @@ impl Drop for KafkaBus {
         if !self.closing.closed.load(Ordering::Relaxed) {
             let _ = self.producer().flush(DROP_FLUSH);
         }
+    }
+}
+
+/// The partition librdkafka's `murmur2_random` partitioner (the Java client's) gives `key`
+/// among `partitions`: the one it publishes to.
+fn murmur2_partition(key: &str, partitions: i32) -> i32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    // SAFETY: librdkafka's own partitioner function (so the answer cannot drift from where
+    // the producer puts the key) reads `keylen` bytes of `key` and nothing else: it never
+    // touches the topic or the opaque pointers, which may be null.
+    unsafe {
+        rdkafka::bindings::rd_kafka_msg_partitioner_murmur2(
+            std::ptr::null(),
+            key.as_ptr().cast(),
+            key.len(),
+            partitions,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// A changelog on a compacted topic (see [`Bus::changelog`]).
+struct KafkaChangelog {
+    config: BusConfig,
+    producer: FutureProducer,
+    topic: String,
+    closing: Arc<Closing>,
+}
+
+#[async_trait]
+impl Changelog for KafkaChangelog {
+    fn name(&self) -> &str {
+        &self.topic
+    }
+
+    async fn put_batch(&self, entries: Vec<(String, Option<Bytes>)>) -> Result<(), BusError> {
+        if self.closing.passed() {
+            return Err(self.closing.abandon());
+        }
+        let messages: Vec<(&str, Option<&[u8]>)> = entries
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_deref().filter(|v| !v.is_empty())))
+            .collect();
+        tokio::select! {
+            sent = send_in_order(&self.producer, &self.topic, &messages) => sent.map_err(|(_, err)| err),
+            _ = self.closing.reached() => Err(self.closing.abandon()),
+        }
+    }
+
+    async fn restore(&self, partitions: &[i32]) -> Result<Vec<(String, Bytes)>, BusError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let topic = self.topic.clone();
+        // librdkafka needs a group to assign partitions; this one never joins nor commits.
+        let group = format!(
+            "{}restore-{}-{}",
+            self.config.group_prefix,
+            std::process::id(),
+            REPLAYS.fetch_add(1, Ordering::Relaxed)
+        );
+        let consumer: StreamConsumer = client_config(&self.config)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()
+            .map_err(kafka(format!("creating a consumer to restore {topic}")))?;
+        let wanted = partitions.to_vec();
+        let (consumer, mut pending) = tokio::task::spawn_blocking(move || {
+            let mut pending = HashMap::new();
+            let mut assignment = TopicPartitionList::new();
+            for partition in wanted {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, partition, REQUEST_TIMEOUT)
+                    .map_err(kafka(format!(
+                        "fetching the watermarks of {topic}/{partition}"
+                    )))?;
+                if high > low {
+                    pending.insert(partition, high);
+                    assignment
+                        .add_partition_offset(&topic, partition, Offset::Beginning)
+                        .map_err(kafka(format!("assigning {topic}/{partition} to a restore")))?;
+                }
+            }
+            consumer
+                .assign(&assignment)
+                .map_err(kafka(format!("assigning {topic} to a restore")))?;
+            Ok::<_, BusError>((consumer, pending))
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("restore setup panicked: {e}")))??;
+        let mut values: BTreeMap<String, Bytes> = BTreeMap::new();
+        while !pending.is_empty() {
+            let message = match tokio::time::timeout(REQUEST_TIMEOUT, consumer.recv()).await {
+                Ok(Ok(message)) => message,
+                Ok(Err(err @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(kafka(format!("restoring {}", self.topic))(err))
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(target: "windsock_core::bus", %err, "restore error; retrying");
+                    continue;
+                }
+                Err(_) => {
+                    return Err(BusError::KafkaState(format!(
+                        "restore of {} stalled: no message within {REQUEST_TIMEOUT:?} with partitions {:?} unfinished",
+                        self.topic,
+                        pending.keys().collect::<Vec<_>>()
+                    )))
+                }
+            };
+            let Some(high) = pending.get(&message.partition()).copied() else {
+                continue;
+            };
+            if message.offset() + 1 >= high {
+                pending.remove(&message.partition());
+            }
+            if message.offset() >= high {
+                continue; // written after the restore started
+            }
+            let Some(key) = message.key() else { continue };
+            let key = String::from_utf8_lossy(key).into_owned();
+            match message.payload().filter(|v| !v.is_empty()) {
+                Some(value) => values.insert(key, Bytes::copy_from_slice(value)),
+                None => values.remove(&key),
+            };
+        }
+        Ok(values.into_iter().collect())
     }
 }
 
@@ -514,11 +759,40 @@ fn high_watermarks<C: ConsumerContext>(
         .collect()
 }
 
-/// Commits stored offsets before partitions are taken away, and keeps the consumer's lag
-/// from librdkafka's statistics (no extra requests).
-#[derive(Default)]
+/// Commits stored offsets before partitions are taken away, follows the member's assignment,
+/// and keeps the consumer's lag from librdkafka's statistics (no extra requests).
 struct GroupContext {
     lag: Arc<AtomicI64>,
+    topic_prefix: String,
+    assignment: watch::Sender<Assignment>,
+    /// Rebalances that assigned partitions to this member so far.
+    rebalances: AtomicU64,
+    /// What the last revocation took, with since when each was owned: the eager protocol
+    /// revokes everything at each rebalance, and a partition assigned again right after was
+    /// owned by nobody else in between (unless the assignment was lost: then it is not kept).
+    revoked: parking_lot::Mutex<BTreeMap<(Topic, i32), u64>>,
+}
+
+impl GroupContext {
+    fn new(topic_prefix: &str) -> Self {
+        Self {
+            lag: Arc::default(),
+            topic_prefix: topic_prefix.to_string(),
+            assignment: watch::Sender::new(Assignment::default()),
+            rebalances: AtomicU64::new(0),
+            revoked: parking_lot::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn partitions<'a>(
+        &'a self,
+        list: &'a TopicPartitionList,
+    ) -> impl Iterator<Item = (Topic, i32)> + 'a {
+        list.elements().into_iter().filter_map(|element| {
+            Topic::from_name(&self.topic_prefix, element.topic())
+                .map(|topic| (topic, element.partition()))
+        })
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -545,6 +819,22 @@ impl ClientContext for GroupContext {
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            // Reported before the partitions go, so nothing more is done for them here.
+            let lost = consumer.assignment_lost();
+            let mut revoked = self.revoked.lock();
+            self.assignment.send_if_modified(|assignment| {
+                let mut changed = false;
+                for (topic, partition) in self.partitions(partitions) {
+                    if let Some(since) = assignment.give_up(topic, partition) {
+                        changed = true;
+                        if !lost {
+                            revoked.insert((topic, partition), since);
+                        }
+                    }
+                }
+                changed
+            });
+            drop(revoked);
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(err) => tracing::warn!(
@@ -554,6 +844,21 @@ impl ConsumerContext for GroupContext {
                     "could not commit offsets before a rebalance; unacked messages will be redelivered"
                 ),
             }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let rebalance = self.rebalances.fetch_add(1, Ordering::Relaxed) + 1;
+            let kept = std::mem::take(&mut *self.revoked.lock());
+            self.assignment.send_if_modified(|assignment| {
+                let mut changed = false;
+                for (topic, partition) in self.partitions(partitions) {
+                    let since = kept.get(&(topic, partition)).copied().unwrap_or(rebalance);
+                    changed |= assignment.take(topic, [partition], since);
+                }
+                changed
+            });
         }
     }
 }
@@ -637,6 +942,10 @@ impl Subscription for GroupSubscription {
 
     fn lag(&self) -> Option<i64> {
         Some(self.lag.load(Ordering::Relaxed))
+    }
+
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.consumer().context().assignment.subscribe()
     }
 }
 

@@ -7,9 +7,11 @@
 //! Both carry bytes; [`EventSubscription`] decodes them into [`Envelope`]s and sends what
 //! does not decode to the dead-letter topic, so one bad message never stops a consumer.
 
+mod changelog;
 mod embedded;
 mod kafka;
 
+pub use changelog::{Changelog, MemoryChangelog, SharedChangelog};
 pub use embedded::EmbeddedBus;
 pub use kafka::KafkaBus;
 
@@ -18,8 +20,9 @@ use crate::event::{DeadLetter, Envelope, Event};
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use rdkafka::error::KafkaError;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 pub type SharedBus = Arc<dyn Bus>;
 
@@ -158,6 +161,21 @@ pub trait Bus: Send + Sync + 'static {
     /// Which bus this is.
     fn kind(&self) -> BusKind;
 
+    /// The partition of `topic` a message keyed `key` lands on (the same in every process):
+    /// what a member must own (see [`Subscription::assignment`]) to receive that key's
+    /// messages. A bus that does not partition answers 0.
+    fn partition_of(&self, _topic: Topic, _key: &str) -> i32 {
+        0
+    }
+
+    /// The changelog `name` (topic `<topic_prefix>changelog-<name>` on Kafka): a keyed,
+    /// compacted log of a service's state with the partitions of the observations topic,
+    /// so the state of a key lives on the partition of that key's observations and moves
+    /// with it (see [`Changelog`]). Made where missing. A bus without one keeps it in memory.
+    async fn changelog(&self, name: &str) -> Result<SharedChangelog, BusError> {
+        Ok(Arc::new(MemoryChangelog::new(name, |_| 0)))
+    }
+
     /// Shutdown has begun: from `deadline` on, nothing waits for the broker any more. A
     /// publish still waiting for its acknowledgement (or for room) then fails with
     /// [`BusError::Closed`], as does any publish after it, and a commit waits at most a
@@ -212,6 +230,108 @@ pub trait Subscription: Send {
 
     /// Messages published but not yet acked by this group, over this member's partitions.
     fn lag(&self) -> Option<i64>;
+
+    /// The partitions this member of its group owns, updated at each rebalance (which happens
+    /// while [`Subscription::next`] is being awaited, as the group's protocol runs there). A
+    /// subscription outside any group (a replay) owns none.
+    fn assignment(&self) -> watch::Receiver<Assignment> {
+        watch::channel(Assignment::default()).1
+    }
+}
+
+/// The partitions a member of a consumer group owns (see [`Subscription::assignment`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// Each partition owned, with the number of the rebalance since which this member has
+    /// owned it without a break. A partition lost and regained gets a new number: another
+    /// member may have owned it meanwhile, so what this member knew of it is stale.
+    owned: BTreeMap<(Topic, i32), u64>,
+}
+
+/// How an [`Assignment`] changed for one topic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AssignmentChange {
+    /// Partitions owned now and not before, or lost and regained since.
+    pub assigned: Vec<i32>,
+    /// Partitions owned before and not now, or lost and regained since.
+    pub revoked: Vec<i32>,
+}
+
+impl AssignmentChange {
+    pub fn is_empty(&self) -> bool {
+        self.assigned.is_empty() && self.revoked.is_empty()
+    }
+}
+
+impl Assignment {
+    /// The partitions of `topic` owned.
+    pub fn partitions(&self, topic: Topic) -> BTreeSet<i32> {
+        self.owned
+            .keys()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, p)| *p)
+            .collect()
+    }
+
+    pub fn owns(&self, topic: Topic, partition: i32) -> bool {
+        self.owned.contains_key(&(topic, partition))
+    }
+
+    /// What changed for `topic` since `before`. A partition owned in both but with a break
+    /// in between is in both lists: forget what was known of it, then take it afresh.
+    pub fn change_since(&self, before: &Assignment, topic: Topic) -> AssignmentChange {
+        let of = |a: &Assignment| -> BTreeMap<i32, u64> {
+            a.owned
+                .iter()
+                .filter(|((t, _), _)| *t == topic)
+                .map(|((_, p), since)| (*p, *since))
+                .collect()
+        };
+        let (now, then) = (of(self), of(before));
+        AssignmentChange {
+            assigned: now
+                .iter()
+                .filter(|(p, since)| then.get(p) != Some(since))
+                .map(|(p, _)| *p)
+                .collect(),
+            revoked: then
+                .iter()
+                .filter(|(p, since)| now.get(p) != Some(since))
+                .map(|(p, _)| *p)
+                .collect(),
+        }
+    }
+
+    /// `partitions` of `topic` are owned from rebalance `rebalance` on (those already owned
+    /// keep their number).
+    pub(crate) fn take(
+        &mut self,
+        topic: Topic,
+        partitions: impl IntoIterator<Item = i32>,
+        rebalance: u64,
+    ) -> bool {
+        let mut changed = false;
+        for partition in partitions {
+            self.owned.entry((topic, partition)).or_insert_with(|| {
+                changed = true;
+                rebalance
+            });
+        }
+        changed
+    }
+
+    /// `partition` of `topic` is no longer owned; when it was, since which rebalance.
+    pub(crate) fn give_up(&mut self, topic: Topic, partition: i32) -> Option<u64> {
+        self.owned.remove(&(topic, partition))
+    }
+
+    /// Keeps only the partitions `keep` of `topic`; true if any was given up.
+    pub(crate) fn retain(&mut self, topic: Topic, keep: &BTreeSet<i32>) -> bool {
+        let before = self.owned.len();
+        self.owned
+            .retain(|(t, p), _| *t != topic || keep.contains(p));
+        self.owned.len() != before
+    }
 }
 
 /// Connects to the configured bus.
@@ -420,6 +540,11 @@ impl EventSubscription {
 
     pub fn lag(&self) -> Option<i64> {
         self.inner.lag()
+    }
+
+    /// The partitions this member owns (see [`Subscription::assignment`]).
+    pub fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.inner.assignment()
     }
 }
 
