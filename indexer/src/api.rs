@@ -5,10 +5,12 @@
 //! answers, and [`openapi`] is the document of the very routes [`routes`] serves, so the two
 //! cannot drift apart.
 
-use crate::query::check_limits;
-use crate::search::{searchable, Hit, SearchError, SearchRequest, SearchResults, Sort};
+use crate::query::{check_limits, parse_query, QueryPosition};
+use crate::search::{
+    searchable, Hit, SearchError, SearchRequest, SearchResults, Sort, MAX_BUCKETS,
+};
 use crate::store::EventIndex;
-use crate::timespec::{self, parse_time};
+use crate::timespec::{self, parse_interval, parse_time};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -60,6 +62,16 @@ impl SearchService {
         &self,
         params: &SearchParams,
     ) -> Result<(SearchRequest, Option<LimitClamped>), ApiError> {
+        self.request_bucketed(params)
+            .map(|(request, clamped, _)| (request, clamped))
+    }
+
+    /// [`SearchService::request`] with the histogram's interval asked for (milliseconds;
+    /// None: `auto`), checked against the range: at most [`MAX_BUCKETS`] buckets.
+    pub fn request_bucketed(
+        &self,
+        params: &SearchParams,
+    ) -> Result<(SearchRequest, Option<LimitClamped>, Option<i64>), ApiError> {
         let now = self.clock.now();
         let time = |name: &'static str, value: Option<&String>, default: &str| {
             let value = value.map(String::as_str).unwrap_or(default);
@@ -105,6 +117,7 @@ impl SearchService {
         self.check_window(offset, limit, sort)?;
         // Within the window now, itself a `usize`.
         let offset = offset as usize;
+        let interval = interval_ms(params.interval.as_deref(), from, to)?;
         Ok((
             SearchRequest {
                 q,
@@ -116,6 +129,7 @@ impl SearchService {
                 aggregate: true,
             },
             clamped,
+            interval,
         ))
     }
 
@@ -155,6 +169,46 @@ impl SearchService {
             "hint": how,
         })))
     }
+}
+
+/// The histogram interval asked for, in milliseconds (None: `auto`, absent too), or a 400
+/// naming `interval`: malformed, or giving more than [`MAX_BUCKETS`] buckets over the range.
+fn interval_ms(
+    value: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<i64>, ApiError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let interval = parse_interval(value).map_err(|e| {
+        ApiError::bad_request(format!("invalid `interval`: {e}")).with_detail(json!({
+            "parameter": "interval",
+            "value": value,
+            "reason": e.reason,
+            "expected": timespec::INTERVAL_EXPECTED,
+        }))
+    })?;
+    let Some(interval) = interval else {
+        return Ok(None);
+    };
+    // Within a week of weeks of `i64` milliseconds: `parse_interval` bounds the units.
+    let width = interval.num_milliseconds().max(1);
+    let range = (to - from).num_milliseconds().max(0);
+    let buckets = range / width + i64::from(range % width != 0);
+    if buckets > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "invalid `interval`: {value} over this range gives {buckets} buckets; at most \
+             {MAX_BUCKETS}: choose a wider interval (or `auto`) or a shorter range"
+        ))
+        .with_detail(json!({
+            "parameter": "interval",
+            "value": value,
+            "buckets": buckets,
+            "limit": MAX_BUCKETS,
+        })));
+    }
+    Ok(Some(width))
 }
 
 /// A whole number from a query parameter, or a 400 that names it. Read as text and parsed
@@ -251,6 +305,11 @@ pub struct SearchParams {
     /// `oldest` and `relevance`).
     #[param(value_type = Option<Sort>, default = "newest")]
     pub sort: Option<String>,
+    /// The histogram's bucket width: `auto` (about 75 buckets over the range) or a whole
+    /// number of `s`, `m`, `h`, `d` or `w` (`1m`, `1h`, `1d`), at least `1s`. Over the range it
+    /// may give at most 2,000 buckets; more is a 400 naming `interval`.
+    #[param(default = "auto", example = "1h")]
+    pub interval: Option<String>,
 }
 
 /// Present in a search's answer when the requested limit was above the maximum.
@@ -327,6 +386,10 @@ pub struct ContextParams {
     /// Neighbours after the event.
     #[param(value_type = Option<u64>, default = 5, maximum = 100)]
     pub after: Option<String>,
+    /// Only neighbours matching this query (the search's, filters included, as in
+    /// `/api/search`); the event itself is given whether it matches or not. Absent, empty or
+    /// `*`: every event. Bounded as `/api/search`'s `q`.
+    pub q: Option<String>,
 }
 
 impl From<SearchError> for ApiError {
@@ -345,6 +408,7 @@ pub fn index_error(err: tantivy::TantivyError) -> ApiError {
 
 #[derive(OpenApi)]
 #[openapi(
+    components(schemas(QueryPosition)),
     info(
         title = "windsock indexer",
         description = "Search every event: hits, a date histogram and facets; single events \
@@ -418,7 +482,10 @@ async fn off_thread<T: Send + 'static>(
     responses(
         (status = 200, description = "The hits, the total, the histogram and the facets", body = SearchResponse),
         (status = 400, description = "A parameter is malformed, repeated or over its bound; \
-                                      `detail.parameter` names it", body = ErrorBody),
+                                      `detail.parameter` names it. A query that does not parse \
+                                      has `detail.reason` `syntax` and `detail.position` (a \
+                                      `QueryPosition`: `offset`, `column`, `near`), the column \
+                                      its message names", body = ErrorBody),
         (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
     )
 )]
@@ -426,11 +493,11 @@ async fn search(
     State(service): State<SearchService>,
     Params(params): Params<SearchParams>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let (request, limit_clamped) = service.request(&params)?;
+    let (request, limit_clamped, interval) = service.request_bucketed(&params)?;
     let started = Instant::now();
     let index = service.index.clone();
     let (request, results) = off_thread(move || {
-        let results = index.search(&request)?;
+        let results = index.search_bucketed(&request, interval)?;
         Ok((request, results))
     })
     .await?;
@@ -483,8 +550,10 @@ async fn event(
     params(("id" = String, Path, description = "The event's id"), ContextParams),
     responses(
         (status = 200, description = "The event, the events just before it and just after it", body = ContextResponse),
-        (status = 400, description = "The id does not decode, or `before`/`after` is malformed, \
-                                      repeated or over 100; `detail.parameter` names it", body = ErrorBody),
+        (status = 400, description = "The id does not decode, `before`/`after` is malformed, \
+                                      repeated or over 100, or `q` is malformed (as in \
+                                      `/api/search`); `detail.parameter` or `detail.reason` \
+                                      names it", body = ErrorBody),
         (status = 404, description = "No event has this id", body = ErrorBody),
         (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
     )
@@ -501,13 +570,22 @@ async fn context(
         MAX_CONTEXT,
     )?;
     let after = count("after", params.after.as_ref(), DEFAULT_CONTEXT, MAX_CONTEXT)?;
+    let q = params.q.unwrap_or_default();
+    check_limits(&q, service.config.indexer.max_query_length)
+        .map_err(|e| ApiError::bad_request(e.message).with_detail(e.detail))?;
     let index = service.index.clone();
     off_thread(move || {
         let event = index
             .get(&id)
             .map_err(index_error)?
             .ok_or_else(|| ApiError::not_found(format!("no event with id `{id}`")))?;
-        let (before, after) = index.context(&event, before, after).map_err(index_error)?;
+        let filter = match q.trim() {
+            "" | "*" => None,
+            q => Some(parse_query(&index, q).map_err(SearchError::Query)?),
+        };
+        let (before, after) = index
+            .context_matching(&event, before, after, filter.as_deref())
+            .map_err(index_error)?;
         Ok(ContextResponse {
             event,
             before,
@@ -645,7 +723,10 @@ mod tests {
             .as_array()
             .unwrap();
         let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["q", "from", "to", "limit", "offset", "sort"]);
+        assert_eq!(
+            names,
+            ["q", "from", "to", "limit", "offset", "sort", "interval"]
+        );
         let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
         assert_eq!(limit["in"], "query");
         assert!(limit["schema"].to_string().contains("integer"), "{limit}");
@@ -760,5 +841,160 @@ mod tests {
             assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
             assert_eq!(body["error"], "no event with id `none`", "{uri}");
         }
+    }
+
+    /// An index of 600 synthetic events (observations of every region, logs, alerts) over
+    /// the last hour, and its routes on the system clock.
+    fn indexed() -> (Router, Vec<windsock_core::event::Envelope>) {
+        let index = EventIndex::in_ram().unwrap();
+        let mut sink = index.writer(15).unwrap();
+        let start = chrono::Utc::now() - chrono::Duration::minutes(61);
+        let events = crate::synthetic::events(600, start, chrono::Duration::hours(1), 19);
+        for event in &events {
+            sink.upsert(event, None).unwrap();
+        }
+        sink.commit("embedded").unwrap();
+        let service = SearchService::new(index, Arc::new(Config::default()), clock::system());
+        (routes(service), events)
+    }
+
+    #[tokio::test]
+    async fn the_histogram_takes_an_interval_bounded_in_buckets() {
+        let (router, _) = indexed();
+        let (status, body) = get(&router, "/api/search?q=*&from=now-2h&interval=1m").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["histogram"]["interval_ms"], 60_000);
+        let buckets = body["histogram"]["buckets"].as_array().unwrap();
+        assert!((120..=121).contains(&buckets.len()), "{}", buckets.len());
+        let counted: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        assert_eq!(counted, body["total"].as_u64().unwrap());
+
+        // `auto` is the indexer's choice, as when absent: about 75 buckets.
+        let (_, auto) = get(&router, "/api/search?q=*&from=now-2h&interval=auto").await;
+        let (_, absent) = get(&router, "/api/search?q=*&from=now-2h").await;
+        assert_eq!(
+            auto["histogram"]["interval_ms"],
+            absent["histogram"]["interval_ms"]
+        );
+        assert_eq!(
+            auto["histogram"]["interval_ms"].as_i64(),
+            Some(crate::search::bucket_width_ms(2 * 3_600_000))
+        );
+
+        // A minute over 7 days is 10,080 buckets: refused, saying how many and the bound.
+        let (status, body) = get(&router, "/api/search?q=*&from=now-7d&interval=1m").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["detail"]["parameter"], "interval");
+        assert_eq!(body["detail"]["buckets"], 10_080);
+        assert_eq!(body["detail"]["limit"], MAX_BUCKETS);
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("10080 buckets") && error.contains("2000"),
+            "{error}"
+        );
+        let (status, _) = get(&router, "/api/search?q=*&from=now-7d&interval=1h").await;
+        assert_eq!(status, StatusCode::OK);
+
+        for bad in ["1y", "0m", "fast", "1h&interval=1d"] {
+            let (status, body) = get(&router, &format!("/api/search?q=*&interval={bad}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert_eq!(body["detail"]["parameter"], "interval", "{bad}: {body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn surrounding_events_keep_the_query_when_given_one() {
+        let (router, events) = indexed();
+        let observation = |e: &&windsock_core::event::Envelope| {
+            matches!(e.event, windsock_core::event::Event::Observation(_))
+        };
+        let anchor = events.iter().filter(observation).nth(200).unwrap();
+        let region = match &anchor.event {
+            windsock_core::event::Event::Observation(o) => o.region.clone(),
+            _ => unreachable!(),
+        };
+        let uri = |q: Option<&str>| {
+            let q = q
+                .map(|q| format!("&q={}", q.replace(' ', "%20").replace('"', "%22")))
+                .unwrap_or_default();
+            format!("/api/events/{}/context?before=8&after=8{q}", anchor.id)
+        };
+        let regions = |body: &Value| -> Vec<String> {
+            let before = body["before"].as_array().unwrap();
+            let after = body["after"].as_array().unwrap();
+            before
+                .iter()
+                .chain(after)
+                .map(|h| h["region"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let (status, all) = get(&router, &uri(None)).await;
+        assert_eq!(status, StatusCode::OK, "{all}");
+        assert!(
+            regions(&all).iter().any(|r| *r != region),
+            "unfiltered neighbours are of several regions: {:?}",
+            regions(&all)
+        );
+        let query = format!("region:\"{region}\" AND kind:observation");
+        let (status, matching) = get(&router, &uri(Some(&query))).await;
+        assert_eq!(status, StatusCode::OK, "{matching}");
+        assert_eq!(matching["event"]["id"], anchor.id.as_str());
+        let found = regions(&matching);
+        assert_eq!(found.len(), 16, "{matching}");
+        assert!(found.iter().all(|r| *r == region), "{found:?}");
+        // Still in time order around the anchor.
+        let at = |h: &Value| h["timestamp"].as_str().unwrap().to_string();
+        let anchor_at = at(&matching["event"]);
+        assert!(matching["before"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| at(h) <= anchor_at));
+        assert!(matching["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| at(h) >= anchor_at));
+
+        // `*` is every event; a broken query is the search's 400.
+        let (_, star) = get(&router, &uri(Some("*"))).await;
+        assert_eq!(regions(&star), regions(&all));
+        let (status, body) = get(&router, &uri(Some("region:(Dakar"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["detail"]["reason"], "syntax");
+    }
+
+    #[tokio::test]
+    async fn a_syntax_error_carries_its_position_as_documented() {
+        let router = routes(service());
+        let (status, body) = get(&router, "/api/search?q=%28region%3ADakar%29%29").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["error"],
+            "query syntax error: unexpected `)` (no `(` opens it) at column 15"
+        );
+        let position: QueryPosition =
+            serde_json::from_value(body["detail"]["position"].clone()).unwrap();
+        assert_eq!(
+            position,
+            QueryPosition {
+                offset: 14,
+                column: 15,
+                near: ")".into()
+            }
+        );
+        // Documented: the schema, and the 400 that names it.
+        let doc = document();
+        let (names, required) =
+            properties(&doc, &json!({"$ref": "#/components/schemas/QueryPosition"}));
+        assert_eq!(names, required);
+        assert_eq!(
+            names,
+            BTreeSet::from(["offset", "column", "near"].map(String::from))
+        );
+        let described = doc["paths"]["/api/search"]["get"]["responses"]["400"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(described.contains("detail.position") && described.contains("QueryPosition"));
     }
 }

@@ -12,6 +12,7 @@ pub mod limits;
 
 use crate::schema::kinds_timed_by;
 use crate::store::EventIndex;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Query, QueryParser, QueryParserError,
@@ -19,6 +20,7 @@ use tantivy::query::{
 use tantivy::query_grammar::{
     self, Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf, UserInputLiteral,
 };
+use utoipa::ToSchema;
 
 /// A query that cannot run: `message` for people, `detail` says where.
 #[derive(Clone, Debug, PartialEq)]
@@ -489,21 +491,133 @@ fn set_leaf_field(leaf: &mut UserInputLeaf, name: String) {
     }
 }
 
-/// The grammar refused the query: ask the lenient parser where.
+/// Where in `q` a query error is: `detail.position` of a syntax error's 400.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueryPosition {
+    /// Byte offset in `q`, from 0 (`q`'s length: at its end).
+    pub offset: usize,
+    /// Column in `q`, counting characters from 1: the one the message names.
+    pub column: usize,
+    /// Up to 20 characters of `q` from there; empty at its end.
+    pub near: String,
+}
+
+impl QueryPosition {
+    /// The position of byte `offset` of `q` (brought back to a character boundary).
+    pub fn at(q: &str, offset: usize) -> Self {
+        let mut offset = offset.min(q.len());
+        while !q.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        Self {
+            offset,
+            column: q[..offset].chars().count() + 1,
+            near: near(q, offset),
+        }
+    }
+}
+
+/// The grammar refused the query: one problem, said in words, at one position (the lenient
+/// parser finds where; its own words are kept in `detail.errors`).
 fn syntax_error(q: &str) -> QueryError {
     let (_, errors) = query_grammar::parse_query_lenient(q);
     let problems: Vec<Value> = errors
         .iter()
         .map(|e| json!({"position": e.pos, "message": e.message, "near": near(q, e.pos)}))
         .collect();
-    let message = match errors.first() {
-        Some(e) => format!("query syntax error at character {}: {}", e.pos, e.message),
-        None => "query syntax error".to_string(),
-    };
+    let (offset, what) = explain(q, &errors);
+    let position = QueryPosition::at(q, offset);
     QueryError {
-        message,
-        detail: json!({"query": q, "reason": "syntax", "errors": problems}),
+        message: format!("query syntax error: {what} at column {}", position.column),
+        detail: json!({
+            "query": q,
+            "reason": "syntax",
+            "position": position,
+            "errors": problems,
+        }),
     }
+}
+
+/// What is wrong with a query the grammar refused, and the byte offset to point at.
+fn explain(q: &str, errors: &[query_grammar::LenientError]) -> (usize, String) {
+    let found = |offset: usize| q[offset.min(q.len())..].chars().next();
+    // The lenient parser lists a range's problems in order; its last says what is missing.
+    if let Some(e) = errors
+        .iter()
+        .find(|e| e.message == "missing range delimiter")
+    {
+        return (
+            e.pos,
+            "unfinished range (a range ends with `]` or `}`)".into(),
+        );
+    }
+    let Some(first) = errors.first() else {
+        return dangling_operator(q).unwrap_or((0, "the query does not parse".into()));
+    };
+    match first.message.as_str() {
+        "unparsed end of query" => match found(first.pos) {
+            Some(')') => (first.pos, "unexpected `)` (no `(` opens it)".into()),
+            Some(c) => (first.pos, format!("unexpected `{c}`")),
+            None => (first.pos, "unexpected end of the query".into()),
+        },
+        "expected ')'" => match unclosed_paren(q) {
+            Some(open) => (open, "`(` is never closed".into()),
+            None => (first.pos, "missing `)`".into()),
+        },
+        message if message.starts_with("missing delimiter") => {
+            match q[..first.pos.min(q.len())].rfind('"') {
+                Some(open) => (open, "`\"` opens a phrase that is never closed".into()),
+                None => (first.pos, "a phrase is never closed".into()),
+            }
+        }
+        "expected word" => match found(first.pos) {
+            None => (first.pos, "a value is missing at the end".into()),
+            Some(c) => (first.pos, format!("a value was expected, not `{c}`")),
+        },
+        other => dangling_operator(q).unwrap_or_else(|| (first.pos, other.to_string())),
+    }
+}
+
+/// The byte offset of the first `(` outside quotes that no `)` closes.
+fn unclosed_paren(q: &str) -> Option<usize> {
+    let mut open = Vec::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in q.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            '(' if !quoted => open.push(i),
+            ')' if !quoted => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.first().copied()
+}
+
+/// `a AND`, `OR b`, `a AND OR b`: an operator missing a side, which the lenient parser takes
+/// as a word without a complaint.
+fn dangling_operator(q: &str) -> Option<(usize, String)> {
+    let words: Vec<(usize, &str)> = q
+        .split_whitespace()
+        .map(|word| (word.as_ptr() as usize - q.as_ptr() as usize, word))
+        .collect();
+    let is_operator = |w: &str| matches!(w, "AND" | "OR" | "NOT" | "&&" | "||");
+    let (last_at, last) = *words.last()?;
+    if is_operator(last) {
+        return Some((last_at, format!("`{last}` has nothing after it")));
+    }
+    if let Some(&(at, first)) = words.first().filter(|(_, w)| matches!(*w, "AND" | "OR")) {
+        return Some((at, format!("`{first}` has nothing before it")));
+    }
+    words.windows(2).find_map(|pair| {
+        let [(_, a), (at, b)] = pair else { return None };
+        (is_operator(a) && matches!(*b, "AND" | "OR"))
+            .then(|| (*at, format!("`{b}` right after `{a}`")))
+    })
 }
 
 /// Up to 20 characters of the query from `pos`, to point at the spot.
@@ -603,5 +717,58 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    fn syntax(q: &str) -> (String, QueryPosition) {
+        let index = EventIndex::in_ram().unwrap();
+        let error = parse_query(&index, q)
+            .err()
+            .unwrap_or_else(|| panic!("{q} parsed"));
+        assert_eq!(error.detail["reason"], "syntax", "{q}: {error:?}");
+        let position = serde_json::from_value(error.detail["position"].clone()).unwrap();
+        (error.message, position)
+    }
+
+    #[test]
+    fn a_syntax_error_says_what_is_wrong_at_which_column() {
+        for (q, says, column) in [
+            ("(region:Dakar))", "unexpected `)`", 15),
+            ("region:Dakar AND (kind:log", "`(` is never closed", 18),
+            ("temperature_c:[30 TO", "unfinished range", 21),
+            ("region:\"Dak", "never closed", 8),
+            ("kind:log AND", "`AND` has nothing after it", 10),
+            ("OR kind:log", "`OR` has nothing before it", 1),
+            ("a AND OR b", "`OR` right after `AND`", 7),
+            // Columns count characters, not bytes.
+            ("région:Thiès )", "unexpected `)`", 14),
+        ] {
+            let (message, position) = syntax(q);
+            assert!(
+                message.starts_with("query syntax error: "),
+                "{q}: {message}"
+            );
+            assert!(message.contains(says), "{q}: {message}");
+            assert!(
+                message.ends_with(&format!("at column {column}")),
+                "{q}: {message}"
+            );
+            assert_eq!(position.column, column, "{q}");
+            assert_eq!(
+                q[position.offset..]
+                    .chars()
+                    .next()
+                    .map(String::from)
+                    .unwrap_or_default(),
+                position
+                    .near
+                    .chars()
+                    .next()
+                    .map(String::from)
+                    .unwrap_or_default(),
+                "{q}"
+            );
+            // One line: the message is said once, nothing repeats it.
+            assert!(!message.contains('\n'), "{q}: {message}");
+        }
     }
 }

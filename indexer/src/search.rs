@@ -21,6 +21,12 @@ use windsock_core::event::Envelope;
 
 /// How many values each facet lists.
 pub const FACET_SIZE: u32 = 20;
+/// How many values the `region` facet lists: every region (a deployment watches tens, not
+/// thousands), so a page can tell a region without hits from one left off the list.
+pub const REGION_FACET_SIZE: u32 = 1000;
+/// The most buckets a histogram may have with an interval given by the client: a chart has
+/// no use for more, and each is an entry of the aggregation and of the answer.
+pub const MAX_BUCKETS: i64 = 2000;
 
 /// The order of the hits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -88,7 +94,8 @@ pub struct SearchResults {
     pub total: usize,
     pub hits: Vec<Hit>,
     pub histogram: Histogram,
-    /// For each of `kind`, `region`, `level`, `service`: its most frequent values over all hits.
+    /// For each of `kind`, `region`, `level`, `service`: its most frequent values over all hits
+    /// (20 of each; every region, up to 1,000), most hits first.
     pub facets: BTreeMap<String, Vec<FacetValue>>,
 }
 
@@ -161,13 +168,27 @@ pub fn searchable(at: DateTime<Utc>) -> DateTime<Utc> {
 
 impl EventIndex {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+        self.search_bucketed(request, None)
+    }
+
+    /// [`EventIndex::search`] with the histogram's bucket width given (milliseconds, within
+    /// [`MAX_BUCKETS`] over the range: the caller checks), or chosen by [`bucket_width_ms`].
+    pub fn search_bucketed(
+        &self,
+        request: &SearchRequest,
+        interval_ms: Option<i64>,
+    ) -> Result<SearchResults, SearchError> {
         let started = std::time::Instant::now();
-        let results = self.run_search(request)?;
+        let results = self.run_search(request, interval_ms)?;
         metrics::histogram!(crate::store::SEARCH_DURATION).record(started.elapsed().as_secs_f64());
         Ok(results)
     }
 
-    fn run_search(&self, request: &SearchRequest) -> Result<SearchResults, SearchError> {
+    fn run_search(
+        &self,
+        request: &SearchRequest,
+        interval_ms: Option<i64>,
+    ) -> Result<SearchResults, SearchError> {
         let request = &SearchRequest {
             from: searchable(request.from),
             to: searchable(request.to),
@@ -185,7 +206,9 @@ impl EventIndex {
         runnable(&searcher, &query, &request.q)?;
         let from_ms = request.from.timestamp_millis();
         let to_ms = request.to.timestamp_millis();
-        let width = bucket_width_ms(to_ms - from_ms);
+        let width = interval_ms
+            .filter(|w| *w > 0)
+            .unwrap_or_else(|| bucket_width_ms(to_ms - from_ms));
         let aggregations = request
             .aggregate
             .then(|| self.aggregations(from_ms, to_ms, width))
@@ -256,8 +279,13 @@ impl EventIndex {
         });
         for facet in FACETS {
             // segment_size above any facet's cardinality keeps the counts exact.
+            let size = if facet == "region" {
+                REGION_FACET_SIZE
+            } else {
+                FACET_SIZE
+            };
             request[facet] =
-                json!({"terms": {"field": facet, "size": FACET_SIZE, "segment_size": 10_000}});
+                json!({"terms": {"field": facet, "size": size, "segment_size": 10_000}});
         }
         let aggregations: Aggregations = serde_json::from_value(request).map_err(|e| {
             tantivy::TantivyError::InvalidArgument(format!("aggregation request: {e}"))
@@ -328,21 +356,48 @@ impl EventIndex {
         before: usize,
         after: usize,
     ) -> Result<(Vec<Hit>, Vec<Hit>), tantivy::TantivyError> {
+        self.context_matching(anchor, before, after, None)
+    }
+
+    /// [`EventIndex::context`] among the events `filter` matches (a search's query, so the
+    /// surrounding events keep its filters); the anchor itself need not match.
+    pub fn context_matching(
+        &self,
+        anchor: &Hit,
+        before: usize,
+        after: usize,
+        filter: Option<&dyn Query>,
+    ) -> Result<(Vec<Hit>, Vec<Hit>), tantivy::TantivyError> {
         let key = |h: &Hit| (h.timestamp, h.id.clone());
         let at = anchor.timestamp;
         // Every event of that instant, to order them by id: counted first, since the
         // collector sets aside memory for as many hits as it is asked for.
-        let instant = self.time_range(Bound::Included(at), Bound::Included(at));
-        let at_instant = self.reader.searcher().search(&instant, &Count)?;
+        let instant = self.filtered(
+            self.time_range(Bound::Included(at), Bound::Included(at)),
+            filter,
+        );
+        let at_instant = self.reader.searcher().search(instant.as_ref(), &Count)?;
         let same_instant = self.in_range(
             Bound::Included(at),
             Bound::Included(at),
             at_instant,
             Order::Asc,
+            filter,
         )?;
-        let mut earlier =
-            self.in_range(Bound::Unbounded, Bound::Excluded(at), before, Order::Desc)?;
-        let mut later = self.in_range(Bound::Excluded(at), Bound::Unbounded, after, Order::Asc)?;
+        let mut earlier = self.in_range(
+            Bound::Unbounded,
+            Bound::Excluded(at),
+            before,
+            Order::Desc,
+            filter,
+        )?;
+        let mut later = self.in_range(
+            Bound::Excluded(at),
+            Bound::Unbounded,
+            after,
+            Order::Asc,
+            filter,
+        )?;
         for hit in same_instant {
             if key(&hit) < key(anchor) {
                 earlier.push(hit);
@@ -358,12 +413,24 @@ impl EventIndex {
         Ok((earlier, later))
     }
 
+    /// `query`, and `filter` too when there is one.
+    fn filtered(&self, query: Box<dyn Query>, filter: Option<&dyn Query>) -> Box<dyn Query> {
+        match filter {
+            Some(filter) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, query),
+                (Occur::Must, filter.box_clone()),
+            ])),
+            None => query,
+        }
+    }
+
     fn in_range(
         &self,
         from: Bound<DateTime<Utc>>,
         to: Bound<DateTime<Utc>>,
         limit: usize,
         order: Order,
+        filter: Option<&dyn Query>,
     ) -> Result<Vec<Hit>, tantivy::TantivyError> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -372,7 +439,10 @@ impl EventIndex {
         let limit = limit.min(searcher.num_docs() as usize).max(1);
         let top =
             TopDocs::with_limit(limit).order_by_fast_field::<tantivy::DateTime>("timestamp", order);
-        let found = searcher.search(&self.time_range(from, to), &top)?;
+        let found = searcher.search(
+            self.filtered(self.time_range(from, to), filter).as_ref(),
+            &top,
+        )?;
         found
             .into_iter()
             .map(|(_, a)| self.hit(&searcher, a))

@@ -59,6 +59,53 @@ pub fn parse_time(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Time
         .ok_or_else(|| err("too far away".into()))
 }
 
+/// What an `interval` may be, in the words of its 400.
+pub const INTERVAL_EXPECTED: &str =
+    "auto, or a whole number and a unit: 1m, 5m, 1h, 1d (units s, m, h, d, w)";
+
+/// A histogram interval: `auto` (None: the indexer chooses) or a whole number of `s`, `m`,
+/// `h`, `d` or `w`, at least one second.
+pub fn parse_interval(value: &str) -> Result<Option<Duration>, TimeError> {
+    let err = |reason: String| TimeError {
+        value: value.to_string(),
+        reason,
+    };
+    let text = value.trim();
+    if text == "auto" {
+        return Ok(None);
+    }
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text[digits.len()..];
+    let n: i64 = digits.parse().map_err(|_| {
+        err(format!(
+            "`{digits}` is not a whole number; expected {INTERVAL_EXPECTED}"
+        ))
+    })?;
+    if n < 1 {
+        return Err(err(format!(
+            "an interval is at least 1s; expected {INTERVAL_EXPECTED}"
+        )));
+    }
+    let span = match unit {
+        "s" => Duration::try_seconds(n),
+        "m" => Duration::try_minutes(n),
+        "h" => Duration::try_hours(n),
+        "d" => Duration::try_days(n),
+        "w" => Duration::try_weeks(n),
+        "" => {
+            return Err(err(format!(
+                "`{text}` has no unit; expected {INTERVAL_EXPECTED}"
+            )))
+        }
+        other => {
+            return Err(err(format!(
+                "unknown unit `{other}`; expected {INTERVAL_EXPECTED}"
+            )))
+        }
+    };
+    span.map(Some).ok_or_else(|| err("too long".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +166,21 @@ mod tests {
         // Once a panic: the byte after `now` fell inside a character.
         assert!(reason("nowé").contains("+ or -"));
         assert!(reason("now-5é").contains("not a whole number"));
+    }
+
+    #[test]
+    fn intervals_are_auto_or_a_whole_number_of_a_unit() {
+        assert_eq!(parse_interval("auto").unwrap(), None);
+        assert_eq!(parse_interval("1m").unwrap(), Some(Duration::minutes(1)));
+        assert_eq!(parse_interval("1h").unwrap(), Some(Duration::hours(1)));
+        assert_eq!(parse_interval("1d").unwrap(), Some(Duration::days(1)));
+        assert_eq!(parse_interval("30s").unwrap(), Some(Duration::seconds(30)));
+        let reason = |v: &str| parse_interval(v).unwrap_err().reason;
+        assert!(reason("0m").contains("at least 1s"));
+        assert!(reason("-1m").contains("at least 1s"));
+        assert!(reason("1y").contains("unknown unit `y`"));
+        assert!(reason("15").contains("no unit"));
+        assert!(reason("é").contains("not a whole number"));
+        assert!(reason("99999999999999999w").contains("too long"));
     }
 }
