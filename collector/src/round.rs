@@ -4,13 +4,13 @@
 
 use crate::source::FetchError;
 use crate::{Collector, Tick, COUNTERS};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use bytes::Bytes;
 use windsock_core::bus::{publish_event, Topic};
 use windsock_core::config::Region;
 use windsock_core::event::{Envelope, Event, Level, LogEvent, Observation};
@@ -283,7 +283,10 @@ impl Collector {
     pub(crate) async fn publish(&self, observations: Vec<Observation>) -> usize {
         let count = observations.len();
         COUNTERS.received(count as u64);
-        if self.publish_batch(&observations.iter().collect::<Vec<_>>()).await {
+        if self
+            .publish_batch(&observations.iter().collect::<Vec<_>>())
+            .await
+        {
             COUNTERS.sent(count as u64);
             return count;
         }

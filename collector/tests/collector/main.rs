@@ -4,6 +4,7 @@
 mod backfill;
 mod fake;
 mod fixtures;
+mod live_and_backfill;
 mod missed_ticks;
 mod open_meteo;
 mod openweathermap;
@@ -45,6 +46,9 @@ pub fn config(source: SourceKind, base: &str, n: usize) -> Config {
     c.retry_max_delay = Duration::from_millis(20);
     c.timeout = Duration::from_millis(400);
     c.backfill = Duration::ZERO;
+    // The APIs' default pace (one request a second) would make every backfill test slow;
+    // the tests of the pace set their own.
+    c.backfill_rate = Some(1_000.0);
     c.openweathermap.base_url = base.to_string();
     c.openweathermap.api_key = Some(windsock_core::Secret::new(API_KEY));
     c.open_meteo.base_url = base.to_string();

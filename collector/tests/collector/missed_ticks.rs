@@ -48,7 +48,7 @@ impl Captured {
     }
 }
 
-async fn status(collector: &Collector) -> serde_json::Value {
+pub async fn status(collector: &Collector) -> serde_json::Value {
     let response = collector
         .routes()
         .oneshot(
@@ -67,7 +67,7 @@ async fn status(collector: &Collector) -> serde_json::Value {
 }
 
 /// Polls the status until `done` holds (the loop runs on this thread: each poll yields to it).
-async fn until(collector: &Collector, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+pub async fn until(collector: &Collector, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if done(&status(collector).await) {

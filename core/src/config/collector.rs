@@ -267,3 +267,37 @@ pub enum ReplayOnto {
     /// Only the first configured region does.
     First,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, SourceKind};
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, String> {
+        let env = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load_with_env(None, env).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn the_backfill_rate_defaults_by_source_and_a_set_one_wins() {
+        let mut collector = load(&[]).unwrap().collector;
+        assert_eq!(
+            collector.backfill_rate(),
+            None,
+            "simulated: no request to limit"
+        );
+        collector.source = SourceKind::Openweathermap;
+        assert_eq!(collector.backfill_rate(), Some(1.0));
+        collector.source = SourceKind::OpenMeteo;
+        assert_eq!(collector.backfill_rate(), Some(5.0));
+        let set = load(&[("WINDSOCK_COLLECTOR__BACKFILL_RATE", "10")]).unwrap();
+        assert_eq!(set.collector.backfill_rate(), Some(10.0));
+    }
+
+    #[test]
+    fn a_backfill_rate_that_is_not_a_rate_is_refused_by_its_key() {
+        for bad in ["0", "-1", "inf", "1e9"] {
+            let err = load(&[("WINDSOCK_COLLECTOR__BACKFILL_RATE", bad)]).unwrap_err();
+            assert!(err.contains("collector.backfill_rate"), "{bad}: {err}");
+        }
+    }
+}
