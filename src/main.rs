@@ -78,7 +78,8 @@ struct SearchCommand {
     /// How many hits to print.
     #[arg(long, default_value_t = 20)]
     limit: usize,
-    /// The indexer's URL (default: `indexer.url` from the configuration, else the HTTP address).
+    /// The indexer's URL, or its replicas' URLs comma-separated, tried in order (default:
+    /// `indexer.url` from the configuration, else the HTTP address).
     #[arg(long)]
     url: Option<String>,
 }
@@ -197,12 +198,20 @@ enum Stopped {
 }
 
 async fn search(config: &Config, args: SearchCommand) -> anyhow::Result<()> {
-    let url = args
-        .url
-        .or_else(|| config.indexer.url.clone())
-        .unwrap_or_else(|| format!("http://{}", config.http.listen));
-    let text = windsock_indexer::cli::search(
-        &url,
+    let mut urls: Vec<String> = match args.url {
+        Some(given) => given
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => config.indexer.url.clone(),
+    };
+    if urls.is_empty() {
+        urls.push(format!("http://{}", config.http.listen));
+    }
+    let text = windsock_indexer::cli::search_replicas(
+        &urls,
         windsock_indexer::cli::SearchArgs {
             query: args.query,
             from: args.from,

@@ -227,6 +227,16 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
+/// Requests the UI's API proxy sent on to another replica of a service (see
+/// [`proxy_failovers`]).
+pub const PROXY_FAILOVERS: &str = "windsock_proxy_failovers_total";
+
+/// The counter of failovers of the UI's proxy to `service` (its replicas being its URLs).
+pub fn proxy_failovers(service: &str) -> metrics::Counter {
+    prometheus();
+    metrics::counter!(PROXY_FAILOVERS, "service" => service.to_string())
+}
+
 /// `# HELP` (and so `# TYPE`, with the unit where the name has one) of core's families.
 /// Called with the recorder's installation; describing again is harmless.
 pub fn describe() {
@@ -271,6 +281,12 @@ pub fn describe() {
         "windsock_http_panics_total",
         Unit::Count,
         "HTTP handlers that panicked (answered with a JSON 500)."
+    );
+    metrics::describe_counter!(
+        PROXY_FAILOVERS,
+        Unit::Count,
+        "Requests `windsock ui` sent on to another replica of a service because one did not \
+         answer or answered 5xx, by service."
     );
     metrics::describe_counter!(
         "windsock_dead_letters_total",

@@ -48,7 +48,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api::openapi()
 }
 
-/// The consumer group of the indexer.
+/// The consumer group of the indexer when it is not a named replica (`indexer.replica`;
+/// see `IndexerConfig::group`).
 pub const GROUP: &str = "indexer";
 
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +217,9 @@ async fn start_ingest(
         CommitPayload::default()
     };
     sink.resume_from(skip.clone());
-    let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, GROUP).await?;
+    // Each replica its own group, so each reads every partition into its own index.
+    let group = config.indexer.group();
+    let subscription = EventSubscription::new(bus.clone(), &Topic::ALL, &group).await?;
     let settings = &config.indexer;
     let backlog = sink.backlog();
     let writer =

@@ -114,7 +114,9 @@ pub async fn report(upstreams: &Upstreams) -> HealthReport {
         ok: true,
         error: None,
     });
-    let scrapes = upstreams.configured().map(|(service, base)| async move {
+    // Every replica of a service is read (each its own scrape), so a replica that is down
+    // shows as such while the others answer for it.
+    let scrapes = upstreams.every_url().map(|(service, base)| async move {
         let url = format!("{base}/metrics");
         let answer = upstreams
             .client()

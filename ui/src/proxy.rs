@@ -2,14 +2,24 @@
 //! that service has a URL configured the request is forwarded there unchanged (method,
 //! path, query, body, and the few headers the APIs read), so the browser talks to one
 //! origin. In `windsock up` no URL is set and nothing is proxied.
+//!
+//! The indexer may have several replicas (`indexer.url` lists them), each with every event
+//! in its own index: a request goes to the first that is not skipped, and one that fails
+//! (no connection, a timeout, a 5xx) is skipped for a backoff that grows while it keeps
+//! failing, then tried again. Each move to the next replica is counted in
+//! `windsock_proxy_failovers_total{service}`.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use windsock_core::config::Config;
 use windsock_core::http::error_response;
 use windsock_core::secret::redact_url;
+use windsock_core::telemetry;
 
 const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     header::ACCEPT,
@@ -83,62 +93,182 @@ pub fn service_for(path: &str) -> Option<Service> {
     })
 }
 
-/// The services' base URLs (where configured) and one HTTP client for all of them.
+/// How long a replica that failed is first skipped; each failure in a row doubles it (with
+/// jitter), up to [`REPLICA_SKIP_MAX`]. A success starts it over.
+pub const REPLICA_SKIP_MIN: Duration = Duration::from_secs(1);
+pub const REPLICA_SKIP_MAX: Duration = Duration::from_secs(30);
+/// The longest wait for a connection to one replica: a replica whose host is gone (no
+/// refusal, just silence) must not take the whole `ui.proxy_timeout` from the next one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One URL of a service, with what its recent failures say.
+struct Replica {
+    url: String,
+    state: Mutex<ReplicaState>,
+}
+
+#[derive(Default)]
+struct ReplicaState {
+    /// Until when requests go to the other replicas first.
+    skip_until: Option<Instant>,
+    /// The skip periods of the failures in a row so far (none since the last success).
+    backoff: Option<ExponentialBackoff>,
+}
+
+impl Replica {
+    fn skipped_until(&self, now: Instant) -> Option<Instant> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.skip_until.filter(|until| *until > now)
+    }
+
+    fn succeeded(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        *state = ReplicaState::default();
+    }
+
+    /// Skips this replica for the next period of its backoff.
+    fn failed(&self, skip: &ExponentialBuilder) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let backoff = state.backoff.get_or_insert_with(|| skip.build());
+        let period = backoff.next().unwrap_or(REPLICA_SKIP_MAX);
+        state.skip_until = Some(Instant::now() + period);
+    }
+}
+
+/// Why one replica did not give the answer.
+enum Failure {
+    /// No answer: no connection, a timeout, a broken body.
+    Unreachable(reqwest::Error),
+    /// A 5xx answer, kept: when no replica does better, it is the answer.
+    ServerError(Response),
+}
+
+/// The services' base URLs (where configured; the indexer's may list replicas) and one HTTP
+/// client for all of them.
 pub struct Upstreams {
     client: reqwest::Client,
-    urls: Vec<(Service, String)>,
+    services: Vec<(Service, Vec<Replica>)>,
     /// The largest request body forwarded: the services' own limit (`http.max_body_bytes`),
     /// so a body the service would refuse is refused here without being sent.
     max_body_bytes: usize,
+    /// How long one request may take over every replica tried (`ui.proxy_timeout`).
+    timeout: Duration,
+    /// How long a failed replica is skipped.
+    skip: ExponentialBuilder,
 }
 
 impl Upstreams {
     pub fn from_config(config: &Config) -> Result<Self, reqwest::Error> {
+        let one = |url: &Option<String>| url.iter().cloned().collect::<Vec<_>>();
         let configured = [
-            (Service::Indexer, &config.indexer.url),
-            (Service::Forecaster, &config.forecaster.url),
-            (Service::Alerter, &config.alerter.url),
-            (Service::Collector, &config.ui.collector_url),
+            (Service::Indexer, config.indexer.url.clone()),
+            (Service::Forecaster, one(&config.forecaster.url)),
+            (Service::Alerter, one(&config.alerter.url)),
+            (Service::Collector, one(&config.ui.collector_url)),
         ];
-        let urls = configured
+        let services: Vec<(Service, Vec<Replica>)> = configured
             .into_iter()
-            .filter_map(|(service, url)| {
-                let url = url.as_deref()?.trim().trim_end_matches('/');
-                (!url.is_empty()).then(|| (service, url.to_string()))
+            .map(|(service, urls)| {
+                let replicas = urls
+                    .iter()
+                    .map(|url| url.trim().trim_end_matches('/'))
+                    .filter(|url| !url.is_empty())
+                    .map(|url| Replica {
+                        url: url.to_string(),
+                        state: Mutex::default(),
+                    })
+                    .collect::<Vec<_>>();
+                (service, replicas)
             })
+            .filter(|(_, replicas)| !replicas.is_empty())
             .collect();
+        for (service, _) in &services {
+            // Listed at zero, so rate() sees every proxied service before its first failover.
+            telemetry::proxy_failovers(service.name()).increment(0);
+        }
         let client = reqwest::Client::builder()
             .timeout(config.ui.proxy_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.ui.proxy_timeout))
             // A redirect is the API's answer to the browser, not something to chase here.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             client,
-            urls,
+            services,
             max_body_bytes: config.http.max_body_bytes,
+            timeout: config.ui.proxy_timeout,
+            skip: ExponentialBuilder::default()
+                .with_min_delay(REPLICA_SKIP_MIN)
+                .with_max_delay(REPLICA_SKIP_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times(),
         })
     }
 
-    pub fn url(&self, service: Service) -> Option<&str> {
-        self.urls
-            .iter()
-            .find(|(s, _)| *s == service)
-            .map(|(_, url)| url.as_str())
+    /// How long a replica that failed is skipped: from `min`, doubling with each failure in
+    /// a row, up to `max` (default 1 s to 30 s; tests scale it down).
+    pub fn replica_skip(mut self, min: Duration, max: Duration) -> Self {
+        self.skip = self.skip.with_min_delay(min).with_max_delay(max);
+        self
     }
 
-    /// The services with a URL, and their URLs.
+    fn replicas(&self, service: Service) -> &[Replica] {
+        self.services
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or(&[], |(_, replicas)| replicas.as_slice())
+    }
+
+    /// The first URL of `service`, when it has one.
+    pub fn url(&self, service: Service) -> Option<&str> {
+        self.replicas(service).first().map(|r| r.url.as_str())
+    }
+
+    /// The services with a URL, each once, with its first URL.
     pub fn configured(&self) -> impl Iterator<Item = (Service, &str)> {
-        self.urls.iter().map(|(s, url)| (*s, url.as_str()))
+        self.services
+            .iter()
+            .filter_map(|(s, replicas)| Some((*s, replicas.first()?.url.as_str())))
+    }
+
+    /// Every URL of every service (each replica of the indexer), in the configured order.
+    pub fn every_url(&self) -> impl Iterator<Item = (Service, &str)> {
+        self.services
+            .iter()
+            .flat_map(|(s, replicas)| replicas.iter().map(move |r| (*s, r.url.as_str())))
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
-    /// Forwards `request` to `service`; an unreachable or slow service is a 502 or 504 with
-    /// a JSON body naming it, never a broken page.
+    /// The replicas of `service` in the order to try them: those not skipped, as configured,
+    /// then the skipped ones, the one whose skip ends first first (when every replica failed
+    /// lately, trying one is better than answering 502 without trying).
+    fn order(&self, service: Service) -> Vec<&Replica> {
+        let now = Instant::now();
+        let mut ready = Vec::new();
+        let mut skipped = Vec::new();
+        for replica in self.replicas(service) {
+            match replica.skipped_until(now) {
+                None => ready.push(replica),
+                Some(until) => skipped.push((until, replica)),
+            }
+        }
+        skipped.sort_by_key(|(until, _)| *until);
+        ready.extend(skipped.into_iter().map(|(_, replica)| replica));
+        ready
+    }
+
+    /// Forwards `request` to `service`. When the service has several replicas, one that
+    /// does not answer (no connection, a timeout) or answers 5xx is skipped for a while and
+    /// the next one is asked; a 4xx is the answer. A request that is not idempotent (a POST)
+    /// goes to the next replica only when it was not sent (no connection). An unreachable or
+    /// slow service is a 502 or 504 with a JSON body naming it, never a broken page.
     pub async fn forward(&self, service: Service, request: Request) -> Response {
-        let Some(base) = self.url(service) else {
+        let replicas = self.order(service);
+        if replicas.is_empty() {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the {} API is not available here", service.name()),
@@ -147,7 +277,7 @@ impl Upstreams {
                     "hint": format!("set {} to the {} service's URL", service.url_key(), service.name()),
                 })),
             );
-        };
+        }
         let (parts, body) = request.into_parts();
         let body = match axum::body::to_bytes(body, self.max_body_bytes).await {
             Ok(body) => body,
@@ -163,21 +293,76 @@ impl Upstreams {
             }
         };
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut upstream = self
-            .client
-            .request(parts.method, format!("{base}{path_and_query}"));
-        for name in FORWARDED_REQUEST_HEADERS {
-            if let Some(value) = parts.headers.get(name) {
-                upstream = upstream.header(name, value);
+        let deadline = Instant::now() + self.timeout;
+        // The last 5xx answer (the service's own words, given when no replica does better)
+        // and the last replica that did not answer.
+        let mut last_answer = None;
+        let mut last_unreachable = None;
+        for (attempt, replica) in replicas.iter().enumerate() {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            if attempt > 0 {
+                telemetry::proxy_failovers(service.name()).increment(1);
+            }
+            let mut upstream = self
+                .client
+                .request(
+                    parts.method.clone(),
+                    format!("{}{path_and_query}", replica.url),
+                )
+                .timeout(remaining);
+            for name in FORWARDED_REQUEST_HEADERS {
+                if let Some(value) = parts.headers.get(name) {
+                    upstream = upstream.header(name, value);
+                }
+            }
+            if !body.is_empty() {
+                upstream = upstream.body(body.clone());
+            }
+            let failure = match self.send(upstream).await {
+                Ok(answer) => {
+                    replica.succeeded();
+                    return answer;
+                }
+                Err(failure) => failure,
+            };
+            replica.failed(&self.skip);
+            let (sent, reason) = match &failure {
+                // A request with no connection was never sent; a timeout may have been.
+                Failure::Unreachable(err) => (!err.is_connect(), reason(err)),
+                Failure::ServerError(answer) => (true, answer.status().to_string()),
+            };
+            tracing::warn!(
+                service = service.name(),
+                url = %redact_url(&replica.url),
+                %reason,
+                replicas = replicas.len(),
+                "API proxy: a replica failed"
+            );
+            match failure {
+                Failure::ServerError(answer) => last_answer = Some(answer),
+                Failure::Unreachable(err) => last_unreachable = Some((*replica, err)),
+            }
+            if sent && !parts.method.is_idempotent() {
+                break;
             }
         }
-        if !body.is_empty() {
-            upstream = upstream.body(body);
+        match (last_answer, last_unreachable) {
+            (Some(answer), _) => answer,
+            (None, Some((replica, err))) => unavailable(service, &replica.url, replicas.len(), err),
+            (None, None) => error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("the {} is unavailable", service.name()),
+                Some(serde_json::json!({ "service": service.name(), "reason": "timed out" })),
+            ),
         }
-        let answer = match upstream.send().await {
-            Ok(answer) => answer,
-            Err(err) => return unavailable(service, base, err),
-        };
+    }
+
+    /// Sends one attempt; a 5xx or a broken body is a failure.
+    async fn send(&self, upstream: reqwest::RequestBuilder) -> Result<Response, Failure> {
+        let answer = upstream.send().await.map_err(Failure::Unreachable)?;
         let status = answer.status();
         let mut headers = axum::http::HeaderMap::new();
         for name in FORWARDED_RESPONSE_HEADERS {
@@ -185,14 +370,26 @@ impl Upstreams {
                 headers.insert(name, value.clone());
             }
         }
-        match answer.bytes().await {
-            Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
-            Err(err) => unavailable(service, base, err),
+        let bytes = answer.bytes().await.map_err(Failure::Unreachable)?;
+        let response = (status, headers, Body::from(bytes)).into_response();
+        if status.is_server_error() {
+            Err(Failure::ServerError(response))
+        } else {
+            Ok(response)
         }
     }
 }
 
-fn unavailable(service: Service, base: &str, err: reqwest::Error) -> Response {
+/// What went wrong, without the URL's credentials (a service URL may carry some).
+fn reason(err: &reqwest::Error) -> String {
+    let reason = err.to_string();
+    match err.url() {
+        Some(url) => reason.replace(url.as_str(), &redact_url(url.as_str())),
+        None => reason,
+    }
+}
+
+fn unavailable(service: Service, base: &str, tried: usize, err: reqwest::Error) -> Response {
     let status = if err.is_timeout() {
         StatusCode::GATEWAY_TIMEOUT
     } else {
@@ -201,13 +398,15 @@ fn unavailable(service: Service, base: &str, err: reqwest::Error) -> Response {
     // The URL is shown redacted and the error without its URL: a service URL may carry
     // credentials.
     let reason = err.without_url().to_string();
-    tracing::warn!(service = service.name(), url = %redact_url(base), %reason, "API proxy failed");
     error_response(
         status,
         format!("the {} is unavailable", service.name()),
-        Some(
-            serde_json::json!({ "service": service.name(), "url": redact_url(base), "reason": reason }),
-        ),
+        Some(serde_json::json!({
+            "service": service.name(),
+            "url": redact_url(base),
+            "reason": reason,
+            "replicas_tried": tried,
+        })),
     )
 }
 
@@ -254,7 +453,7 @@ mod tests {
     async fn a_body_over_the_configured_limit_is_refused_without_being_sent() {
         let mut config = Config::default();
         // Nothing listens there: the body must be refused before any connection is tried.
-        config.indexer.url = Some("http://127.0.0.1:9".into());
+        config.indexer.url = vec!["http://127.0.0.1:9".into()];
         config.http.max_body_bytes = 1024;
         let upstreams = Upstreams::from_config(&config).unwrap();
         let request = Request::post("/api/search")

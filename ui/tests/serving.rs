@@ -296,7 +296,7 @@ async fn apis_are_forwarded_to_their_service_with_method_query_body_and_token() 
     let (indexer_url, indexer_seen) = fake_service("indexer").await;
     let (alerter_url, alerter_seen) = fake_service("alerter").await;
     let mut config = Config::default();
-    config.indexer.url = Some(format!("{indexer_url}/"));
+    config.indexer.url = vec![format!("{indexer_url}/")];
     config.alerter.url = Some(alerter_url);
     let router = ui(config);
 
@@ -398,7 +398,7 @@ async fn an_unreachable_service_is_a_502_naming_it_without_its_credentials() {
 async fn health_sums_every_services_counters_and_lists_the_unreachable_ones() {
     let (indexer_url, _) = fake_service("indexer").await;
     let mut config = Config::default();
-    config.indexer.url = Some(indexer_url);
+    config.indexer.url = vec![indexer_url];
     config.alerter.url = Some(closed_url());
     let router = ui(config);
     let (status, headers, body) = get_page(&router, "/_ui/health").await;

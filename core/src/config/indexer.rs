@@ -30,8 +30,79 @@ pub struct IndexerConfig {
     /// The longest query (`q`) accepted, in bytes.
     pub max_query_length: usize,
     /// Where the UI and `windsock search` reach the search API in distributed mode
-    /// (`http://indexer:8080`); unset, they use this process's own HTTP address.
-    pub url: Option<String>,
+    /// (`http://indexer:8080`); unset, they use this process's own HTTP address. Several
+    /// replicas are a comma-separated list (`http://indexer-a:8080,http://indexer-b:8080`,
+    /// as `WINDSOCK_INDEXER__URL` gives it) or a TOML array: they are tried in order, one
+    /// that fails is skipped for a while.
+    #[serde(
+        default,
+        deserialize_with = "url_list::deserialize",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub url: Vec<String>,
+    /// This indexer's replica name: each replica consumes every partition into its own
+    /// index, in its own consumer group (`indexer-<replica>`). Unset, the group is `indexer`,
+    /// which is right for one indexer; indexers sharing a group split the partitions between
+    /// them, each indexing only a part.
+    pub replica: Option<String>,
+}
+
+/// The most replicas `indexer.url` lists.
+pub const MAX_INDEXER_URLS: usize = 16;
+/// The longest replica name.
+pub const MAX_REPLICA_NAME: usize = 64;
+
+/// A list of URLs written as one comma-separated string or as an array of strings.
+mod url_list {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<String>, D::Error> {
+        struct Urls;
+        impl<'de> Visitor<'de> for Urls {
+            type Value = Vec<String>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL, comma-separated URLs, or an array of URLs")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(split(value))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(url) = seq.next_element::<String>()? {
+                    urls.extend(split(&url));
+                }
+                Ok(urls)
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(Urls)
+            }
+        }
+        deserializer.deserialize_any(Urls)
+    }
+
+    /// The URLs of `value`, each trimmed, with its trailing `/` dropped; blanks are skipped.
+    fn split(value: &str) -> Vec<String> {
+        value
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
 }
 
 impl Default for IndexerConfig {
@@ -44,13 +115,56 @@ impl Default for IndexerConfig {
             max_limit: 1000,
             max_result_window: 10_000,
             max_query_length: 4096,
-            url: None,
+            url: Vec::new(),
+            replica: None,
         }
     }
 }
 
 impl IndexerConfig {
+    /// The consumer group of this indexer (without `bus.group_prefix`): `indexer`, or
+    /// `indexer-<replica>` for a named replica, so each replica reads every partition.
+    pub fn group(&self) -> String {
+        match &self.replica {
+            Some(replica) => format!("indexer-{replica}"),
+            None => "indexer".to_string(),
+        }
+    }
+
     pub(super) fn validate(&self, problems: &mut Problems) {
+        if self.url.len() > MAX_INDEXER_URLS {
+            problems.push(
+                "indexer.url",
+                format!(
+                    "lists {} URLs; at most {MAX_INDEXER_URLS} replicas",
+                    self.url.len()
+                ),
+            );
+        }
+        for url in self.url.iter().take(MAX_INDEXER_URLS) {
+            match url::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => problems.push(
+                    "indexer.url",
+                    format!("`{}` is not an http(s) URL", crate::secret::redact_url(url)),
+                ),
+            }
+        }
+        if let Some(replica) = &self.replica {
+            let valid = !replica.is_empty()
+                && replica.len() <= MAX_REPLICA_NAME
+                && replica
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !valid {
+                problems.push(
+                    "indexer.replica",
+                    format!(
+                        "must be 1 to {MAX_REPLICA_NAME} letters, digits, `-`, `_` or `.` (it names a consumer group)"
+                    ),
+                );
+            }
+        }
         if self.commit_docs == 0 {
             problems.push("indexer.commit_docs", "must be at least 1");
         }
@@ -127,5 +241,70 @@ mod tests {
             };
             assert_eq!(problems(config), ["indexer.max_query_length"]);
         }
+    }
+
+    #[test]
+    fn replica_urls_and_names_are_checked() {
+        let config = IndexerConfig {
+            url: vec!["http://a:8080".into(), "ftp://user:pw@b".into()],
+            replica: Some("a b".into()),
+            ..Default::default()
+        };
+        assert_eq!(problems(config), ["indexer.url", "indexer.replica"]);
+        let too_many = IndexerConfig {
+            url: (0..17).map(|i| format!("http://i{i}:8080")).collect(),
+            ..Default::default()
+        };
+        assert_eq!(problems(too_many), ["indexer.url"]);
+        let named = IndexerConfig {
+            replica: Some("eu-west.1".into()),
+            ..Default::default()
+        };
+        assert_eq!(named.group(), "indexer-eu-west.1");
+        assert_eq!(IndexerConfig::default().group(), "indexer");
+    }
+
+    #[test]
+    fn the_url_may_list_replicas_as_a_comma_separated_string_or_an_array() {
+        use crate::config::Config;
+        let load = |file: Option<&str>, env: &[(&str, &str)]| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("windsock.toml");
+            if let Some(text) = file {
+                std::fs::write(&path, text).unwrap();
+            }
+            let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            Config::load_with_env(file.map(|_| path.as_path()), env.collect::<Vec<_>>())
+        };
+        let from_env = load(
+            None,
+            &[(
+                "WINDSOCK_INDEXER__URL",
+                "http://indexer-a:8080/, http://indexer-b:8080",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            from_env.indexer.url,
+            ["http://indexer-a:8080", "http://indexer-b:8080"]
+        );
+        let one = load(None, &[("WINDSOCK_INDEXER__URL", "http://indexer:8080")]).unwrap();
+        assert_eq!(one.indexer.url, ["http://indexer:8080"]);
+        let from_file = load(
+            Some("[indexer]\nurl = [\"http://a:1\", \"http://b:2\"]\nreplica = \"a\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(from_file.indexer.url, ["http://a:1", "http://b:2"]);
+        assert_eq!(from_file.indexer.group(), "indexer-a");
+        let err = load(Some("[indexer]\nurl = [1, 2]\n"), &[]).unwrap_err();
+        assert_eq!(err.problems[0].key, "indexer.url.0", "{err}");
+        // `config show` writes what loads again.
+        let shown = toml::to_string(&from_file).unwrap();
+        let again = load(Some(&shown), &[]).unwrap();
+        assert_eq!(again.indexer.url, from_file.indexer.url);
+        assert!(!toml::to_string(&Config::default())
+            .unwrap()
+            .contains("url = []"));
     }
 }
