@@ -14,9 +14,10 @@
 
 use crate::rules::{Finding, Rule, Verdict};
 use crate::silence::Silence;
+use crate::store::OutboxMessage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use windsock_core::config::Severity;
 use windsock_core::event::{stable_id, AlertEvent, AlertState, Forecast, LogEvent, Observation};
@@ -139,15 +140,104 @@ pub struct Change {
     pub notice: Option<NoticeKind>,
 }
 
+/// The version of [`RegionState`] this build writes; it reads this one and older.
+pub const REGION_STATE_VERSION: u32 = 1;
+
+/// Everything the alerter knows about one region: what moves with it from one instance to
+/// another (a Kafka partition changing hands: the changelog holds the latest per region).
+/// Region-less state (`pipeline_down`, the pipeline's own health alerts) is region `""`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionState {
+    /// [`REGION_STATE_VERSION`] when written.
+    pub version: u32,
+    pub region: String,
+    /// Each rule's memory of the region, by rule name (rules with none are absent): late
+    /// data's last arrival, threshold's and deviation's latest reading and streak, the
+    /// outlier rule's recent readings and judgement.
+    #[serde(default)]
+    pub memory: BTreeMap<String, serde_json::Value>,
+    /// The latest occurrence of each of the region's alerts, open or resolved, with whether
+    /// its firing was announced (so its resolution is, once).
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    /// Its Slack messages decided and not delivered yet, oldest first.
+    #[serde(default)]
+    pub outbox: Vec<OutboxMessage>,
+}
+
+impl RegionState {
+    /// An empty state of `region`: what [`Engine::restore_region`] makes of a region nothing
+    /// is known of.
+    pub fn empty(region: &str) -> Self {
+        Self {
+            version: REGION_STATE_VERSION,
+            region: region.to_string(),
+            memory: BTreeMap::new(),
+            alerts: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a state written by this version or an older one; a newer one is refused (its
+    /// fields could mean what this build does not know).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let state: RegionState = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if state.version > REGION_STATE_VERSION {
+            return Err(format!(
+                "region state version {} is newer than this alerter's ({REGION_STATE_VERSION})",
+                state.version
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// The key of an alert's region: its region, `""` for none.
+pub fn region_key(region: Option<&str>) -> &str {
+    region.unwrap_or("")
+}
+
+/// One rule's memory of one region, to write (`body: None`: to delete).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryEntry {
+    pub rule: String,
+    pub region: String,
+    pub body: Option<String>,
+}
+
+/// A (rule, region) entry: the rule's index and the region (`""`: none).
+type Key = (usize, String);
+
+/// The lifecycle over the rules, evaluated incrementally: an input marks the (rule, region)
+/// entries it concerns, an evaluation judges those, the regions the rules' timers say are
+/// due (late-data deadlines, a closed outlier round) and the open alerts (whose hold,
+/// pending time, reminders and silences run on the clock); nothing walks every region
+/// (except once after start-up).
 pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
     lifecycle: Lifecycle,
     /// The latest occurrence per fingerprint.
     alerts: BTreeMap<String, Alert>,
+    /// Fingerprints of the alerts held, by region key.
+    by_region: HashMap<String, BTreeSet<String>>,
+    /// Fingerprints of the open (pending, firing) alerts.
+    open: BTreeSet<String>,
     silences: BTreeMap<String, Silence>,
-    findings: Vec<Finding>,
-    /// Rule memory changed since the last [`Engine::take_memory`].
-    memory_dirty: bool,
+    /// The latest finding per fingerprint, and the fingerprints each entry found.
+    findings: HashMap<String, Finding>,
+    by_key: BTreeMap<Key, Vec<String>>,
+    /// Entries to judge at the next evaluation.
+    dirty: HashSet<Key>,
+    /// Entries whose memory changed since the last [`Engine::take_memory`].
+    memory_dirty: BTreeSet<Key>,
+    /// Regions whose state changed since the last [`Engine::changed_regions`].
+    changed: BTreeSet<String>,
+    /// Every entry is judged at the next evaluation (after start-up).
+    full: bool,
 }
 
 impl Engine {
@@ -156,76 +246,126 @@ impl Engine {
             rules,
             lifecycle,
             alerts: BTreeMap::new(),
+            by_region: HashMap::new(),
+            open: BTreeSet::new(),
             silences: BTreeMap::new(),
-            findings: Vec::new(),
-            memory_dirty: false,
+            findings: HashMap::new(),
+            by_key: BTreeMap::new(),
+            dirty: HashSet::new(),
+            memory_dirty: BTreeSet::new(),
+            changed: BTreeSet::new(),
+            full: true,
         }
     }
 
-    /// Puts back what was persisted before a restart.
+    /// Puts back what was persisted before a restart: open alerts, silences, each rule's
+    /// memory per (rule name, region), and the rules' memory in the older format (one
+    /// document per rule), which is read and then written again per region.
     pub fn restore(
         &mut self,
         alerts: Vec<Alert>,
         silences: Vec<Silence>,
-        memory: BTreeMap<String, serde_json::Value>,
+        memory: BTreeMap<(String, String), serde_json::Value>,
+        legacy: BTreeMap<String, serde_json::Value>,
     ) {
-        self.alerts = alerts
-            .into_iter()
-            .map(|a| (a.fingerprint.clone(), a))
-            .collect();
+        for alert in alerts {
+            self.put(alert);
+        }
         self.silences = silences.into_iter().map(|s| (s.id.clone(), s)).collect();
-        for rule in &mut self.rules {
-            if let Some(snapshot) = memory.get(rule.name()) {
+        for (i, rule) in self.rules.iter_mut().enumerate() {
+            if let Some(snapshot) = legacy.get(rule.name()) {
                 rule.restore(snapshot.clone());
+                tracing::info!(
+                    rule = rule.name(),
+                    "rule memory in the old format (one document) read; written per region"
+                );
+                for region in rule.regions() {
+                    self.memory_dirty.insert((i, region));
+                }
+            }
+        }
+        for ((name, region), value) in memory {
+            if let Some(rule) = self.rules.iter_mut().find(|r| r.name() == name) {
+                rule.restore_region(&region, Some(value));
+            }
+        }
+        self.full = true;
+    }
+
+    fn mark(&mut self, key: Key) {
+        self.changed.insert(key.1.clone());
+        self.memory_dirty.insert(key.clone());
+        self.dirty.insert(key);
+    }
+
+    pub fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {
+        for i in 0..self.rules.len() {
+            self.rules[i].observe(now, observation);
+            if self.rules[i].regional() {
+                self.mark((i, observation.region.clone()));
             }
         }
     }
 
-    pub fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {
-        for rule in &mut self.rules {
-            rule.observe(now, observation);
-        }
-        self.memory_dirty = true;
-    }
-
     pub fn forecast(&mut self, forecast: &Forecast) {
-        for rule in &mut self.rules {
-            rule.forecast(forecast);
+        for i in 0..self.rules.len() {
+            self.rules[i].forecast(forecast);
+            if self.rules[i].regional() {
+                self.mark((i, forecast.region.clone()));
+            }
         }
-        self.memory_dirty = true;
     }
 
     pub fn log(&mut self, now: DateTime<Utc>, log: &LogEvent) {
-        for rule in &mut self.rules {
+        for i in 0..self.rules.len() {
             // Most logs concern no rule: only a remembered one costs a memory write.
-            self.memory_dirty |= rule.log(now, log);
+            if self.rules[i].log(now, log) && !self.rules[i].regional() {
+                self.mark((i, String::new()));
+            }
         }
     }
 
-    /// Every rule's memory, if it changed since the last call.
-    pub fn take_memory(&mut self) -> Option<BTreeMap<String, serde_json::Value>> {
-        if !std::mem::take(&mut self.memory_dirty) {
-            return None;
-        }
-        Some(
-            self.rules
-                .iter()
-                .map(|r| (r.name().to_string(), r.snapshot()))
-                .collect(),
-        )
+    /// The memory entries that changed since the last call, to write with the decisions.
+    pub fn take_memory(&mut self) -> Vec<MemoryEntry> {
+        std::mem::take(&mut self.memory_dirty)
+            .into_iter()
+            .map(|(i, region)| {
+                let rule = &self.rules[i];
+                MemoryEntry {
+                    rule: rule.name().to_string(),
+                    body: rule.region_memory(&region).map(|m| m.to_string()),
+                    region,
+                }
+            })
+            .collect()
+    }
+
+    /// When an evaluation is next due without any input (the earliest late-data deadline,
+    /// an outlier round closing).
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.rules.iter().filter_map(|r| r.next_due()).min()
     }
 
     pub fn rules(&self) -> impl Iterator<Item = &dyn Rule> {
         self.rules.iter().map(|r| r.as_ref())
     }
 
-    /// The findings of the latest evaluation.
-    pub fn findings(&self) -> &[Finding] {
-        &self.findings
+    /// The latest findings: rule by rule, region by region.
+    pub fn findings(&self) -> Vec<Finding> {
+        self.by_key
+            .values()
+            .flatten()
+            .filter_map(|fp| self.findings.get(fp).cloned())
+            .collect()
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.values()
+    }
+
+    /// The alerts pending or firing.
+    pub fn open_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.open.iter().filter_map(|fp| self.alerts.get(fp))
     }
 
     pub fn silences(&self) -> impl Iterator<Item = &Silence> {
@@ -245,51 +385,185 @@ impl Engine {
         Some(silence.clone())
     }
 
-    /// Evaluates every rule at `now` and moves alerts along their lifecycle.
+    /// Holds `alert` as its fingerprint's latest occurrence.
+    fn put(&mut self, alert: Alert) -> Option<Alert> {
+        let fp = alert.fingerprint.clone();
+        if alert.state == AlertState::Resolved {
+            self.open.remove(&fp);
+        } else {
+            self.open.insert(fp.clone());
+        }
+        self.by_region
+            .entry(region_key(alert.region.as_deref()).to_string())
+            .or_default()
+            .insert(fp.clone());
+        self.alerts.insert(fp, alert)
+    }
+
+    /// Evaluates what changed since the last evaluation at `now` and moves alerts along
+    /// their lifecycle.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<Change> {
-        let mut findings = Vec::new();
-        for rule in &self.rules {
-            rule.evaluate(now, &mut findings);
+        let mut keys: BTreeSet<Key> = self.dirty.drain().collect();
+        if std::mem::take(&mut self.full) {
+            for (i, rule) in self.rules.iter().enumerate() {
+                keys.extend(rule.regions().into_iter().map(|region| (i, region)));
+            }
+        }
+        for i in 0..self.rules.len() {
+            for region in self.rules[i].due(now) {
+                self.memory_dirty.insert((i, region.clone()));
+                keys.insert((i, region));
+            }
         }
         let mut changes = Vec::new();
-        let mut judged = HashSet::new();
-        for finding in &findings {
-            let fp = fingerprint_of(
-                &finding.rule,
-                finding.region.as_deref(),
-                finding.subject.as_deref(),
-            );
-            judged.insert(fp.clone());
-            if let Some(change) = self.step(fp, finding, now) {
-                changes.push(change);
+        let mut stepped = HashSet::new();
+        let mut out = Vec::new();
+        for key in keys {
+            out.clear();
+            self.rules[key.0].evaluate_region(now, &key.1, &mut out);
+            let before = self.by_key.remove(&key).unwrap_or_default();
+            let mut found = Vec::with_capacity(out.len());
+            for finding in out.drain(..) {
+                let fp = fingerprint_of(
+                    &finding.rule,
+                    finding.region.as_deref(),
+                    finding.subject.as_deref(),
+                );
+                if let Some(change) = self.step(fp.clone(), &finding, now) {
+                    changes.push(change);
+                }
+                self.findings.insert(fp.clone(), finding);
+                stepped.insert(fp.clone());
+                found.push(fp);
+            }
+            for fp in before {
+                if !found.contains(&fp) {
+                    self.findings.remove(&fp);
+                }
+            }
+            if !found.is_empty() {
+                self.by_key.insert(key, found);
             }
         }
-        // An open alert no rule speaks of any more (its rule was removed) has cleared.
-        let orphans: Vec<Alert> = self
-            .alerts
-            .values()
-            .filter(|a| a.state != AlertState::Resolved && !judged.contains(&a.fingerprint))
-            .cloned()
+        // The open alerts not judged above: their condition stands, but the clock moves
+        // (the hold, `for`, reminders, silences); one no rule speaks of any more (its rule
+        // was removed) has cleared.
+        let mut open: Vec<(&str, Option<&str>, Option<&str>, &str)> = self
+            .open
+            .iter()
+            .filter(|fp| !stepped.contains(*fp))
+            .filter_map(|fp| self.alerts.get(fp))
+            .map(|a| {
+                (
+                    a.rule.as_str(),
+                    a.region.as_deref(),
+                    a.subject.as_deref(),
+                    a.fingerprint.as_str(),
+                )
+            })
             .collect();
-        for alert in orphans {
-            let finding = Finding {
-                rule: alert.rule.clone(),
-                region: alert.region.clone(),
-                subject: alert.subject.clone(),
-                severity: alert.severity,
-                verdict: Verdict::Clear,
-                value: alert.value,
-                expected: alert.expected.clone(),
-                summary: format!("{} is no longer evaluated", alert.rule),
-                pending_for: Duration::ZERO,
-                inhibitor: None,
+        // In the order the rules list them (so messages decided together go out in it).
+        open.sort_unstable();
+        let open: Vec<String> = open.into_iter().map(|(.., fp)| fp.to_string()).collect();
+        for fp in open {
+            let finding = match self.findings.get(&fp) {
+                Some(finding) => finding.clone(),
+                None => {
+                    let alert = &self.alerts[&fp];
+                    Finding {
+                        rule: alert.rule.clone(),
+                        region: alert.region.clone(),
+                        subject: alert.subject.clone(),
+                        severity: alert.severity,
+                        verdict: Verdict::Clear,
+                        value: alert.value,
+                        expected: alert.expected.clone(),
+                        summary: format!("{} is no longer evaluated", alert.rule),
+                        pending_for: Duration::ZERO,
+                        inhibitor: None,
+                    }
+                }
             };
-            if let Some(change) = self.step(alert.fingerprint.clone(), &finding, now) {
+            if let Some(change) = self.step(fp, &finding, now) {
                 changes.push(change);
             }
         }
-        self.findings = findings;
         changes
+    }
+
+    /// What the engine knows of `region` (`""`: the region-less state). The outbox part is
+    /// the store's (see `Store::region_outbox`): empty here.
+    pub fn region_state(&self, region: &str) -> RegionState {
+        let mut state = RegionState::empty(region);
+        for rule in &self.rules {
+            if let Some(memory) = rule.region_memory(region) {
+                state.memory.insert(rule.name().to_string(), memory);
+            }
+        }
+        if let Some(fps) = self.by_region.get(region) {
+            state.alerts = fps
+                .iter()
+                .filter_map(|fp| self.alerts.get(fp))
+                .cloned()
+                .collect();
+        }
+        state
+    }
+
+    /// Regions whose state changed since the last call (new memory, an alert's change): what
+    /// to write to a changelog once the decisions are committed.
+    pub fn changed_regions(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.changed).into_iter().collect()
+    }
+
+    /// Replaces what is known of `state.region` with `state` (its outbox is the store's):
+    /// the region's entries are judged at the next evaluation and their memory written with
+    /// the next commit. A firing alert keeps firing; its resolution is announced when the
+    /// region's data says so.
+    pub fn restore_region(&mut self, state: &RegionState) {
+        let region = state.region.as_str();
+        self.drop_region(region);
+        for i in 0..self.rules.len() {
+            let memory = state.memory.get(self.rules[i].name()).cloned();
+            self.rules[i].restore_region(region, memory);
+            self.memory_dirty.insert((i, region.to_string()));
+            self.dirty.insert((i, region.to_string()));
+        }
+        for alert in &state.alerts {
+            if region_key(alert.region.as_deref()) == region {
+                self.put(alert.clone());
+            }
+        }
+    }
+
+    /// Drops everything known of `region`, resolving and announcing nothing: another instance
+    /// owns it now.
+    pub fn forget_region(&mut self, region: &str) {
+        self.drop_region(region);
+        for i in 0..self.rules.len() {
+            self.rules[i].restore_region(region, None);
+            let key = (i, region.to_string());
+            self.dirty.remove(&key);
+            self.memory_dirty.remove(&key);
+        }
+        self.changed.remove(region);
+    }
+
+    /// Forgets the alerts and findings of `region`.
+    fn drop_region(&mut self, region: &str) {
+        for fp in self.by_region.remove(region).unwrap_or_default() {
+            self.alerts.remove(&fp);
+            self.open.remove(&fp);
+        }
+        for i in 0..self.rules.len() {
+            for fp in self
+                .by_key
+                .remove(&(i, region.to_string()))
+                .unwrap_or_default()
+            {
+                self.findings.remove(&fp);
+            }
+        }
     }
 
     fn step(&mut self, fp: String, finding: &Finding, now: DateTime<Utc>) -> Option<Change> {
@@ -387,13 +661,15 @@ impl Engine {
         if alert.state == AlertState::Firing {
             notice = notice.or(self.announce(&mut alert, now));
         }
-        let previous = self.alerts.insert(fp, alert.clone());
+        let previous = self.put(alert.clone());
         let material =
             previous.is_none_or(|p| p.material() != alert.material() || p.id != alert.id);
         let event = event.take().map(|_| alert.event(now));
         if event.is_none() && notice.is_none() && !material {
             return None;
         }
+        self.changed
+            .insert(region_key(alert.region.as_deref()).to_string());
         Some(Change {
             alert,
             event,
@@ -663,10 +939,20 @@ mod tests {
         let mut e = engine(vec![hot(0)], &[], 60, 0);
         reading(&mut e, t0(), "Dakar", 42.0);
         e.evaluate(t0());
-        let memory = e.take_memory().unwrap();
+        let memory: BTreeMap<(String, String), serde_json::Value> = e
+            .take_memory()
+            .into_iter()
+            .map(|m| {
+                (
+                    (m.rule, m.region),
+                    serde_json::from_str(&m.body.unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(memory.len(), 1, "one entry: (hot, Dakar)");
         let alerts: Vec<Alert> = e.alerts().cloned().collect();
         let mut again = engine(vec![hot(0)], &[], 60, 0);
-        again.restore(alerts, vec![], memory);
+        again.restore(alerts, vec![], memory, BTreeMap::new());
         // Already announced: no second firing notice after the restart.
         assert!(notices(&again.evaluate(t0() + S(1))).is_empty());
         reading(&mut again, t0() + S(2), "Dakar", 20.0);
@@ -675,5 +961,95 @@ mod tests {
             notices(&again.evaluate(t0() + S(62))),
             [(NoticeKind::Resolved, Some("Dakar".into()))]
         );
+    }
+
+    #[test]
+    fn memory_in_the_old_format_is_read_and_written_per_region() {
+        let mut e = engine(vec![hot(0)], &[], 60, 0);
+        let legacy = serde_json::json!({
+            "Dakar": {"value": 42.0, "observed_at": "2026-11-25T12:00:00Z"},
+            "Thiès": {"value": 20.0, "observed_at": "2026-11-25T12:00:00Z"}
+        });
+        e.restore(
+            vec![],
+            vec![],
+            BTreeMap::new(),
+            BTreeMap::from([("hot".to_string(), legacy)]),
+        );
+        let c = e.evaluate(t0());
+        assert_eq!(notices(&c), [(NoticeKind::Firing, Some("Dakar".into()))]);
+        let mut regions: Vec<String> = e.take_memory().into_iter().map(|m| m.region).collect();
+        regions.sort();
+        assert_eq!(regions, ["Dakar", "Thiès"]);
+    }
+
+    #[test]
+    fn an_observation_touches_only_its_region_and_changes_are_tracked_by_region() {
+        let mut e = engine(vec![hot(0)], &[], 0, 0);
+        for region in ["A", "B", "C"] {
+            reading(&mut e, t0(), region, 20.0);
+        }
+        e.evaluate(t0());
+        e.take_memory();
+        e.changed_regions();
+        reading(&mut e, t0() + S(10), "B", 41.0);
+        let memory: Vec<(String, String)> = e
+            .take_memory()
+            .into_iter()
+            .map(|m| (m.rule, m.region))
+            .collect();
+        assert_eq!(memory, [("hot".to_string(), "B".to_string())]);
+        let c = e.evaluate(t0() + S(10));
+        assert_eq!(notices(&c), [(NoticeKind::Firing, Some("B".into()))]);
+        assert_eq!(e.changed_regions(), ["B"]);
+        assert!(e.changed_regions().is_empty(), "taken");
+    }
+
+    /// Two instances: the region's state moves from one to the other (as through a
+    /// changelog); the alert keeps firing there, unannounced again, and resolves with one
+    /// notice when the region reports normal values.
+    #[test]
+    fn a_region_moved_to_another_engine_keeps_firing_and_resolves_once() {
+        let mut first = engine(vec![hot(0)], &["Dakar"], 0, 0);
+        reading(&mut first, t0(), "Dakar", 42.0);
+        reading(&mut first, t0(), "Thiès", 25.0);
+        let c = first.evaluate(t0());
+        assert_eq!(notices(&c), [(NoticeKind::Firing, Some("Dakar".into()))]);
+        let state = first.region_state("Dakar");
+        assert_eq!(state.alerts.len(), 1);
+        assert!(state.memory.contains_key("hot"));
+        // Through the changelog's bytes.
+        let state = RegionState::from_json(&state.to_json()).unwrap();
+
+        let mut second = engine(vec![hot(0)], &["Dakar"], 0, 0);
+        second.evaluate(t0());
+        second.restore_region(&state);
+        assert!(
+            notices(&second.evaluate(t0() + S(5))).is_empty(),
+            "already announced by the first instance"
+        );
+        assert_eq!(
+            second.open_alerts().map(|a| a.state).collect::<Vec<_>>(),
+            [AlertState::Firing]
+        );
+        reading(&mut second, t0() + S(10), "Dakar", 20.0);
+        let mut all = notices(&second.evaluate(t0() + S(10)));
+        all.extend(notices(&second.evaluate(t0() + S(20))));
+        assert_eq!(all, [(NoticeKind::Resolved, Some("Dakar".into()))]);
+
+        // The first instance forgets it: nothing resolved, nothing announced there.
+        first.forget_region("Dakar");
+        assert!(first.alerts().all(|a| a.region.as_deref() != Some("Dakar")));
+        assert!(notices(&first.evaluate(t0() + S(30))).is_empty());
+        assert!(first.region_state("Dakar").memory.is_empty());
+    }
+
+    #[test]
+    fn a_newer_region_state_is_refused() {
+        let mut state = RegionState::empty("Dakar");
+        state.version = REGION_STATE_VERSION + 1;
+        assert!(RegionState::from_json(&state.to_json())
+            .unwrap_err()
+            .contains("newer"));
     }
 }

@@ -4,7 +4,7 @@
 //! before acking and before anything is sent, publishes state changes as `Alert` events,
 //! and runs the Slack delivery worker.
 
-use crate::engine::{Alert, Change, Engine, Lifecycle};
+use crate::engine::{Alert, Change, Engine, Lifecycle, MemoryEntry, RegionState};
 use crate::rules::{self, RuleContext};
 use crate::schedule;
 use crate::slack::{message, Deliverer, Outcome, DELIVERY_SECONDS};
@@ -53,6 +53,59 @@ pub(crate) struct Shared {
     pub evaluations: tokio::sync::watch::Sender<u64>,
 }
 
+/// The alerter's state region by region: what moves with a region when another instance
+/// takes it over (Kafka partitions changing hands, through a changelog). Each call works on
+/// SQLite: from async code, call them on the blocking pool (`Store::blocking`,
+/// `run_blocking`), as [`Alerter`]'s async versions do.
+impl Shared {
+    /// What this instance knows of `region` (`""`: the region-less state): each rule's memory
+    /// of it, its alerts, its undelivered messages.
+    pub(crate) fn region_state(&self, region: &str) -> Result<RegionState, StoreError> {
+        let mut state = self.engine.lock().region_state(region);
+        state.outbox = self.store.region_outbox(region)?;
+        Ok(state)
+    }
+
+    /// Regions whose state changed since the last call: after each commit, what to write to
+    /// the changelog (their [`Shared::region_state`]).
+    pub(crate) fn changed_regions(&self) -> Vec<String> {
+        let mut regions = self.engine.lock().changed_regions();
+        regions.extend(self.store.changed_regions());
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+
+    /// Replaces what is known of `state.region` with `state` and persists it locally (one
+    /// transaction): a firing alert keeps firing, announced already; its undelivered
+    /// messages are sent from here.
+    pub(crate) fn restore_region(&self, state: RegionState) -> Result<(), StoreError> {
+        let memory: Vec<MemoryEntry> = self
+            .engine
+            .lock()
+            .rules()
+            .map(|rule| MemoryEntry {
+                rule: rule.name().to_string(),
+                region: state.region.clone(),
+                body: state.memory.get(rule.name()).map(|m| m.to_string()),
+            })
+            .collect();
+        self.store.restore_region(&state, &memory)?;
+        self.engine.lock().restore_region(&state);
+        if !state.outbox.is_empty() {
+            self.wake_delivery.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Drops `region` locally without resolving or announcing anything: another instance
+    /// owns it now.
+    pub(crate) fn forget_region(&self, region: &str) -> Result<(), StoreError> {
+        self.engine.lock().forget_region(region);
+        self.store.forget_region(region)
+    }
+}
+
 /// Waits on the alerter's evaluations.
 #[derive(Clone)]
 pub struct Probe {
@@ -85,7 +138,8 @@ struct Batch {
     alerts: BTreeMap<String, Alert>,
     events: Vec<(String, AlertEvent)>,
     messages: Vec<NewMessage>,
-    memory: Option<BTreeMap<String, serde_json::Value>>,
+    /// Rule memory that changed, by (rule, region): the latest wins.
+    memory: BTreeMap<(String, String), MemoryEntry>,
 }
 
 impl Batch {
@@ -93,7 +147,7 @@ impl Batch {
         self.alerts.is_empty()
             && self.events.is_empty()
             && self.messages.is_empty()
-            && self.memory.is_none()
+            && self.memory.is_empty()
     }
 }
 
@@ -131,7 +185,7 @@ impl Alerter {
         };
         let mut engine = Engine::new(rules::build(&config.alerter.rules, &context), lifecycle);
         let open = loaded.open.len();
-        engine.restore(loaded.open, loaded.silences, loaded.memory);
+        engine.restore(loaded.open, loaded.silences, loaded.memory, loaded.legacy);
         if open > 0 {
             tracing::info!(open, "alert state restored");
         }
@@ -179,6 +233,31 @@ impl Alerter {
         Probe {
             evaluations: self.shared.evaluations.subscribe(),
         }
+    }
+
+    /// What this instance knows of `region` (see [`RegionState`]).
+    pub async fn region_state(&self, region: &str) -> Result<RegionState, StoreError> {
+        let shared = self.shared.clone();
+        let region = region.to_string();
+        run_blocking(move || shared.region_state(&region)).await?
+    }
+
+    /// Regions whose state changed since the last call (see [`Shared::changed_regions`]).
+    pub fn changed_regions(&self) -> Vec<String> {
+        self.shared.changed_regions()
+    }
+
+    /// Takes over a region's state (see [`Shared::restore_region`]).
+    pub async fn restore_region(&self, state: RegionState) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        run_blocking(move || shared.restore_region(state)).await?
+    }
+
+    /// Drops a region another instance owns now (see [`Shared::forget_region`]).
+    pub async fn forget_region(&self, region: &str) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        let region = region.to_string();
+        run_blocking(move || shared.forget_region(&region)).await?
     }
 
     /// Evaluates and notifies until `shutdown`.
@@ -264,6 +343,8 @@ async fn run_with(
                 }
             },
             _ = ticker.tick() => {}
+            // The earliest late-data deadline (or outlier round) wakes the loop on time.
+            _ = tokio::time::sleep(until_next_due(&shared)) => {}
         }
         step(
             &shared,
@@ -296,6 +377,16 @@ async fn run_with(
         let _ = worker.await;
     }
     Ok(())
+}
+
+/// How long until the engine's next deadline (a day when it has none; the ticker runs
+/// beside it).
+fn until_next_due(shared: &Shared) -> Duration {
+    let next = shared.engine.lock().next_due();
+    match next {
+        Some(at) => (at - shared.clock.now()).to_std().unwrap_or(Duration::ZERO),
+        None => Duration::from_secs(86_400),
+    }
 }
 
 /// The event a message from the bus holds; `None` for a log that is no health report (most
@@ -360,8 +451,10 @@ async fn step(
     {
         let mut engine = shared.engine.lock();
         let changes = engine.evaluate(now);
-        if let Some(memory) = engine.take_memory() {
-            batch.memory = Some(memory);
+        for entry in engine.take_memory() {
+            batch
+                .memory
+                .insert((entry.rule.clone(), entry.region.clone()), entry);
         }
         for change in changes {
             add_change(batch, change, now, &shared.public_url, webhook);
@@ -376,13 +469,8 @@ async fn step(
             .blocking(move |store| {
                 let durable = store.is_durable();
                 let alerts: Vec<Alert> = taken.alerts.values().cloned().collect();
-                let result = store.commit(
-                    &alerts,
-                    &taken.events,
-                    &taken.messages,
-                    taken.memory.as_ref(),
-                    now,
-                );
+                let memory: Vec<MemoryEntry> = taken.memory.values().cloned().collect();
+                let result = store.commit(&alerts, &taken.events, &taken.messages, &memory, now);
                 (result, durable, taken)
             })
             .await;
@@ -578,7 +666,7 @@ const FIRING: &str = "windsock_alerts_firing";
 
 fn set_firing(shared: &Shared) {
     let mut firing = [0usize; SEVERITIES.len()];
-    for alert in shared.engine.lock().alerts() {
+    for alert in shared.engine.lock().open_alerts() {
         if alert.state == AlertState::Firing {
             if let Some(i) = SEVERITIES.iter().position(|s| *s == alert.severity) {
                 firing[i] += 1;

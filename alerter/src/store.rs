@@ -1,5 +1,11 @@
-//! The alerter's durable state in `<data_dir>/alerter/alerter.db` (SQLite, WAL, synchronous
-//! commits): alert occurrences, their history, silences, rule memory, and the outbox.
+//! The alerter's durable state in `<data_dir>/alerter/alerter.db` (SQLite, WAL,
+//! `synchronous = NORMAL`): alert occurrences, their history, silences, rule memory (one row
+//! per rule and region, written only when it changed), and the outbox.
+//!
+//! A commit is in the WAL, in the OS's cache, when it returns: a crash of the process
+//! (kill -9) loses nothing; a power loss may lose the last commits, whose bus offsets were
+//! acked after them, so their messages are read and decided again, and a Slack message
+//! whose delivery was recorded only there may be sent twice.
 //!
 //! One evaluation's decisions (state changes, history, the Slack messages they call for and
 //! the rules' memory) are committed in one transaction before anything leaves the process;
@@ -15,13 +21,13 @@
 //! memory is written as delivered, so it is not sent twice). `/api/deliveries` marks what is
 //! only in memory (`durable: false`); a crash meanwhile loses it.
 
-use crate::engine::{Alert, NoticeKind};
+use crate::engine::{region_key, Alert, MemoryEntry, NoticeKind, RegionState};
 use crate::silence::Silence;
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use windsock_core::event::{AlertEvent, AlertState};
@@ -83,6 +89,12 @@ pub struct Store {
     db: Mutex<Connection>,
     /// What could not be written (always locked after `db` when both are).
     fallback: Mutex<Fallback>,
+    /// The rule memory of the older format (`memory`, one document per rule) is still there:
+    /// the first commit writes it per region and deletes it.
+    legacy_memory: std::sync::atomic::AtomicBool,
+    /// Regions whose outbox changed (a message delivered or given up) since the last
+    /// [`Store::changed_regions`].
+    changed: Mutex<BTreeSet<String>>,
 }
 
 /// The outbox's part that is only in memory, while SQLite cannot write.
@@ -135,7 +147,23 @@ pub struct Loaded {
     /// Alerts not resolved.
     pub open: Vec<Alert>,
     pub silences: Vec<Silence>,
-    pub memory: BTreeMap<String, serde_json::Value>,
+    /// Each rule's memory, by (rule name, region).
+    pub memory: BTreeMap<(String, String), serde_json::Value>,
+    /// Rule memory in the older format (one document per rule), by rule name.
+    pub legacy: BTreeMap<String, serde_json::Value>,
+}
+
+/// A Slack message decided and not yet delivered, as it moves with its region
+/// ([`RegionState::outbox`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub alert_id: String,
+    pub rule: String,
+    pub region: Option<String>,
+    pub notice: String,
+    pub created_at: DateTime<Utc>,
+    pub payload: String,
+    pub attempts: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -242,6 +270,12 @@ CREATE INDEX IF NOT EXISTS history_fingerprint ON history(fingerprint);
 CREATE INDEX IF NOT EXISTS history_unpublished ON history(published, seq);
 CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS memory (rule TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rule_memory (
+    rule TEXT NOT NULL,
+    region TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (rule, region)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     alert_id TEXT NOT NULL,
@@ -258,6 +292,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox(status, seq);
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+CREATE INDEX IF NOT EXISTS outbox_region ON outbox(region, status);
+CREATE INDEX IF NOT EXISTS alerts_region ON alerts(region, state);
 ";
 
 impl Store {
@@ -266,13 +302,17 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let db = Connection::open(dir.join("alerter.db"))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit is on disk when it returns, so a decided message survives kill -9
-        // and power loss alike.
-        db.pragma_update(None, "synchronous", "FULL")?;
+        // NORMAL: in WAL mode a commit is in the log when it returns (a crash of the process
+        // loses nothing) and the log is synced at checkpoints; a power loss may lose the
+        // last commits, which the bus then delivers again (see the module's note).
+        db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
+        let legacy: i64 = db.query_row("SELECT COUNT(*) FROM memory", [], |row| row.get(0))?;
         Ok(Self {
             db: Mutex::new(db),
             fallback: Mutex::new(Fallback::default()),
+            legacy_memory: std::sync::atomic::AtomicBool::new(legacy > 0),
+            changed: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -512,20 +552,54 @@ impl Store {
             .query_map([], |row| row.get::<_, String>(0))?
             .map(|body| Ok(serde_json::from_str(&body?)?))
             .collect::<Result<Vec<Silence>>>()?;
-        let memory = db
+        let mut legacy = BTreeMap::new();
+        for pair in db
             .prepare("SELECT rule, body FROM memory")?
             .query_map([], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })?
-            .map(|pair| {
-                let (rule, body) = pair?;
-                Ok((rule, serde_json::from_str(&body)?))
-            })
-            .collect::<Result<BTreeMap<_, _>>>()?;
+        {
+            let (rule, body) = pair?;
+            match serde_json::from_str(&body) {
+                Ok(body) => {
+                    legacy.insert(rule, body);
+                }
+                Err(err) => tracing::warn!(
+                    rule,
+                    error = %err,
+                    "rule memory in the old format does not decode; dropped (the rule starts afresh)"
+                ),
+            }
+        }
+        let mut memory = BTreeMap::new();
+        for row in db
+            .prepare("SELECT rule, region, body FROM rule_memory")?
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?
+        {
+            let (rule, region, body) = row?;
+            match serde_json::from_str(&body) {
+                Ok(body) => {
+                    memory.insert((rule, region), body);
+                }
+                Err(err) => tracing::warn!(
+                    rule,
+                    region,
+                    error = %err,
+                    "a rule's memory of a region does not decode; dropped"
+                ),
+            }
+        }
         Ok(Loaded {
             open,
             silences,
             memory,
+            legacy,
         })
     }
 
@@ -535,15 +609,24 @@ impl Store {
         alerts: &[Alert],
         events: &[(String, AlertEvent)],
         messages: &[NewMessage],
-        memory: Option<&BTreeMap<String, serde_json::Value>>,
+        memory: &[MemoryEntry],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut db = self.db.lock();
         let mut fallback = self.fallback.lock();
-        let written = Self::commit_in(&mut db, &fallback, alerts, events, messages, memory, now);
+        let legacy = self
+            .legacy_memory
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let written = Self::commit_in(
+            &mut db, &fallback, alerts, events, messages, memory, legacy, now,
+        );
         match written {
             Ok(moved) => {
                 Self::written(&mut fallback, moved);
+                if legacy {
+                    self.legacy_memory
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(())
             }
             Err(err) => {
@@ -554,22 +637,25 @@ impl Store {
     }
 
     /// One transaction: what waits in memory first (it is older), then the decisions.
+    #[allow(clippy::too_many_arguments)]
     fn commit_in(
         db: &mut Connection,
         fallback: &Fallback,
         alerts: &[Alert],
         events: &[(String, AlertEvent)],
         messages: &[NewMessage],
-        memory: Option<&BTreeMap<String, serde_json::Value>>,
+        memory: &[MemoryEntry],
+        drop_legacy: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<(i64, i64)>> {
         let tx = db.transaction()?;
         let moved = Self::write_fallback(&tx, fallback)?;
         for alert in alerts {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO alerts (id, fingerprint, state, region, started_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT(id) DO UPDATE SET state = excluded.state, body = excluded.body",
-                params![
+            )?
+            .execute(params![
                     alert.id,
                     alert.fingerprint,
                     alert.state.as_str(),
@@ -607,16 +693,172 @@ impl Store {
                 ],
             )?;
         }
-        if let Some(memory) = memory {
-            for (rule, body) in memory {
-                tx.execute(
-                    "INSERT INTO memory (rule, body) VALUES (?1, ?2) ON CONFLICT(rule) DO UPDATE SET body = excluded.body",
-                    params![rule, body.to_string()],
-                )?;
-            }
+        Self::write_memory(&tx, memory)?;
+        if drop_legacy {
+            // Its content was read at start-up and is in `memory`, per region.
+            tx.execute("DELETE FROM memory", [])?;
         }
         tx.commit()?;
         Ok(moved)
+    }
+
+    /// Writes the memory entries that changed: a row per (rule, region), deleted when the
+    /// rule remembers nothing of the region any more.
+    fn write_memory(tx: &rusqlite::Transaction<'_>, memory: &[MemoryEntry]) -> Result<()> {
+        for entry in memory {
+            match &entry.body {
+                Some(body) => tx
+                    .prepare_cached(
+                        "INSERT INTO rule_memory (rule, region, body) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(rule, region) DO UPDATE SET body = excluded.body",
+                    )?
+                    .execute(params![entry.rule, entry.region, body])?,
+                None => tx
+                    .prepare_cached("DELETE FROM rule_memory WHERE rule = ?1 AND region = ?2")?
+                    .execute(params![entry.rule, entry.region])?,
+            };
+        }
+        Ok(())
+    }
+
+    /// The messages of `region` (`""`: of no region) not delivered yet, oldest first: what
+    /// moves with the region ([`RegionState::outbox`]).
+    pub fn region_outbox(&self, region: &str) -> Result<Vec<OutboxMessage>> {
+        let db = self.db.lock();
+        let mut statement = db.prepare_cached(&format!(
+            "{SELECT_DELIVERY} WHERE status = 'pending' AND region IS ?1 ORDER BY seq"
+        ))?;
+        let key = (!region.is_empty()).then_some(region);
+        let rows = statement
+            .query_map(params![key], delivery_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let fallback = self.fallback.lock();
+        let done = |d: &Delivery| {
+            fallback
+                .outcomes
+                .get(&d.seq)
+                .is_some_and(|o| o.status != DeliveryStatus::Pending)
+        };
+        let held = fallback
+            .messages
+            .iter()
+            .filter(|m| m.status == DeliveryStatus::Pending);
+        Ok(rows
+            .iter()
+            .filter(|d| !done(d))
+            .chain(held.filter(|m| region_key(m.region.as_deref()) == region))
+            .map(|d| OutboxMessage {
+                alert_id: d.alert_id.clone(),
+                rule: d.rule.clone(),
+                region: d.region.clone(),
+                notice: d.notice.clone(),
+                created_at: d.created_at,
+                payload: d.payload.clone(),
+                attempts: d.attempts,
+            })
+            .collect())
+    }
+
+    /// Puts a region's state (from another instance) in the store, in one transaction: its
+    /// memory rows and alerts replace what was here, and its undelivered messages replace
+    /// those of the region in the outbox (this instance sends them now).
+    pub fn restore_region(&self, state: &RegionState, memory: &[MemoryEntry]) -> Result<()> {
+        let mut db = self.db.lock();
+        let tx = db.transaction()?;
+        Self::delete_region(&tx, &state.region)?;
+        Self::write_memory(&tx, memory)?;
+        for alert in &state.alerts {
+            tx.prepare_cached(
+                "INSERT INTO alerts (id, fingerprint, state, region, started_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, body = excluded.body",
+            )?
+            .execute(params![
+                alert.id,
+                alert.fingerprint,
+                alert.state.as_str(),
+                alert.region,
+                millis(alert.started_at),
+                serde_json::to_string(alert)?
+            ])?;
+        }
+        for message in &state.outbox {
+            tx.execute(
+                "INSERT INTO outbox (alert_id, rule, region, notice, created_at, payload, status, attempts, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?5)",
+                params![
+                    message.alert_id,
+                    message.rule,
+                    message.region,
+                    message.notice,
+                    millis(message.created_at),
+                    message.payload,
+                    message.attempts,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops a region's state from the store, sending and resolving nothing: another
+    /// instance owns it now. Its history and delivered messages stay (what happened here).
+    pub fn forget_region(&self, region: &str) -> Result<()> {
+        let mut db = self.db.lock();
+        let tx = db.transaction()?;
+        Self::delete_region(&tx, region)?;
+        tx.commit()?;
+        self.changed.lock().remove(region);
+        Ok(())
+    }
+
+    /// Deletes a region's memory rows, open alerts and undelivered messages.
+    fn delete_region(tx: &rusqlite::Transaction<'_>, region: &str) -> Result<()> {
+        let key = (!region.is_empty()).then_some(region);
+        tx.execute("DELETE FROM rule_memory WHERE region = ?1", [region])?;
+        tx.execute(
+            "DELETE FROM alerts WHERE region IS ?1 AND state != 'resolved'",
+            params![key],
+        )?;
+        tx.execute(
+            "DELETE FROM outbox WHERE region IS ?1 AND status = 'pending'",
+            params![key],
+        )?;
+        Ok(())
+    }
+
+    /// Regions whose outbox changed (a message delivered, failed or expired) since the last
+    /// call.
+    pub fn changed_regions(&self) -> Vec<String> {
+        std::mem::take(&mut *self.changed.lock())
+            .into_iter()
+            .collect()
+    }
+
+    /// Notes that the outbox of message `seq`'s region changed.
+    fn outbox_changed(&self, seq: i64) {
+        let region: Option<Option<String>> = self
+            .db
+            .lock()
+            .query_row("SELECT region FROM outbox WHERE seq = ?1", [seq], |row| {
+                row.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten();
+        let region = match region {
+            Some(region) => region,
+            None => self
+                .fallback
+                .lock()
+                .messages
+                .iter()
+                .find(|m| m.seq == seq)
+                .map(|m| m.region.clone())
+                .unwrap_or_default(),
+        };
+        self.changed
+            .lock()
+            .insert(region_key(region.as_deref()).to_string());
     }
 
     pub fn put_silence(&self, silence: &Silence) -> Result<()> {
@@ -711,6 +953,7 @@ impl Store {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.outbox_changed(seq);
         let (in_memory, seq) = self.record_in_memory(seq, Some(status), error, now);
         if in_memory {
             return Ok(());
@@ -947,7 +1190,7 @@ mod tests {
                     std::slice::from_ref(&a),
                     &[(a.id.clone(), a.event(at))],
                     &[],
-                    None,
+                    &[],
                     at,
                 )
                 .unwrap();
@@ -956,7 +1199,7 @@ mod tests {
         }
         let firing = alert("open", AlertState::Firing, old);
         store
-            .commit(std::slice::from_ref(&firing), &[], &[], None, old)
+            .commit(std::slice::from_ref(&firing), &[], &[], &[], old)
             .unwrap();
         let removed = store.prune(now - chrono::Duration::days(35)).unwrap();
         assert_eq!(
@@ -991,7 +1234,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
         store
-            .commit(&[], &[], &[message("a0", now, 10)], None, now)
+            .commit(&[], &[], &[message("a0", now, 10)], &[], now)
             .unwrap();
         assert!(store.is_durable());
 
@@ -999,7 +1242,7 @@ mod tests {
         store.limit_pages(1).unwrap();
         let decided = vec![message("a1", now, 8000)];
         let err = store
-            .commit(&[], &[], &decided, None, now)
+            .commit(&[], &[], &decided, &[], now)
             .expect_err("the database is full");
         assert!(err.to_string().contains("full"), "{err}");
         store.hold(decided, &err, now);
@@ -1053,7 +1296,7 @@ mod tests {
                 &[],
                 &[],
                 &[message("a0", now, 10), message("a1", now, 10)],
-                None,
+                &[],
                 now,
             )
             .unwrap();
@@ -1077,6 +1320,95 @@ mod tests {
     }
 
     #[test]
+    fn a_region_state_moves_from_one_store_to_another_with_its_undelivered_messages() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = Store::open(from.path()).unwrap();
+        let firing = alert("a1", AlertState::Firing, now);
+        let mut other = alert("a2", AlertState::Firing, now);
+        other.region = Some("Thiès".into());
+        let memory = [MemoryEntry {
+            rule: "hot".into(),
+            region: "Dakar".into(),
+            body: Some("{\"value\":41.0}".into()),
+        }];
+        first
+            .commit(
+                &[firing.clone(), other.clone()],
+                &[],
+                &[message("a1", now, 10), message("a1", now, 20)],
+                &memory,
+                now,
+            )
+            .unwrap();
+        let delivered = first.next_pending().unwrap().unwrap();
+        first
+            .finish(delivered.seq, DeliveryStatus::Delivered, None, now)
+            .unwrap();
+        assert_eq!(first.changed_regions(), ["Dakar"], "its outbox changed");
+        let outbox = first.region_outbox("Dakar").unwrap();
+        assert_eq!(outbox.len(), 1, "only the undelivered message");
+        assert!(first.region_outbox("Thiès").unwrap().is_empty());
+        let mut state = RegionState::empty("Dakar");
+        state.alerts = vec![firing.clone()];
+        state.outbox = outbox;
+        state
+            .memory
+            .insert("hot".into(), serde_json::json!({"value": 41.0}));
+
+        let second = Store::open(to.path()).unwrap();
+        second.restore_region(&state, &memory).unwrap();
+        drop(second);
+        let second = Store::open(to.path()).unwrap();
+        let loaded = second.load().unwrap();
+        assert_eq!(loaded.open, [firing]);
+        assert_eq!(
+            loaded.memory[&("hot".to_string(), "Dakar".to_string())],
+            serde_json::json!({"value": 41.0})
+        );
+        let pending = second.next_pending().unwrap().unwrap();
+        assert_eq!(pending.payload.len(), 20 + 11, "the undelivered one");
+
+        first.forget_region("Dakar").unwrap();
+        assert!(first.next_pending().unwrap().is_none(), "not sent here");
+        let loaded = first.load().unwrap();
+        assert_eq!(loaded.open, [other], "Thiès stays");
+        assert!(loaded.memory.is_empty());
+    }
+
+    #[test]
+    fn memory_in_the_old_format_is_loaded_once_then_deleted_with_the_first_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let db = store.db.lock();
+            db.execute(
+                "INSERT INTO memory (rule, body) VALUES ('hot', '{\"Dakar\":{}}'), ('odd', 'not json')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(
+            loaded.legacy.keys().collect::<Vec<_>>(),
+            ["hot"],
+            "what does not decode is dropped"
+        );
+        let entry = MemoryEntry {
+            rule: "hot".into(),
+            region: "Dakar".into(),
+            body: Some("{}".into()),
+        };
+        store.commit(&[], &[], &[], &[entry], now).unwrap();
+        drop(store);
+        let loaded = Store::open(dir.path()).unwrap().load().unwrap();
+        assert!(loaded.legacy.is_empty());
+        assert_eq!(loaded.memory.len(), 1);
+    }
+
+    #[test]
     fn the_outbox_is_worked_in_order_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
@@ -1090,7 +1422,7 @@ mod tests {
                     status: DeliveryStatus::Pending,
                 })
                 .collect();
-            store.commit(&[], &[], &messages, None, now).unwrap();
+            store.commit(&[], &[], &messages, &[], now).unwrap();
             let first = store.next_pending().unwrap().unwrap();
             store
                 .finish(first.seq, DeliveryStatus::Delivered, None, now)

@@ -27,6 +27,15 @@ struct Memory {
     checks: BTreeMap<String, Check>,
 }
 
+/// What the rule knows of one region (its entry of the alerter's per-region state).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RegionMemory {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    forecast: Option<Forecast>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<Check>,
+}
+
 /// The latest comparison of a region's reading with its forecast.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Check {
@@ -156,34 +165,78 @@ impl Rule for ForecastDeviationRule {
         );
     }
 
-    fn evaluate(&self, _now: DateTime<Utc>, out: &mut Vec<Finding>) {
-        for (region, check) in &self.memory.checks {
-            let verdict = if check.outside_in_a_row >= self.consecutive {
-                Verdict::Active
-            } else if check.outside_in_a_row == 0 {
-                Verdict::Clear
-            } else {
-                Verdict::Band
-            };
-            out.push(Finding {
-                rule: self.name.clone(),
-                region: Some(region.clone()),
-                subject: None,
-                severity: self.severity,
-                verdict,
-                value: Some(check.value),
-                expected: Some(format!("[{}, {}]", show(check.lower), show(check.upper))),
-                summary: format!(
-                    "Temperature in {region} is {} °C, outside the forecast interval [{}, {}] {} time(s) in a row",
-                    show(check.value),
-                    show(check.lower),
-                    show(check.upper),
-                    check.outside_in_a_row
-                ),
-                pending_for: Duration::ZERO,
-                inhibitor: None,
-            });
+    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        for region in self.memory.checks.keys() {
+            self.evaluate_region(now, region, out);
         }
+    }
+
+    fn regional(&self) -> bool {
+        true
+    }
+
+    fn regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = self.memory.forecasts.keys().cloned().collect();
+        regions.extend(self.memory.checks.keys().cloned());
+        regions.sort();
+        regions.dedup();
+        regions
+    }
+
+    fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
+        let memory = RegionMemory {
+            forecast: self.memory.forecasts.get(region).cloned(),
+            check: self.memory.checks.get(region).cloned(),
+        };
+        if memory.forecast.is_none() && memory.check.is_none() {
+            return None;
+        }
+        serde_json::to_value(memory).ok()
+    }
+
+    fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
+        let memory: RegionMemory = memory
+            .and_then(|m| serde_json::from_value(m).ok())
+            .unwrap_or_default();
+        match memory.forecast {
+            Some(forecast) => self.memory.forecasts.insert(region.to_string(), forecast),
+            None => self.memory.forecasts.remove(region),
+        };
+        match memory.check {
+            Some(check) => self.memory.checks.insert(region.to_string(), check),
+            None => self.memory.checks.remove(region),
+        };
+    }
+
+    fn evaluate_region(&self, _now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+        let Some(check) = self.memory.checks.get(region) else {
+            return;
+        };
+        let verdict = if check.outside_in_a_row >= self.consecutive {
+            Verdict::Active
+        } else if check.outside_in_a_row == 0 {
+            Verdict::Clear
+        } else {
+            Verdict::Band
+        };
+        out.push(Finding {
+            rule: self.name.clone(),
+            region: Some(region.to_string()),
+            subject: None,
+            severity: self.severity,
+            verdict,
+            value: Some(check.value),
+            expected: Some(format!("[{}, {}]", show(check.lower), show(check.upper))),
+            summary: format!(
+                "Temperature in {region} is {} °C, outside the forecast interval [{}, {}] {} time(s) in a row",
+                show(check.value),
+                show(check.lower),
+                show(check.upper),
+                check.outside_in_a_row
+            ),
+            pending_for: Duration::ZERO,
+            inhibitor: None,
+        });
     }
 
     fn snapshot(&self) -> serde_json::Value {

@@ -16,13 +16,17 @@
 use super::{Finding, Rule, RuleContext, Verdict};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use windsock_core::config::{RuleConfig, Severity};
 use windsock_core::event::Observation;
 
 /// The rule name of the whole-pipeline alert.
 pub const PIPELINE_DOWN: &str = "pipeline_down";
+
+/// Deadlines are judged `late_after` and one millisecond past the last arrival (late means
+/// silent for more than `late_after`).
+const TICK: chrono::Duration = chrono::Duration::milliseconds(1);
 
 pub struct LateDataRule {
     name: String,
@@ -31,17 +35,49 @@ pub struct LateDataRule {
     /// Half the collection interval: how far apart one round's arrivals may be.
     round_skew: chrono::Duration,
     pipeline_down: bool,
+    /// The configured regions, in their order.
     regions: Vec<String>,
-    /// When this process started watching (not persisted, unlike `memory.since`).
+    configured: HashSet<String>,
+    /// Configured regions this instance watches: all of them, less those forgotten
+    /// ([`Rule::restore_region`] with `None`: another instance owns them), until restored
+    /// or observed again.
+    watched: HashSet<String>,
+    /// When this process started watching (not persisted, unlike `since`).
     started: DateTime<Utc>,
-    memory: Memory,
+    /// When watching started, persisted (region `""`): the baseline of a region that never
+    /// reported.
+    since: DateTime<Utc>,
+    /// When something last arrived from each region (arrival, not observation, time: a
+    /// replayed observation is old but still proves the pipeline works; a backfilled one
+    /// is not an arrival).
+    last_seen: HashMap<String, DateTime<Utc>>,
+    /// The latest arrival of any region.
+    newest: Option<DateTime<Utc>>,
+    /// Each watched region's next deadline (its last arrival + `late_after`): the timer.
+    deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    deadline_of: HashMap<String, DateTime<Utc>>,
+    /// Watched regions past their deadline (until they report).
+    overdue: BTreeSet<String>,
+    /// Overdue regions not yet late on their own: they are once another region reports
+    /// `round_skew` after them (keyed by that instant).
+    awaiting_others: BTreeSet<(DateTime<Utc>, String)>,
+    /// What the last [`Rule::due`] saw: pipeline down, warming up, the newest arrival.
+    seen: (bool, bool, Option<DateTime<Utc>>),
 }
 
+/// The rule's memory of one region (`""`: `since`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RegionMemory {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<DateTime<Utc>>,
+}
+
+/// The memory as one document (before per-region state), still read to migrate it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Memory {
     since: Option<DateTime<Utc>>,
-    /// When something last arrived from each region (arrival, not observation, time: a
-    /// replayed or backfilled observation is old but still proves the pipeline works).
     last_seen: BTreeMap<String, DateTime<Utc>>,
 }
 
@@ -58,23 +94,79 @@ impl LateDataRule {
             unreachable!("built from a late_data config")
         };
         let late_after = late_after.unwrap_or(context.collection_interval * 2 + *grace);
-        Self {
+        let mut rule = Self {
             name: name.clone(),
             severity: *severity,
             late_after: to_chrono(late_after),
             round_skew: to_chrono(context.collection_interval / 2),
             pipeline_down: *pipeline_down,
             regions: context.regions.clone(),
+            configured: context.regions.iter().cloned().collect(),
+            watched: HashSet::new(),
             started: context.since,
-            memory: Memory {
-                since: Some(context.since),
-                last_seen: BTreeMap::new(),
-            },
+            since: context.since,
+            last_seen: HashMap::new(),
+            newest: None,
+            deadlines: BTreeSet::new(),
+            deadline_of: HashMap::new(),
+            overdue: BTreeSet::new(),
+            awaiting_others: BTreeSet::new(),
+            seen: (false, false, None),
+        };
+        for region in context.regions.clone() {
+            rule.watch(&region);
         }
+        rule
     }
 
     pub fn late_after(&self) -> Duration {
         self.late_after.to_std().unwrap_or_default()
+    }
+
+    fn last_of(&self, region: &str) -> DateTime<Utc> {
+        self.last_seen.get(region).copied().unwrap_or(self.since)
+    }
+
+    fn newest(&self) -> DateTime<Utc> {
+        self.newest.unwrap_or(self.since).max(self.since)
+    }
+
+    fn is_pipeline_down(&self, now: DateTime<Utc>) -> bool {
+        self.pipeline_down && now - self.newest() > self.late_after
+    }
+
+    fn warming_up(&self, now: DateTime<Utc>) -> bool {
+        now - self.started <= self.late_after
+    }
+
+    /// Watches `region` (if configured) from its last arrival: sets its deadline.
+    fn watch(&mut self, region: &str) {
+        if !self.configured.contains(region) {
+            return;
+        }
+        self.unwatch(region);
+        self.watched.insert(region.to_string());
+        let deadline = self.last_of(region) + self.late_after + TICK;
+        self.deadlines.insert((deadline, region.to_string()));
+        self.deadline_of.insert(region.to_string(), deadline);
+    }
+
+    /// Drops `region`'s timers.
+    fn unwatch(&mut self, region: &str) {
+        self.watched.remove(region);
+        if let Some(deadline) = self.deadline_of.remove(region) {
+            self.deadlines.remove(&(deadline, region.to_string()));
+        }
+        if self.overdue.remove(region) {
+            let key = self.last_of(region) + self.round_skew;
+            self.awaiting_others.remove(&(key, region.to_string()));
+        }
+    }
+
+    fn arrived(&mut self, region: &str, at: DateTime<Utc>) {
+        let seen = self.last_seen.entry(region.to_string()).or_insert(at);
+        *seen = (*seen).max(at);
+        self.newest = Some(self.newest.map_or(at, |n| n.max(at)));
     }
 
     fn finding(
@@ -132,84 +224,225 @@ impl Rule for LateDataRule {
     }
 
     fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {
-        let seen = self
-            .memory
-            .last_seen
-            .entry(observation.region.clone())
-            .or_insert(now);
-        *seen = (*seen).max(now);
+        if observation.backfill {
+            // Fetched for the past: it says nothing of whether the region reports now.
+            return;
+        }
+        // The deadline moves (an observation of a region means this instance owns it).
+        let configured = self.configured.contains(&observation.region);
+        if configured {
+            self.unwatch(&observation.region);
+        }
+        self.arrived(&observation.region, now);
+        if configured {
+            self.watch(&observation.region);
+        }
     }
 
-    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
-        let since = self.memory.since.unwrap_or(now);
-        let last_of = |region: &str| self.memory.last_seen.get(region).copied().unwrap_or(since);
-        let newest = self
-            .memory
-            .last_seen
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(since)
-            .max(since);
-        let pipeline_silent = now - newest;
-        let pipeline_down = self.pipeline_down && pipeline_silent > self.late_after;
+    fn regional(&self) -> bool {
+        true
+    }
+
+    fn regions(&self) -> Vec<String> {
+        let mut regions = vec![String::new()];
+        regions.extend(
+            self.regions
+                .iter()
+                .filter(|r| self.watched.contains(*r))
+                .cloned(),
+        );
+        regions
+    }
+
+    fn due(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        // The pipeline's finding is one: it is judged at every evaluation.
+        let mut due = vec![String::new()];
+        while let Some((deadline, region)) = self.deadlines.first().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.deadline_of.remove(&region);
+            let key = self.last_of(&region) + self.round_skew;
+            self.overdue.insert(region.clone());
+            self.awaiting_others.insert((key, region.clone()));
+            due.push(region);
+        }
+        let newest = self.newest();
+        while let Some((key, region)) = self.awaiting_others.first().cloned() {
+            if key >= newest {
+                break;
+            }
+            self.awaiting_others.pop_first();
+            due.push(region);
+        }
+        // The pipeline going down or back up, or the warm-up ending, changes every overdue
+        // region's verdict (rare: at most a few times an outage).
+        let seen = (
+            self.is_pipeline_down(now),
+            self.warming_up(now),
+            self.newest,
+        );
+        if (seen.0, seen.1) != (self.seen.0, self.seen.1) {
+            due.extend(self.overdue.iter().cloned());
+        }
+        self.seen = seen;
+        due
+    }
+
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        let mut next = self.deadlines.first().map(|(d, _)| *d);
+        let mut consider = |at: DateTime<Utc>| next = Some(next.map_or(at, |n| n.min(at)));
+        if self.pipeline_down && !self.seen.0 {
+            consider(self.newest() + self.late_after + TICK);
+        }
+        if self.seen.1 {
+            consider(self.started + self.late_after + TICK);
+        }
+        next
+    }
+
+    fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
+        let memory = if region.is_empty() {
+            RegionMemory {
+                since: Some(self.since),
+                last_seen: None,
+            }
+        } else {
+            RegionMemory {
+                last_seen: Some(*self.last_seen.get(region)?),
+                since: None,
+            }
+        };
+        serde_json::to_value(memory).ok()
+    }
+
+    fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
+        let memory: Option<RegionMemory> = memory.and_then(|m| serde_json::from_value(m).ok());
+        if region.is_empty() {
+            if let Some(since) = memory.and_then(|m| m.since) {
+                self.since = since;
+                // Every region that never reported is judged from that baseline.
+                let unseen: Vec<String> = self
+                    .watched
+                    .iter()
+                    .filter(|r| !self.last_seen.contains_key(*r))
+                    .cloned()
+                    .collect();
+                for region in unseen {
+                    self.watch(&region);
+                }
+            }
+            return;
+        }
+        match memory {
+            Some(memory) => {
+                self.unwatch(region);
+                self.last_seen.remove(region);
+                if let Some(at) = memory.last_seen {
+                    self.arrived(region, at);
+                }
+                self.watch(region);
+            }
+            None => {
+                self.unwatch(region);
+                self.last_seen.remove(region);
+            }
+        }
+    }
+
+    fn evaluate_region(&self, now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+        let newest = self.newest();
+        let pipeline_down = self.is_pipeline_down(now);
         // Within `late_after` of a restart nothing new fires (Band keeps what fires firing).
-        let warming_up = now - self.started <= self.late_after;
-        let active = if warming_up {
+        let active = if self.warming_up(now) {
             Verdict::Band
         } else {
             Verdict::Active
         };
-        if self.pipeline_down {
-            let (verdict, summary) = if pipeline_down {
-                (
-                    active,
-                    format!(
-                        "No region has reported for {}: the pipeline is down",
-                        human(pipeline_silent)
-                    ),
-                )
-            } else {
-                (Verdict::Clear, "Regions are reporting".to_string())
-            };
-            out.push(self.finding(PIPELINE_DOWN, None, verdict, pipeline_silent, summary));
-        }
-        for region in &self.regions {
-            let last = last_of(region);
-            let silent_for = now - last;
-            let others_report = newest - last > self.round_skew;
-            let late = silent_for > self.late_after && (others_report || pipeline_down);
-            let mut finding = if late {
-                self.finding(
-                    &self.name,
-                    Some(region),
-                    active,
-                    silent_for,
-                    format!("No observation from {region} for {}", human(silent_for)),
-                )
-            } else {
-                self.finding(
-                    &self.name,
-                    Some(region),
-                    Verdict::Clear,
-                    silent_for,
-                    format!("{region} is reporting"),
-                )
-            };
+        if region.is_empty() {
             if self.pipeline_down {
-                finding.inhibitor = Some(PIPELINE_DOWN.to_string());
+                let pipeline_silent = now - newest;
+                let (verdict, summary) = if pipeline_down {
+                    (
+                        active,
+                        format!(
+                            "No region has reported for {}: the pipeline is down",
+                            human(pipeline_silent)
+                        ),
+                    )
+                } else {
+                    (Verdict::Clear, "Regions are reporting".to_string())
+                };
+                out.push(self.finding(PIPELINE_DOWN, None, verdict, pipeline_silent, summary));
             }
-            out.push(finding);
+            return;
+        }
+        if !self.watched.contains(region) {
+            return;
+        }
+        let last = self.last_of(region);
+        let silent_for = now - last;
+        let others_report = newest - last > self.round_skew;
+        let late = silent_for > self.late_after && (others_report || pipeline_down);
+        let mut finding = if late {
+            self.finding(
+                &self.name,
+                Some(region),
+                active,
+                silent_for,
+                format!("No observation from {region} for {}", human(silent_for)),
+            )
+        } else {
+            self.finding(
+                &self.name,
+                Some(region),
+                Verdict::Clear,
+                silent_for,
+                format!("{region} is reporting"),
+            )
+        };
+        if self.pipeline_down {
+            finding.inhibitor = Some(PIPELINE_DOWN.to_string());
+        }
+        out.push(finding);
+    }
+
+    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        for region in self.regions() {
+            self.evaluate_region(now, &region, out);
         }
     }
 
     fn snapshot(&self) -> serde_json::Value {
-        serde_json::to_value(&self.memory).unwrap_or_default()
+        let memory = Memory {
+            since: Some(self.since),
+            last_seen: self
+                .last_seen
+                .iter()
+                .map(|(r, t)| (r.clone(), *t))
+                .collect(),
+        };
+        serde_json::to_value(&memory).unwrap_or_default()
     }
 
     fn restore(&mut self, snapshot: serde_json::Value) {
-        if let Ok(memory) = serde_json::from_value::<Memory>(snapshot) {
-            self.memory = memory;
+        let Ok(memory) = serde_json::from_value::<Memory>(snapshot) else {
+            return;
+        };
+        if let Some(since) = memory.since {
+            let since = serde_json::to_value(RegionMemory {
+                since: Some(since),
+                last_seen: None,
+            });
+            self.restore_region("", since.ok());
+        }
+        for (region, at) in memory.last_seen {
+            let memory = serde_json::to_value(RegionMemory {
+                last_seen: Some(at),
+                since: None,
+            });
+            self.restore_region(&region, memory.ok());
         }
     }
 }

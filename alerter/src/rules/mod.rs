@@ -60,6 +60,12 @@ pub struct Finding {
 }
 
 /// What every rule does. Rules are fed in arrival order and keep only what they need.
+///
+/// A rule's state is kept region by region (the pseudo-region `""` holds what belongs to no
+/// region): an input touches the entries of its region only, and an evaluation looks at the
+/// regions that changed ([`Rule::evaluate_region`]), never at every region. The defaults suit
+/// a rule with no regional state (`pipeline_health`): all it knows is region `""`, learnt
+/// from logs, and its whole memory is that region's.
 pub trait Rule: Send + Sync {
     fn name(&self) -> &str;
     fn kind(&self) -> &'static str;
@@ -73,11 +79,48 @@ pub trait Rule: Send + Sync {
     fn alert_names(&self) -> Vec<&str> {
         vec![self.name()]
     }
-    /// The rule's findings at `now`.
+    /// The rule's findings at `now`, every region's (the API's view, tests).
     fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>);
-    /// What the rule remembers, to survive a restart.
+    /// What the rule remembers, as one document (the format before per-region state; still
+    /// read to migrate it).
     fn snapshot(&self) -> serde_json::Value;
     fn restore(&mut self, snapshot: serde_json::Value);
+
+    /// Whether its state is kept per region: an observation or a forecast then concerns the
+    /// entry of its region (else the rule learns from logs only, under region `""`).
+    fn regional(&self) -> bool {
+        false
+    }
+    /// Every region it has state or findings for (`""` included when it has any).
+    fn regions(&self) -> Vec<String> {
+        vec![String::new()]
+    }
+    /// The findings of one region at `now` (O(1) in the number of regions).
+    fn evaluate_region(&self, now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+        if region.is_empty() {
+            self.evaluate(now, out)
+        }
+    }
+    /// Regions whose findings changed without an input of their own since the last call:
+    /// late-data deadlines that passed, an outlier round that closed. Their memory may
+    /// have changed too.
+    fn due(&mut self, _now: DateTime<Utc>) -> Vec<String> {
+        Vec::new()
+    }
+    /// When [`Rule::due`] will next have something to say (the earliest deadline).
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        None
+    }
+    /// What it remembers of one region, `None` when nothing.
+    fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
+        region.is_empty().then(|| self.snapshot())
+    }
+    /// Replaces what it knows of one region (`None`: forgets it).
+    fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
+        if let (true, Some(memory)) = (region.is_empty(), memory) {
+            self.restore(memory)
+        }
+    }
 }
 
 /// What rules need to know beyond their own configuration.

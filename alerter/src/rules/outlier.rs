@@ -8,7 +8,7 @@ use super::{show, Finding, Rule, RuleContext, Verdict};
 use augurs::outlier::{DbscanDetector, MADDetector, OutlierDetector, OutlierOutput};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use windsock_core::config::{OutlierMethod, OutlierScope, RuleConfig, Severity};
 use windsock_core::event::Observation;
@@ -30,6 +30,12 @@ pub struct OutlierRule {
     /// How far apart one round's readings may be fetched.
     round_skew: chrono::Duration,
     memory: Memory,
+    /// Regions with a reading not yet judged among the others (scope `regions`), and when
+    /// the first of them arrived: the round is judged once, when every known region has
+    /// reported or `round_skew` after that first arrival, not at each reading. Not
+    /// persisted: after a restart the next round is judged.
+    round: BTreeSet<String>,
+    round_opened: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -146,6 +152,8 @@ impl OutlierRule {
             round_skew: chrono::Duration::from_std(context.collection_interval / 2)
                 .unwrap_or(chrono::Duration::seconds(5)),
             memory: Memory::default(),
+            round: BTreeSet::new(),
+            round_opened: None,
         }
     }
 
@@ -186,19 +194,28 @@ impl OutlierRule {
         });
     }
 
-    fn judge_round(&mut self, fetched_at: DateTime<Utc>) {
-        let round: Vec<(String, f64)> = self
-            .memory
-            .regions
-            .iter()
-            .filter_map(|(region, m)| {
-                let latest = m.latest.as_ref()?;
-                ((latest.fetched_at - fetched_at).abs() <= self.round_skew)
-                    .then(|| (region.clone(), latest.value))
+    /// Judges the readings of the round against each other; returns the regions judged.
+    fn judge_round(&mut self) -> Vec<String> {
+        self.round_opened = None;
+        let round = std::mem::take(&mut self.round);
+        let readings: Vec<(String, DateTime<Utc>, f64)> = round
+            .into_iter()
+            .filter_map(|region| {
+                let latest = self.memory.regions.get(&region)?.latest.as_ref()?;
+                Some((region.clone(), latest.fetched_at, latest.value))
             })
             .collect();
+        // A round's readings are fetched within `round_skew` of its latest.
+        let Some(last) = readings.iter().map(|(_, at, _)| *at).max() else {
+            return Vec::new();
+        };
+        let round: Vec<(String, f64)> = readings
+            .into_iter()
+            .filter(|(_, at, _)| last - *at <= self.round_skew)
+            .map(|(region, _, value)| (region, value))
+            .collect();
         if round.len() < MIN_GROUP {
-            return;
+            return Vec::new();
         }
         let values: Vec<f64> = round.iter().map(|(_, v)| *v).collect();
         let (flags, band) = self.detect(&values);
@@ -206,6 +223,7 @@ impl OutlierRule {
             let warm = self.memory.regions[region].seen >= self.min_history;
             self.judge(region, outlier && warm, band);
         }
+        round.into_iter().map(|(region, _)| region).collect()
     }
 
     fn judge_history(&mut self, region: &str) {
@@ -231,7 +249,7 @@ impl Rule for OutlierRule {
         "outlier"
     }
 
-    fn observe(&mut self, _now: DateTime<Utc>, observation: &Observation) {
+    fn observe(&mut self, now: DateTime<Utc>, observation: &Observation) {
         let Some(value) = observation.metric(&self.metric).filter(|v| v.is_finite()) else {
             return;
         };
@@ -261,56 +279,104 @@ impl Rule for OutlierRule {
             value,
         });
         match self.scope {
-            OutlierScope::Regions => self.judge_round(observation.fetched_at),
+            OutlierScope::Regions => {
+                self.round_opened.get_or_insert(now);
+                self.round.insert(observation.region.clone());
+            }
             OutlierScope::History => self.judge_history(&observation.region),
         }
     }
 
-    fn evaluate(&self, _now: DateTime<Utc>, out: &mut Vec<Finding>) {
-        for (region, memory) in &self.memory.regions {
-            let Some(judged) = &memory.judged else {
-                continue;
-            };
-            let in_a_row = judged.in_a_row();
-            let verdict = if in_a_row >= self.consecutive {
-                Verdict::Active
-            } else if in_a_row == 0 {
-                Verdict::Clear
-            } else {
-                Verdict::Band
-            };
-            let against = match self.scope {
-                OutlierScope::Regions => "the other regions this round",
-                OutlierScope::History => "its own recent readings",
-            };
-            let expected = judged
-                .band
-                .map(|(lo, hi)| format!("[{}, {}]", show(lo), show(hi)));
-            out.push(Finding {
-                rule: self.name.clone(),
-                region: Some(region.clone()),
-                subject: None,
-                severity: self.severity,
-                verdict,
-                value: Some(judged.value),
-                expected,
-                summary: if judged.outlier {
-                    format!(
-                        "{} in {region} is {}, an outlier against {against}",
-                        self.metric,
-                        show(judged.value)
-                    )
-                } else {
-                    format!(
-                        "{} in {region} is {}, in line with {against}",
-                        self.metric,
-                        show(judged.value)
-                    )
-                },
-                pending_for: Duration::ZERO,
-                inhibitor: None,
-            });
+    fn regional(&self) -> bool {
+        true
+    }
+
+    fn regions(&self) -> Vec<String> {
+        self.memory.regions.keys().cloned().collect()
+    }
+
+    fn due(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        let Some(opened) = self.round_opened else {
+            return Vec::new();
+        };
+        let complete = self.round.len() >= self.memory.regions.len();
+        if complete || now - opened >= self.round_skew {
+            self.judge_round()
+        } else {
+            Vec::new()
         }
+    }
+
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.round_opened.map(|opened| opened + self.round_skew)
+    }
+
+    fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
+        serde_json::to_value(self.memory.regions.get(region)?).ok()
+    }
+
+    fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
+        match memory.and_then(|m| serde_json::from_value(m).ok()) {
+            Some(memory) => self.memory.regions.insert(region.to_string(), memory),
+            None => {
+                self.round.remove(region);
+                self.memory.regions.remove(region)
+            }
+        };
+    }
+
+    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        for region in self.memory.regions.keys() {
+            self.evaluate_region(now, region, out);
+        }
+    }
+
+    fn evaluate_region(&self, _now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+        let Some(memory) = self.memory.regions.get(region) else {
+            return;
+        };
+        let Some(judged) = &memory.judged else {
+            return;
+        };
+        let in_a_row = judged.in_a_row();
+        let verdict = if in_a_row >= self.consecutive {
+            Verdict::Active
+        } else if in_a_row == 0 {
+            Verdict::Clear
+        } else {
+            Verdict::Band
+        };
+        let against = match self.scope {
+            OutlierScope::Regions => "the other regions this round",
+            OutlierScope::History => "its own recent readings",
+        };
+        let expected = judged
+            .band
+            .map(|(lo, hi)| format!("[{}, {}]", show(lo), show(hi)));
+        out.push(Finding {
+            rule: self.name.clone(),
+            region: Some(region.to_string()),
+            subject: None,
+            severity: self.severity,
+            verdict,
+            value: Some(judged.value),
+            expected,
+            summary: if judged.outlier {
+                format!(
+                    "{} in {region} is {}, an outlier against {against}",
+                    self.metric,
+                    show(judged.value)
+                )
+            } else {
+                format!(
+                    "{} in {region} is {}, in line with {against}",
+                    self.metric,
+                    show(judged.value)
+                )
+            },
+            pending_for: Duration::ZERO,
+            inhibitor: None,
+        });
     }
 
     fn snapshot(&self) -> serde_json::Value {
@@ -367,6 +433,7 @@ mod tests {
                 },
             );
         }
+        rule.due(at);
         let mut out = Vec::new();
         rule.evaluate(at, &mut out);
         out.into_iter()

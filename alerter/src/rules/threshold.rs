@@ -117,34 +117,60 @@ impl Rule for ThresholdRule {
         }
     }
 
-    fn evaluate(&self, _now: DateTime<Utc>, out: &mut Vec<Finding>) {
-        for (region, latest) in &self.latest {
-            let verdict = self.verdict(latest.value);
-            let direction = if self.above.is_some_and(|a| latest.value > a) {
-                "above"
-            } else if self.below.is_some_and(|b| latest.value < b) {
-                "below"
-            } else {
-                "within"
-            };
-            out.push(Finding {
-                rule: self.name.clone(),
-                region: Some(region.clone()),
-                subject: None,
-                severity: self.severity,
-                verdict,
-                value: Some(latest.value),
-                expected: Some(self.expected()),
-                summary: format!(
-                    "{} in {region} is {} ({direction} the limit {})",
-                    self.metric,
-                    show(latest.value),
-                    self.expected()
-                ),
-                pending_for: self.pending_for,
-                inhibitor: None,
-            });
+    fn evaluate(&self, now: DateTime<Utc>, out: &mut Vec<Finding>) {
+        for region in self.latest.keys() {
+            self.evaluate_region(now, region, out);
         }
+    }
+
+    fn regional(&self) -> bool {
+        true
+    }
+
+    fn regions(&self) -> Vec<String> {
+        self.latest.keys().cloned().collect()
+    }
+
+    fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
+        serde_json::to_value(self.latest.get(region)?).ok()
+    }
+
+    fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
+        match memory.and_then(|m| serde_json::from_value(m).ok()) {
+            Some(latest) => self.latest.insert(region.to_string(), latest),
+            None => self.latest.remove(region),
+        };
+    }
+
+    fn evaluate_region(&self, _now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+        let Some(latest) = self.latest.get(region) else {
+            return;
+        };
+        let verdict = self.verdict(latest.value);
+        let direction = if self.above.is_some_and(|a| latest.value > a) {
+            "above"
+        } else if self.below.is_some_and(|b| latest.value < b) {
+            "below"
+        } else {
+            "within"
+        };
+        out.push(Finding {
+            rule: self.name.clone(),
+            region: Some(region.to_string()),
+            subject: None,
+            severity: self.severity,
+            verdict,
+            value: Some(latest.value),
+            expected: Some(self.expected()),
+            summary: format!(
+                "{} in {region} is {} ({direction} the limit {})",
+                self.metric,
+                show(latest.value),
+                self.expected()
+            ),
+            pending_for: self.pending_for,
+            inhibitor: None,
+        });
     }
 
     fn snapshot(&self) -> serde_json::Value {
