@@ -5,7 +5,7 @@
 // it never disagrees with what is served.
 
 import { api } from "./api.js";
-import { h, replace, unavailable, badge } from "./dom.js";
+import { h, replace, unavailable, badge, stacked } from "./dom.js";
 
 const DOCUMENT = "/api/openapi.json";
 const METHODS = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -163,7 +163,7 @@ class Viewer {
   }
 
   parameterTable(parameters) {
-    return h("div", { class: "table-wrap" }, h("table", { class: "api-fields", "aria-label": "Parameters" },
+    return h("div", { class: "table-wrap" }, stacked(h("table", { class: "api-fields", "aria-label": "Parameters" },
       h("thead", null, h("tr", null, ["Name", "In", "Type", "Required", "Bounds and description"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", null, parameters.map((p) => {
         const schema = p.schema || {};
@@ -173,7 +173,7 @@ class Viewer {
           h("td", null, this.typeOf(schema)),
           h("td", null, p.required ? "yes" : "no"),
           h("td", null, describe(schema, p.description), this.nested(schema, 1)));
-      }))));
+      })))));
   }
 
   requestBody(body) {
@@ -236,13 +236,13 @@ class Viewer {
     if (!Object.keys(properties).length) return null;
     return h("div", { class: "table-wrap" },
       includes.length ? h("p", { class: "muted" }, "With every field of ", joinParts(includes.map((name) => [h("a", { href: `#${schemaId(name)}`, class: "api-ref" }, name)]), ", "), ":") : null,
-      h("table", { class: "api-fields", "aria-label": "Fields" },
+      stacked(h("table", { class: "api-fields", "aria-label": "Fields" },
       h("thead", null, h("tr", null, ["Field", "Type", "Required", "Bounds and description"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", null, Object.entries(properties).map(([field, inner]) => h("tr", { dataset: { field } },
         h("td", null, h("code", null, field)),
         h("td", null, this.typeOf(inner)),
         h("td", null, required.has(field) ? "yes" : "no"),
-        h("td", null, describe(inner), this.nested(inner, depth + 1)))))));
+        h("td", null, describe(inner), this.nested(inner, depth + 1))))))));
   }
 
   /** An object's fields with those of its `allOf` parts (a flattened struct, on the wire one

@@ -4,13 +4,17 @@
 import { s } from "./dom.js";
 import { formatTime, tickLabel } from "./time.js";
 
-/** About `count` round tick values covering [min, max]. */
-export function niceTicks(min, max, count = 5) {
+/**
+ * About `count` round tick values covering [min, max]. With `integer` (counts), every tick is
+ * a whole number: no 0.5 or 2.5 hits.
+ */
+export function niceTicks(min, max, count = 5, { integer = false } = {}) {
   if (!Number.isFinite(min) || !Number.isFinite(max)) return [];
   if (min === max) return [min];
   const raw = (max - min) / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((m) => m >= raw) || raw;
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((m) => m >= raw) || raw;
+  if (integer) step = Math.max(1, Number.isInteger(step) ? step : Math.ceil(step / magnitude / 5) * 5 * magnitude);
   const ticks = [];
   for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) ticks.push(Number(v.toFixed(10)));
   return ticks;
@@ -48,18 +52,28 @@ export function histogram(container, buckets, { from, to, interval, onZoom }) {
   const span = Math.max(1, end - start);
   const x = (t) => pad.left + ((t - start) / span) * innerW;
   const highest = Math.max(1, ...buckets.map((b) => b.count));
-  // The scale ends on a round tick at or above the highest bar, so the top is labelled.
-  const countTicks = niceTicks(0, highest, 3);
-  const tickStep = countTicks.length > 1 ? countTicks[1] - countTicks[0] : highest;
-  while (countTicks[countTicks.length - 1] < highest) countTicks.push(countTicks[countTicks.length - 1] + tickStep);
-  const maxCount = Math.max(highest, countTicks[countTicks.length - 1]);
-  const y = (c) => pad.top + innerH - (c / maxCount) * innerH;
+  const log = skewed(buckets.map((b) => b.count));
+  let countTicks, y;
+  if (log) {
+    // Powers of ten up to one at or above the highest bar; a bar of 1 still shows.
+    countTicks = [0, 1];
+    while (countTicks[countTicks.length - 1] < highest) countTicks.push(countTicks[countTicks.length - 1] * 10);
+    const top = Math.log10(1 + countTicks[countTicks.length - 1]);
+    y = (c) => pad.top + innerH - (Math.log10(1 + c) / top) * innerH;
+  } else {
+    // The scale ends on a round tick at or above the highest bar, so the top is labelled.
+    countTicks = niceTicks(0, highest, 3, { integer: true });
+    const tickStep = countTicks.length > 1 ? countTicks[1] - countTicks[0] : highest;
+    while (countTicks[countTicks.length - 1] < highest) countTicks.push(countTicks[countTicks.length - 1] + tickStep);
+    const maxCount = Math.max(highest, countTicks[countTicks.length - 1]);
+    y = (c) => pad.top + innerH - (c / maxCount) * innerH;
+  }
 
-  const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Histogram of hits over time, ${buckets.length} buckets, at most ${highest} per bucket` });
+  const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", dataset: { scale: log ? "log" : "linear" }, "aria-label": `Histogram of hits over time, ${buckets.length} buckets, at most ${highest} per bucket${log ? ", counts on a log scale" : ""}` });
   const axis = s("g", { class: "axis" });
   for (const tick of countTicks) {
     axis.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick) }));
-    axis.append(s("text", { x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, String(tick)));
+    axis.append(s("text", { class: "count-tick", x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, compactCount(tick)));
   }
   for (const tick of timeTicks(start, end, Math.max(2, Math.floor(innerW / 110)))) {
     if (x(tick) > width - pad.right - 30) continue;
@@ -117,6 +131,26 @@ export function histogram(container, buckets, { from, to, interval, onZoom }) {
   svg.addEventListener("pointerup", finish);
   svg.addEventListener("pointercancel", () => { anchor = null; brush.setAttribute("visibility", "hidden"); });
   container.replaceChildren(svg);
+  return { log };
+}
+
+/**
+ * Whether counts are too uneven for a linear scale: the tallest bar over 20 times the typical
+ * (median) non-empty one, as when 7 days of hourly history sit beside minutes of 10-second
+ * data, whose buckets would flatten the history to a pixel whatever the interval.
+ */
+export function skewed(counts) {
+  const nonEmpty = counts.filter((c) => c > 0).sort((a, b) => a - b);
+  if (nonEmpty.length < 3) return false;
+  const median = nonEmpty[Math.floor(nonEmpty.length / 2)];
+  return nonEmpty[nonEmpty.length - 1] > 20 * median;
+}
+
+/** `950`, `12k`, `1.5M`: axis labels that fit the margin. */
+function compactCount(n) {
+  if (n >= 1e6) return `${Number((n / 1e6).toFixed(1))}M`;
+  if (n >= 1e4) return `${Number((n / 1e3).toFixed(0))}k`;
+  return String(n);
 }
 
 function linePath(points, x, y) {

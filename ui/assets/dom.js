@@ -63,3 +63,19 @@ export function badge(text, kind) {
 export function keyValues(pairs) {
   return h("dl", { class: "kv" }, pairs.map(([k, v]) => [h("dt", null, k), h("dd", null, v ?? "–")]));
 }
+
+/**
+ * Marks `table` to turn into stacked cards on a phone: each cell gets its column's header as
+ * `data-label` (shown before it by the stylesheet, since the header row is hidden there).
+ * For tables without `colspan`; returns the table.
+ */
+export function stacked(table) {
+  table.classList.add("stack");
+  const headers = [...table.querySelectorAll(":scope > thead > tr:first-child > th")].map((th) => th.textContent.trim());
+  for (const row of table.querySelectorAll(":scope > tbody > tr")) {
+    [...row.children].forEach((cell, i) => {
+      if (headers[i]) cell.dataset.label = headers[i];
+    });
+  }
+  return table;
+}

@@ -2,7 +2,7 @@
 // counters every service exports), and the collector's last round.
 
 import { api } from "./api.js";
-import { h, replace, unavailable, keyValues, badge } from "./dom.js";
+import { h, replace, unavailable, keyValues, badge, stacked } from "./dom.js";
 import { ago, formatTime } from "./time.js";
 
 const REFRESH_MS = 5e3;
@@ -37,7 +37,7 @@ class HealthPage {
       const services = health.value.services || {};
       const names = Object.keys(services).sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
       replace(this.counters, names.length
-        ? h("div", { class: "table-wrap" }, h("table", { "aria-label": "Service counters" },
+        ? h("div", { class: "table-wrap" }, stacked(h("table", { "aria-label": "Service counters" },
             h("thead", null, h("tr", null, h("th", { scope: "col" }, "Service"), ["Received", "Sent", "Errors", "Dropped", "Bus lag"].map((c) => h("th", { scope: "col", class: "num" }, c)))),
             h("tbody", null, names.map((name) => {
               const c = services[name];
@@ -48,7 +48,7 @@ class HealthPage {
                 h("td", { class: `num${c.errors ? " bad" : ""}`, title: breakdown(c.errors_by_kind) }, number(c.errors)),
                 h("td", { class: `num${c.dropped ? " bad" : ""}`, title: breakdown(c.dropped_by_reason) }, number(c.dropped)),
                 h("td", { class: "num" }, c.bus_lag === null || c.bus_lag === undefined ? "–" : number(c.bus_lag)));
-            }))))
+            })))))
         : h("p", { class: "muted" }, "No counters yet."));
       replace(this.scrapes, h("ul", null, (health.value.scrapes || []).map((s) =>
         h("li", null, badge(s.ok ? "ok" : "unavailable", s.ok ? "ok" : "failed"), " ", String(s.source), s.url ? ` (${s.url})` : "", s.error ? `: ${s.error}` : ""))));
@@ -69,6 +69,7 @@ function breakdown(map) {
   return Object.entries(map || {}).map(([k, v]) => `${k}: ${v}`).join(", ");
 }
 
+// `22:01:50 (in 40 s)` for the next round, `(3 s ago)` for the last: `ago` says which.
 const when = (value) => (value ? `${formatTime(value)} (${ago(value)})` : "–");
 
 /** The collector's status: the schedule, the last round with each region's outcome, the backfill. */
@@ -89,7 +90,7 @@ function collectorStatus(status) {
   return h("div", null,
     h("div", { class: "panel" }, summary),
     regions.length
-      ? h("div", { class: "table-wrap" }, h("table", { "aria-label": "Regions of the last round" },
+      ? h("div", { class: "table-wrap" }, stacked(h("table", { "aria-label": "Regions of the last round" },
           h("thead", null, h("tr", null, h("th", { scope: "col" }, "Region"), h("th", { scope: "col" }, "Outcome"),
             ["Observations", "Published", "Attempts", "Latency"].map((c) => h("th", { scope: "col", class: "num" }, c)), h("th", { scope: "col" }, "Error"))),
           h("tbody", null, regions.map((r) => h("tr", null,
@@ -99,7 +100,7 @@ function collectorStatus(status) {
             h("td", { class: "num" }, number(r.published)),
             h("td", { class: "num" }, number(r.attempts)),
             h("td", { class: "num" }, r.latency_ms === undefined ? "–" : `${r.latency_ms} ms`),
-            h("td", { class: "msg" }, [r.http_status ? `HTTP ${r.http_status}` : null, r.error].filter(Boolean).join(": ")))))))
+            h("td", { class: "msg" }, [r.http_status ? `HTTP ${r.http_status}` : null, r.error].filter(Boolean).join(": "))))))))
       : null);
 }
 

@@ -1,13 +1,23 @@
-// The search page (landing): query bar, time picker, histogram, facets and results, with
-// the whole state in the URL (`/?q=region:Dakar&from=now-1h&to=now&filter=level:warn`).
+// The search page (`/search`): query bar, time picker, histogram, facets and results, with
+// the whole state in the URL (`/search?q=region:Dakar&from=now-1h&to=now&filter=level:warn`).
 
 import { api, withQuery } from "./api.js";
 import { h, replace, announce, unavailable } from "./dom.js";
 import { histogram } from "./charts.js";
-import { PRESETS, formatTime, isRelative, resolve, rfc3339, toLocalInput } from "./time.js";
+import { PRESETS, duration, formatTime, isRelative, parseLocalInput, resolve, rfc3339, toLocalInput } from "./time.js";
 
 export const FACET_FIELDS = ["kind", "region", "level", "service"];
 const PAGE_SIZE = 100;
+/** The page's own path: every URL it writes is built on it (links to `/?q=` are redirected). */
+export const SEARCH_PATH = "/search";
+/** How many values a facet lists before "show all". */
+export const FACET_TOP = 10;
+/** The histogram's intervals: `auto` lets the indexer choose; the others are its `interval`. */
+export const INTERVALS = [["auto", "Auto"], ["1m", "1 minute"], ["1h", "1 hour"], ["1d", "1 day"]];
+const INTERVAL_MS = { "1m": 60e3, "1h": 3600e3, "1d": 86400e3 };
+/** The indexer's bound on buckets (`indexer::api::MAX_BUCKETS`): an interval that would give
+ * more over the range is offered disabled, saying why, rather than answered with a 400. */
+export const MAX_BUCKETS = 2000;
 
 // ---- State <-> URL -------------------------------------------------------------------
 
@@ -27,6 +37,7 @@ export function stateFromUrl(search) {
     excludes: pairs("exclude"),
     live: params.get("live") === "1",
     sort: params.get("sort") || "",
+    interval: INTERVALS.some(([value]) => value === params.get("interval")) ? params.get("interval") : "auto",
     limit: Math.max(1, Math.min(1000, Number(params.get("limit")) || PAGE_SIZE)),
   };
 }
@@ -40,8 +51,9 @@ export function urlFromState(state) {
   for (const f of state.excludes) params.append("exclude", `${f.field}:${f.value}`);
   if (state.live) params.set("live", "1");
   if (state.sort) params.set("sort", state.sort);
+  if (state.interval && state.interval !== "auto") params.set("interval", state.interval);
   if (state.limit !== PAGE_SIZE) params.set("limit", String(state.limit));
-  return `/?${params}`;
+  return `${SEARCH_PATH}?${params}`;
 }
 
 /** A value as a quoted term of the query language. */
@@ -102,13 +114,28 @@ class SearchPage {
     this.controller = null;
     this.timer = null;
     this.build(main);
+    this.loadRegions();
+  }
+
+  /** The configured regions, so the region facet can list the ones without hits (the silent
+   * ones are those people look for). Without them the facet lists what the hits have. */
+  async loadRegions() {
+    try {
+      const answer = await api("/api/regions");
+      this.regionNames = answer.regions.map((r) => r.name);
+      if (this.lastFacets) this.renderFacets(this.lastFacets);
+    } catch {
+      this.regionNames = null;
+    }
   }
 
   build(main) {
     this.query = h("input", { id: "q", name: "q", type: "search", autocomplete: "off", spellcheck: "false", placeholder: 'region:Dakar AND temperature_c:[30 TO *]   ( / to focus )', "aria-describedby": "query-error", "aria-label": "Search query" });
     this.range = h("select", { id: "range", "aria-label": "Time range" });
-    this.fromInput = h("input", { id: "from", type: "datetime-local", step: "1" });
-    this.toInput = h("input", { id: "to", type: "datetime-local", step: "1" });
+    // Text boxes, not datetime-local: that one shows the locale's 12-hour clock (AM/PM).
+    const timeBox = (id) => h("input", { id, type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false", size: "19", placeholder: "YYYY-MM-DD HH:MM:SS", title: "Local time, 24-hour: 2026-11-25 14:00:00" });
+    this.fromInput = timeBox("from");
+    this.toInput = timeBox("to");
     this.custom = h("div", { class: "custom-range", hidden: true },
       h("div", { class: "field" }, h("label", { for: "from" }, "From"), this.fromInput),
       h("div", { class: "field" }, h("label", { for: "to" }, "To"), this.toInput));
@@ -138,6 +165,10 @@ class SearchPage {
     this.facets = h("aside", { class: "facets", "aria-label": "Top values" });
     this.chart = h("div", { class: "histogram", tabindex: "0", role: "group", "aria-label": "Hits over time. Left and right arrows move the range, plus and minus zoom.", onkeydown: (e) => this.onHistogramKey(e) });
     this.zoomOut = h("button", { type: "button", class: "ghost small", onclick: () => this.zoomOutRange() }, "Zoom out");
+    this.interval = h("select", { id: "interval", class: "small", "aria-label": "Histogram interval", onchange: () => this.go({ ...this.state, interval: this.interval.value }) },
+      INTERVALS.map(([value, label]) => h("option", { value }, label)));
+    this.regionNames = null; // every configured region, once /api/regions answers
+    this.facetsOpen = new Set(); // facets showing every value
     this.tbody = h("tbody");
     this.more = h("div", { class: "more" });
     const table = h("table", { class: "results", "aria-label": "Search results" },
@@ -163,7 +194,10 @@ class SearchPage {
       (this.layout = h("div", { class: "search-layout" },
         this.facets,
         h("section", { "aria-label": "Results" },
-          h("div", { class: "panel" }, this.chart, h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in (keys: ← → + −). ", this.zoomOut)),
+          h("div", { class: "panel" },
+            h("div", { class: "histogram-bar" }, h("label", { for: "interval" }, "Interval"), this.interval, (this.intervalNote = h("span", { class: "muted interval-note" }))),
+            this.chart,
+            h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in (keys: ← → + −). ", this.zoomOut)),
           h("div", { class: "results-wrap" }, table),
           this.more))));
   }
@@ -173,6 +207,7 @@ class SearchPage {
     this.state = state;
     this.query.value = state.q;
     this.fillRange(state);
+    this.fillInterval(state);
     this.renderFilters();
     this.showSort();
     this.setLive(state.live);
@@ -196,14 +231,35 @@ class SearchPage {
     }
   }
 
+  /** The interval selector for `state`: an interval giving more buckets than the indexer
+   * allows over the range is disabled, with the reason. */
+  fillInterval(state) {
+    const from = resolve(state.from), to = resolve(state.to);
+    const span = from && to ? to - from : 0;
+    for (const option of this.interval.options) {
+      const width = INTERVAL_MS[option.value];
+      const buckets = width ? Math.ceil(span / width) : 0;
+      const tooMany = buckets > MAX_BUCKETS;
+      option.disabled = tooMany;
+      option.title = tooMany ? `${buckets.toLocaleString()} buckets over this range; at most ${MAX_BUCKETS.toLocaleString()}` : "";
+    }
+    this.interval.value = state.interval;
+  }
+
   /** Reads the form into a new state and runs it (a new history entry when it changed). */
   submit() {
     const next = { ...this.state, q: this.query.value.trim(), limit: this.state.limit };
     if (this.range.value === "custom") {
-      const from = this.fromInput.value ? new Date(this.fromInput.value) : null;
-      const to = this.toInput.value ? new Date(this.toInput.value) : new Date();
-      if (from && !Number.isNaN(from.getTime())) next.from = rfc3339(from);
-      if (!Number.isNaN(to.getTime())) next.to = rfc3339(to);
+      const from = this.fromInput.value.trim() ? parseLocalInput(this.fromInput.value) : null;
+      const to = this.toInput.value.trim() ? parseLocalInput(this.toInput.value) : new Date();
+      const unreadable = [[this.fromInput, from], [this.toInput, to]].find(([input, date]) => input.value.trim() && !date);
+      if (unreadable) {
+        const [input] = unreadable;
+        this.showFormError(`${input.id === "from" ? "From" : "To"}: “${input.value.trim()}” is not a time; write it as 2026-11-25 14:00:00 (local time, 24-hour)`, input);
+        return;
+      }
+      if (from) next.from = rfc3339(from);
+      next.to = rfc3339(to);
     } else {
       next.from = this.range.value;
       next.to = "now";
@@ -217,6 +273,7 @@ class SearchPage {
     const url = urlFromState(next);
     if (url !== location.pathname + location.search) history.pushState(null, "", url);
     this.fillRange(next);
+    this.fillInterval(next);
     this.renderFilters();
     this.showSort();
     this.run();
@@ -230,8 +287,10 @@ class SearchPage {
   }
 
   renderFilters() {
+    // An exclusion reads as what it does, "NOT region: Dakar": struck-through text is how
+    // Kibana shows a filter switched off, the opposite of what it means here.
     const pill = (f, exclude) => h("span", { class: `pill${exclude ? " exclude" : ""}` },
-      h("span", null, `${exclude ? "NOT " : ""}${f.field}: ${f.value}`),
+      h("span", { class: "pill-text" }, exclude ? [h("strong", { class: "not" }, "NOT"), " "] : null, `${f.field}: ${f.value}`),
       h("button", { type: "button", "aria-label": `${exclude ? "Include" : "Exclude"} ${f.field} ${f.value} instead`, title: "Invert", onclick: () => this.addFilter(f.field, f.value, !exclude) }, "⇄"),
       h("button", { type: "button", "aria-label": `Remove filter ${f.field} ${f.value}`, title: "Remove", onclick: () => this.go({ ...this.state, filters: this.state.filters.filter((x) => x !== f), excludes: this.state.excludes.filter((x) => x !== f) }) }, "×"));
     replace(this.filterBar, this.state.filters.map((f) => pill(f, false)), this.state.excludes.map((f) => pill(f, true)));
@@ -298,7 +357,7 @@ class SearchPage {
     const offset = append ? this.shown : 0;
     // The API refuses `offset + limit` past its result window: the last page stops at it.
     const limit = Math.min(this.state.limit, this.ctx.resultWindow - offset);
-    const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit, offset: offset || undefined, sort: this.state.sort });
+    const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit, offset: offset || undefined, sort: this.state.sort, interval: this.state.interval === "auto" ? undefined : this.state.interval });
     if (!quiet && !append) this.status.replaceChildren(h("span", null, "Searching…"));
     let answer;
     try {
@@ -313,6 +372,8 @@ class SearchPage {
     this.error.hidden = true;
     this.layout.classList.remove("stale");
     this.query.removeAttribute("aria-invalid");
+    this.fromInput.removeAttribute("aria-invalid");
+    this.toInput.removeAttribute("aria-invalid");
     const hits = answer.hits;
     if (append) {
       this.appendRows(hits);
@@ -342,27 +403,55 @@ class SearchPage {
   }
 
   showError(err) {
-    this.error.textContent = describeError(err);
+    // The query sent is the typed one with the filters ANDed on: `(typed) AND ...`. A
+    // position in it is told, and pointed at, in what was typed.
+    const typed = this.state.q.trim();
+    const sent = effectiveQuery(this.state);
+    const shift = sent.startsWith(`(${typed})`) ? 1 : 0;
+    this.error.textContent = describeError(err, { typed, shift });
     this.error.hidden = false;
     this.layout.classList.add("stale"); // the results below are from the previous search
     if (err.status === 400) this.query.setAttribute("aria-invalid", "true");
+    const position = err.detail && typeof err.detail === "object" ? err.detail.position : null;
+    if (position && typed && document.activeElement === this.query) {
+      const at = Math.max(0, Math.min(typed.length, position.column - 1 - shift));
+      this.query.setSelectionRange(at, Math.min(typed.length, at + 1));
+    }
     this.status.replaceChildren(h("span", { class: "bad" }, err.status === 400 ? "The search could not run." : "Search unavailable."));
   }
 
+  /** A problem found before asking the API (an unreadable time), shown where its errors are. */
+  showFormError(message, input) {
+    this.error.textContent = message;
+    this.error.hidden = false;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+
   renderFacets(facets) {
+    this.lastFacets = facets;
     const blocks = FACET_FIELDS.map((name) => {
-      const values = (facets[name] || []).filter((v) => v.value !== "");
+      const values = facetValues(facets[name] || [], name === "region" ? this.regionNames : null);
       const top = Math.max(1, ...values.map((v) => v.count));
-      return h("section", { class: "panel facet", "aria-label": `Top ${name} values` },
+      const open = this.facetsOpen.has(name);
+      const shown = open ? values : values.slice(0, FACET_TOP);
+      const toggle = values.length > FACET_TOP
+        ? h("button", { type: "button", class: "ghost small facet-more", "aria-expanded": String(open), onclick: () => {
+            if (open) this.facetsOpen.delete(name); else this.facetsOpen.add(name);
+            this.renderFacets(this.lastFacets);
+          } }, open ? `show top ${FACET_TOP}` : `show all (${values.length})`)
+        : null;
+      return h("section", { class: "panel facet", "aria-label": `Top ${name} values`, dataset: { facet: name } },
         h("h3", null, name),
         values.length
-          ? h("ul", null, values.slice(0, 10).map((v) => h("li", { dataset: { facet: name, value: v.value } },
-              h("span", { class: "value", title: v.value }, v.value),
+          ? h("ul", null, shown.map((v) => h("li", { class: v.count ? null : "zero", dataset: { facet: name, value: v.value } },
+              h("span", { class: "value", title: v.count ? v.value : `${v.value}: no hits in this range` }, v.value),
               h("span", { class: "count" }, v.count.toLocaleString()),
               h("button", { type: "button", class: "ghost small facet-include", "aria-label": `Filter for ${name}: ${v.value}`, title: "Filter for this value", onclick: () => this.addFilter(name, v.value, false) }, "+"),
               h("button", { type: "button", class: "ghost small facet-exclude", "aria-label": `Filter out ${name}: ${v.value}`, title: "Filter out this value", onclick: () => this.addFilter(name, v.value, true) }, "−"),
               h("span", { class: "share", "aria-hidden": "true" }, shareBar(v.count / top)))))
-          : h("p", { class: "muted" }, "no values"));
+          : h("p", { class: "muted" }, "no values"),
+        toggle);
     });
     this.facets.replaceChildren(...blocks);
   }
@@ -370,7 +459,7 @@ class SearchPage {
   renderHistogram(buckets, interval) {
     this.lastHistogram = [buckets, interval];
     const from = resolve(this.state.from), to = resolve(this.state.to);
-    histogram(this.chart, buckets, {
+    const drawn = histogram(this.chart, buckets, {
       interval,
       from: from ? from.getTime() : Date.now() - 15 * 60e3,
       to: to ? to.getTime() : Date.now(),
@@ -380,6 +469,7 @@ class SearchPage {
         this.setLive(false);
       },
     });
+    this.intervalNote.textContent = `${duration(interval)} per bar${drawn.log ? " · counts on a log scale (the tallest bar dwarfs the rest)" : ""}`;
   }
 
   renderMore() {
@@ -420,7 +510,8 @@ class SearchPage {
       row.className = `hit${level ? ` lvl-${level}` : ""}`;
       row.dataset.id = hit.id;
       row.hitData = hit;
-      cells[1].textContent = formatTime(field(hit, "timestamp"), { millis: true });
+      cells[1].firstChild.textContent = formatTime(field(hit, "timestamp"), { millis: true });
+      cells[1].lastChild.textContent = [field(hit, "kind"), field(hit, "region")].filter(Boolean).join(" · ");
       cells[2].textContent = field(hit, "kind");
       cells[3].textContent = field(hit, "region");
       cells[4].firstChild.textContent = level;
@@ -469,21 +560,31 @@ class SearchPage {
     row.after(h("tr", { class: "detail" }, h("td", { colspan: "6" }, tabs, body)));
   }
 
-  async showContext(body, hit) {
+  /** The events just before and after `hit`; by default only those matching the search
+   * (its query and filters), as Kibana's surrounding documents keep the filters. */
+  async showContext(body, hit, { matching = true } = {}) {
     replace(body, h("p", { class: "muted" }, "Loading surrounding events…"));
+    const q = effectiveQuery(this.state);
+    const filtered = matching && q !== "*";
     try {
-      const answer = await api(`/api/events/${encodeURIComponent(hit.id)}/context?before=10&after=10`);
+      const answer = await api(withQuery(`/api/events/${encodeURIComponent(hit.id)}/context`, { before: 10, after: 10, q: filtered ? q : undefined }));
       const anchor = answer.event;
       const events = [...answer.before, anchor, ...answer.after];
       events.sort((a, b) => Date.parse(field(b, "timestamp")) - Date.parse(field(a, "timestamp")));
-      replace(body, h("table", { class: "results context", "aria-label": "Surrounding events" },
+      const scope = q === "*"
+        ? h("p", { class: "muted context-scope" }, "Every event just before and after this one.")
+        : h("p", { class: "muted context-scope" },
+            filtered ? "Events matching this search just before and after this one. " : "Every event just before and after this one, whatever the search. ",
+            h("button", { type: "button", class: "ghost small context-toggle", onclick: () => this.showContext(body, hit, { matching: !filtered }) },
+              filtered ? "Show every event" : "Only those matching the search"));
+      replace(body, scope, h("table", { class: "results context", "aria-label": "Surrounding events", dataset: { matching: String(filtered) } },
         h("thead", null, h("tr", null, ["Time", "Kind", "Region", "Level", "Message"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", null, events.map((e) => {
           const level = String(field(e, "level") || "");
-          return h("tr", { class: `${e.id === anchor.id ? "anchor " : ""}${level ? `lvl-${level}` : ""}` },
-            h("td", { class: "time" }, formatTime(field(e, "timestamp"), { millis: true })),
-            h("td", null, field(e, "kind")), h("td", null, field(e, "region")),
-            h("td", null, h("span", { class: `level ${level}` }, level)), h("td", { class: "msg" }, messageOf(e)));
+          return h("tr", { class: `${e.id === anchor.id ? "anchor " : ""}${level ? `lvl-${level}` : ""}`, dataset: { id: e.id } },
+            h("td", { class: "time", "data-label": "Time" }, formatTime(field(e, "timestamp"), { millis: true })),
+            h("td", { "data-label": "Kind" }, field(e, "kind")), h("td", { "data-label": "Region" }, field(e, "region")),
+            h("td", { "data-label": "Level" }, h("span", { class: `level ${level}` }, level)), h("td", { class: "msg", "data-label": "Message" }, messageOf(e)));
         }))));
     } catch (err) {
       replace(body, unavailable("Surrounding events", err));
@@ -503,22 +604,45 @@ class SearchPage {
   }
 }
 
-/** The API's error as lines: its message, then where and why (each syntax problem, hints). */
-export function describeError(err) {
-  const lines = [err.message];
-  const detail = err.detail;
-  if (detail && typeof detail === "object") {
-    for (const problem of Array.isArray(detail.errors) ? detail.errors : []) {
-      lines.push(`  at character ${problem.position}: ${problem.message}${problem.near ? ` (near “${problem.near}”)` : ""}`);
-    }
-    for (const [key, value] of Object.entries(detail)) {
-      if (["errors", "query", "reason"].includes(key)) continue;
-      lines.push(`${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
-    }
-  } else if (detail) {
-    lines.push(String(detail));
+/**
+ * The API's error, said once: its message, then, for a query error, the query with a caret
+ * under the position (`detail.position`), then a hint or the form expected when the message
+ * does not already say it. `typed` and `shift` place a position given in the query sent
+ * (`(typed) AND filters`) in what was typed.
+ */
+export function describeError(err, { typed = "", shift = 0 } = {}) {
+  const detail = err.detail && typeof err.detail === "object" ? err.detail : null;
+  let message = err.message;
+  const lines = [];
+  const position = detail && detail.position;
+  if (position && Number.isInteger(position.column)) {
+    const shown = typed && shift ? typed : String(detail.query ?? typed);
+    const column = Math.max(1, position.column - (typed && shift ? shift : 0));
+    if (shift) message = message.replace(`at column ${position.column}`, `at column ${column}`);
+    if (shown && column <= shown.length + 1) lines.push(shown, `${" ".repeat(column - 1)}^`);
   }
-  return lines.join("\n");
+  if (detail) {
+    for (const key of ["hint", "expected"]) {
+      const value = detail[key];
+      const text = Array.isArray(value) ? value.join(", ") : value;
+      if (typeof text === "string" && text && !message.includes(text)) lines.push(`${key}: ${text}`);
+    }
+  } else if (err.detail) {
+    lines.push(String(err.detail));
+  }
+  return [message, ...lines].join("\n");
+}
+
+/**
+ * A facet's values, most hits first; with `known` (every configured region), the known
+ * values without hits follow with a count of 0, by name.
+ */
+export function facetValues(values, known) {
+  const listed = values.filter((v) => v.value !== "");
+  if (!known) return listed;
+  const seen = new Set(listed.map((v) => v.value));
+  const silent = known.filter((name) => !seen.has(name)).sort((a, b) => a.localeCompare(b)).map((value) => ({ value, count: 0 }));
+  return [...listed, ...silent];
 }
 
 function shareBar(fraction) {
@@ -532,7 +656,10 @@ function rowTemplate() {
   if (!cachedTemplate) {
     cachedTemplate = h("tr", { class: "hit" },
       h("td", null, h("button", { type: "button", class: "expander", "aria-expanded": "false", "aria-label": "Show the full event" }, "▸")),
-      h("td", { class: "time" }), h("td", { class: "col-kind" }), h("td", { class: "col-region" }),
+      // The time cell also holds kind and region, shown only on a phone, where their own
+      // columns give way to the message.
+      h("td", { class: "time" }, h("span", { class: "when" }), h("span", { class: "phone-meta" })),
+      h("td", { class: "col-kind" }), h("td", { class: "col-region" }),
       h("td", null, h("span", { class: "level" })), h("td", { class: "msg" }));
   }
   return cachedTemplate;

@@ -40,15 +40,25 @@ export function tickLabel(date, spanMs) {
   return `${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}h`;
 }
 
-/** `12 s ago`, `3 min ago`, `2 h ago`, `4 d ago`. */
+/**
+ * A time relative to now: `12 s ago`, `3 min ago`, `2 h ago`, `4 d ago` for the past, and
+ * `in 40 s`, `in 3 min` for the future (a next round, a silence's end), never "0 s ago" for a
+ * time still to come; `now` within half a second either way.
+ */
 export function ago(value, now = Date.now()) {
   const date = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(date.getTime())) return "never";
-  const seconds = Math.max(0, Math.round((now - date.getTime()) / 1000));
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} d ago`;
+  const ms = now - date.getTime();
+  // Under half a second either way is now: clocks of browser and server differ that much.
+  const future = ms < -500;
+  const seconds = Math.round(Math.abs(ms) / 1000);
+  if (seconds === 0) return "now";
+  let amount;
+  if (seconds < 60) amount = `${seconds} s`;
+  else if (seconds < 3600) amount = `${Math.round(seconds / 60)} min`;
+  else if (seconds < 86400) amount = `${Math.round(seconds / 3600)} h`;
+  else amount = `${Math.round(seconds / 86400)} d`;
+  return future ? `in ${amount}` : `${amount} ago`;
 }
 
 /** `1h 5m`, `40s`. */
@@ -72,9 +82,36 @@ export function parseDuration(text) {
   return total || null;
 }
 
-/** The value of an `<input type="datetime-local">` for a Date (local time). */
+/**
+ * The text of an absolute-time box for a Date: `2026-11-25 14:03:04` in local time, 24-hour
+ * (an `<input type="datetime-local">` shows the browser locale's 12-hour clock, AM/PM, beside
+ * the 24-hour times everywhere else on the page).
+ */
 export function toLocalInput(date) {
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return formatTime(date);
+}
+
+/**
+ * A Date for what was typed in an absolute-time box: `2026-11-25 14:03`, with optional
+ * seconds, a `T` or a space between date and time, in local time; RFC 3339 with a zone is
+ * taken as it is. Null if unreadable.
+ */
+export function parseLocalInput(text) {
+  const value = String(text || "").trim();
+  const local = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?)?$/.exec(value);
+  if (local) {
+    const [, y, mo, d, hr = "0", mi = "0", se = "0", ms = "0"] = local;
+    const date = new Date(Number(y), Number(mo) - 1, Number(d), Number(hr), Number(mi), Number(se), Number(ms.padEnd(3, "0")));
+    // `2026-02-31` rolls over into March: refuse it rather than search another day.
+    const same = date.getFullYear() === Number(y) && date.getMonth() === Number(mo) - 1 && date.getDate() === Number(d)
+      && date.getHours() === Number(hr) && date.getMinutes() === Number(mi);
+    return same ? date : null;
+  }
+  if (/[zZ]|[+-]\d{2}:\d{2}$/.test(value)) {
+    const parsed = Date.parse(value);
+    return Number.isNaN(parsed) ? null : new Date(parsed);
+  }
+  return null;
 }
 
 /** An RFC 3339 string in UTC, to seconds. */
