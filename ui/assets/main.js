@@ -5,6 +5,8 @@ import * as regions from "./regions.js";
 import * as alerts from "./alerts.js";
 import * as health from "./health.js";
 import * as apidocs from "./apidocs.js";
+import * as overview from "./overview.js";
+import * as alert from "./alert.js";
 
 const meta = (name) => Number(document.querySelector(`meta[name="${name}"]`).content);
 const ctx = {
@@ -19,17 +21,32 @@ let current = { page: null, path: null, instance: null };
 
 /** The page module for a path, and its title. */
 function route(pathname) {
-  if (pathname === "/" || pathname === "/search") return { name: "search", module: search, title: "Search" };
+  if (pathname === "/") return { name: "overview", module: overview, title: "Overview" };
+  if (pathname === "/search") return { name: "search", module: search, title: "Search" };
   if (pathname === "/regions" || pathname === "/regions/") return { name: "regions", module: regions, title: "Regions" };
   if (pathname.startsWith("/regions/")) return { name: "regions", module: regions, title: regions.regionFromPath(pathname) };
-  if (pathname === "/alerts") return { name: "alerts", module: alerts, title: "Alerts" };
+  if (pathname === "/alerts" || pathname === "/alerts/") return { name: "alerts", module: alerts, title: "Alerts" };
+  if (pathname.startsWith("/alerts/")) return { name: "alerts", module: alert, title: `Alert ${alert.idFromPath(pathname)}` };
   if (pathname === "/health") return { name: "health", module: health, title: "Health" };
   // Exactly `/api`: everything under `/api/` is the APIs themselves.
   if (pathname === "/api") return { name: "api", module: apidocs, title: "API" };
   return null;
 }
 
+/**
+ * Links sent before the overview became the landing page (the alerter's Slack messages say
+ * `/?q=...&from=...&to=...`) open the search they name: the URL is rewritten in place, so
+ * Back does not bounce through it.
+ */
+function redirectOldSearchLinks() {
+  if (location.pathname !== "/" || !location.search) return;
+  const params = new URLSearchParams(location.search);
+  if (!params.has("q")) return;
+  history.replaceState(null, "", `/search${location.search}${location.hash}`);
+}
+
 function show() {
+  redirectOldSearchLinks();
   const target = route(location.pathname);
   // Back/forward within the same page keeps it (the search page re-reads its URL).
   if (target && current.path === location.pathname && current.instance && current.instance.update) {
@@ -58,7 +75,7 @@ function notFound() {
   const link = document.createElement("a");
   link.href = "/";
   link.dataset.nav = "";
-  link.textContent = "Go to search";
+  link.textContent = "Go to the overview";
   p.append(link);
   return p;
 }
@@ -74,7 +91,8 @@ export function navigate(url) {
 document.addEventListener("click", (event) => {
   const link = event.target.closest("a[data-nav]");
   if (!link || event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
-  const url = new URL(link.href, location.href);
+  // An SVG link (the map's points) has its href as an SVGAnimatedString.
+  const url = new URL(link.getAttribute("href"), location.href);
   if (url.origin !== location.origin) return;
   event.preventDefault();
   navigate(url.pathname + url.search);
@@ -88,7 +106,7 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   if (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName)) return;
   event.preventDefault();
-  if (current.page !== "search") navigate("/");
+  if (current.page !== "search") navigate("/search");
   const box = document.getElementById("q");
   if (box) { box.focus(); box.select(); }
 });

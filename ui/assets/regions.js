@@ -7,7 +7,7 @@ import { h, replace, badge, unavailable, keyValues } from "./dom.js";
 import { sparkline, temperatureChart } from "./charts.js";
 import { ago, formatTime } from "./time.js";
 import { quoteTerm, urlFromState } from "./search.js";
-import { alertsOf } from "./alerts.js";
+import { alertsOf, bySeverity } from "./alerts.js";
 
 const REFRESH_MS = 30e3;
 
@@ -45,6 +45,37 @@ function isLateAlert(alert) {
   return alert.state === "firing" && /late|silent|stale|absent/i.test(alert.rule);
 }
 
+/** Trouble, worst first: a region's rank is that of its worst firing alert, else late, else ok. */
+export const TROUBLE = ["critical", "warning", "late", "info", "ok"];
+
+/**
+ * Every region with its trouble: `firing` (its firing alerts, worst severity first), `late`
+ * (an alert says its data is late, or it is far behind the other regions) and `trouble`
+ * (one of TROUBLE); sorted worst first, then by name.
+ */
+export function regionsByTrouble(regions, firing, now = Date.now()) {
+  const list = regions.map(readRegion);
+  const lateByAlert = new Set(firing.filter(isLateAlert).map((a) => a.region));
+  const ages = list.filter((r) => r.lastSeen).map((r) => now - Date.parse(r.lastSeen)).sort((a, b) => a - b);
+  const typical = ages.length ? ages[Math.floor(ages.length / 2)] : 0;
+  const farBehind = (r) => !r.lastSeen || (now - Date.parse(r.lastSeen) > 3 * typical && now - Date.parse(r.lastSeen) - typical > 30e3);
+  for (const region of list) {
+    region.firing = bySeverity(firing.filter((a) => a.state === "firing" && a.region === region.name));
+    region.late = lateByAlert.has(region.name) || farBehind(region);
+    const worst = region.firing.length ? String(region.firing[0].severity) : null;
+    region.trouble = worst === "critical" || worst === "warning" ? worst : region.late ? "late" : worst === "info" ? "info" : "ok";
+  }
+  return list.sort((a, b) => TROUBLE.indexOf(a.trouble) - TROUBLE.indexOf(b.trouble) || a.name.localeCompare(b.name));
+}
+
+/** One badge per severity among `alerts` (worst first), with how many: `critical 2`. */
+export function severityBadges(alerts) {
+  const counts = new Map();
+  for (const alert of bySeverity(alerts)) counts.set(String(alert.severity), (counts.get(String(alert.severity)) || 0) + 1);
+  return [...counts].map(([severity, count]) =>
+    h("span", { class: `badge ${severity}`, title: alerts.filter((a) => String(a.severity) === severity).map((a) => a.rule).join(", ") }, `${count} ${severity}`));
+}
+
 /** Observations of one region as chart points, oldest first. */
 async function observedSeries(name, from, limit) {
   const answer = await api(withQuery("/api/search", { q: `kind:observation AND region:${quoteTerm(name)}`, from, to: "now", limit }));
@@ -73,32 +104,32 @@ class RegionList {
       replace(this.grid, unavailable("Regions", regions.reason));
       return;
     }
-    const list = regions.value.regions.map(readRegion).sort((a, b) => a.name.localeCompare(b.name));
-    const lateByAlert = new Set(alerts.status === "fulfilled" ? alertsOf(alerts.value).filter(isLateAlert).map((a) => a.region) : []);
-    const now = Date.now();
-    const ages = list.filter((r) => r.lastSeen).map((r) => now - Date.parse(r.lastSeen)).sort((a, b) => a - b);
-    const typical = ages.length ? ages[Math.floor(ages.length / 2)] : 0;
-    // Late: an alert says so, or it is far behind the other regions.
-    const isLate = (r) => lateByAlert.has(r.name) || !r.lastSeen || (now - Date.parse(r.lastSeen) > 3 * typical && now - Date.parse(r.lastSeen) - typical > 30e3);
-    this.note.textContent = `${list.length} regions${alerts.status === "rejected" ? " · alerts unavailable" : ""} · refreshed ${formatTime(new Date())}`;
+    const firing = alerts.status === "fulfilled" ? alertsOf(alerts.value) : [];
+    const list = regionsByTrouble(regions.value.regions, firing);
+    this.note.textContent = `${list.length} regions, the ones in trouble first${alerts.status === "rejected" ? " · alerts unavailable" : ""} · refreshed ${formatTime(new Date())}`;
     const sparks = [];
     replace(this.grid, list.map((region) => {
-      const late = isLate(region);
       const spark = h("div", { class: "spark" });
-      sparks.push([region.name, spark]);
-      return h("a", { class: `panel region-card${late ? " late" : ""}`, href: `/regions/${encodeURIComponent(region.name)}`, "data-nav": true, dataset: { region: region.name } },
-        h("span", { class: "name" }, region.name, " ", late ? badge("late") : null),
+      const range = h("span", { class: "spark-range muted" });
+      sparks.push([region.name, spark, range]);
+      return h("a", { class: `panel region-card trouble-${region.trouble}${region.late ? " late" : ""}`, href: `/regions/${encodeURIComponent(region.name)}`, "data-nav": true, dataset: { region: region.name, trouble: region.trouble } },
+        h("span", { class: "name" }, region.name),
+        h("span", { class: "flags" }, severityBadges(region.firing), region.late ? badge("late") : null),
         h("span", { class: "temp" }, Number.isFinite(Number(region.temperature)) && region.temperature !== null ? `${Number(region.temperature).toFixed(1)} °C` : "–"),
-        h("span", { class: late ? "bad" : "muted" }, region.lastSeen ? `seen ${ago(region.lastSeen)}` : "never seen"),
-        spark);
+        h("span", { class: region.late ? "bad" : "muted" }, region.lastSeen ? `seen ${ago(region.lastSeen)}` : "never seen"),
+        spark, range);
     }));
     // Sparklines after the cards, a few at a time, so the list shows at once.
     for (let i = 0; i < sparks.length; i += 4) {
-      await Promise.all(sparks.slice(i, i + 4).map(async ([name, container]) => {
+      await Promise.all(sparks.slice(i, i + 4).map(async ([name, container, range]) => {
         try {
           const points = await observedSeries(name, "now-24h", 500);
           const span = points.length > 1 ? ago(new Date(points[0].t)).replace(" ago", "") : "";
-          replace(container, sparkline(points, { label: `Temperature in ${name}, last ${span || "24 h"}` }));
+          const label = `Temperature in ${name}, last ${span || "24 h"}`;
+          replace(container, sparkline(points, { label }));
+          // The sparkline is scaled to its own data: its range says what the height means.
+          const values = points.map((p) => p.v);
+          range.textContent = values.length > 1 ? `${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)} °C over ${span || "24 h"}` : "";
         } catch {
           replace(container, h("span", { class: "unavailable" }, "no history"));
         }
@@ -208,8 +239,8 @@ function alertList(alerts) {
   return h("table", { "aria-label": "Alerts of this region" },
     h("thead", null, h("tr", null, ["State", "Rule", "Since", "Message"].map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, alerts.slice(0, 20).map((a) => h("tr", null,
-      h("td", null, badge(a.state)),
-      h("td", null, a.rule),
+      h("td", null, badge(a.state), " ", badge(a.severity)),
+      h("td", null, h("a", { href: `/alerts/${encodeURIComponent(a.id)}`, "data-nav": true }, a.rule)),
       h("td", { class: "time" }, formatTime(a.started_at)),
       h("td", null, a.summary)))));
 }

@@ -35,6 +35,10 @@ pub static ASSETS: &[Asset] = embed![
     "alerts.js",
     "health.js",
     "apidocs.js",
+    "overview.js",
+    "alert.js",
+    "map.js",
+    "world.js",
     "favicon.svg",
 ];
 
