@@ -1,9 +1,11 @@
 //! `docker-compose.yml` cannot be run here (no Docker engine), so it is checked for what
 //! would break it: every windsock service runs a real subcommand, and its environment loads
-//! into a valid configuration through the same loader the binary uses.
+//! into a valid configuration through the same loader the binary uses; the topology holds
+//! (indexer replicas, partitions); and `docker compose config` accepts it where docker
+//! with its compose plugin is installed.
 
 use serde_norway::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use windsock_core::config::{BusKind, Config};
 
@@ -61,7 +63,7 @@ fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
         .keys()
         .map(|k| k.as_str().unwrap().to_string())
         .collect();
-    let mut checked = 0;
+    let mut checked = BTreeSet::new();
     for (name, service) in services {
         let name = name.as_str().unwrap();
         for dependency in service["depends_on"]
@@ -83,24 +85,157 @@ fn every_windsock_service_runs_a_real_subcommand_with_a_valid_configuration() {
             SUBCOMMANDS.contains(&command),
             "{name}: `{command}` is not a windsock subcommand"
         );
-        let env: BTreeMap<String, String> = service["environment"]
-            .as_mapping()
-            .expect("environment as a map")
-            .iter()
-            .map(|(k, v)| {
-                let value =
-                    interpolate(&scalar(v), REQUIRED).unwrap_or_else(|err| panic!("{name}: {err}"));
-                (k.as_str().unwrap().to_string(), value)
-            })
-            .collect();
-        let config = Config::load_with_env(None, env.clone())
-            .unwrap_or_else(|err| panic!("service {name}: {err}"));
+        let config = config_of(name, service);
         assert_eq!(config.bus.kind, BusKind::Kafka, "{name} talks over Kafka");
         assert_eq!(config.bus.brokers, "kafka:9092");
         assert_eq!(config.http.listen.to_string(), "0.0.0.0:8080");
-        checked += 1;
+        checked.insert(command);
     }
-    assert_eq!(checked, 5, "collector, indexer, forecaster, alerter and ui");
+    assert_eq!(
+        checked,
+        BTreeSet::from(["alerter", "collector", "forecaster", "indexer", "ui"]),
+        "every service runs"
+    );
+}
+
+/// The environment `service` gets, as compose interpolates it with [`REQUIRED`] set.
+fn environment(name: &str, service: &Value) -> BTreeMap<String, String> {
+    service["environment"]
+        .as_mapping()
+        .expect("environment as a map")
+        .iter()
+        .map(|(k, v)| {
+            let value =
+                interpolate(&scalar(v), REQUIRED).unwrap_or_else(|err| panic!("{name}: {err}"));
+            (k.as_str().unwrap().to_string(), value)
+        })
+        .collect()
+}
+
+/// The configuration `service` runs with, through the binary's own loader.
+fn config_of(name: &str, service: &Value) -> Config {
+    Config::load_with_env(None, environment(name, service))
+        .unwrap_or_else(|err| panic!("service {name}: {err}"))
+}
+
+/// The windsock services running `command`, by name.
+fn running<'a>(compose: &'a Value, command: &str) -> Vec<(&'a str, &'a Value)> {
+    compose["services"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, service)| service["image"].as_str() == Some("windsock:latest"))
+        .filter(|(_, service)| service["command"][0].as_str() == Some(command))
+        .map(|(name, service)| (name.as_str().unwrap(), service))
+        .collect()
+}
+
+/// Search is redundant: at least two indexer replicas, each in a consumer group of its own
+/// (replicas sharing one would each index a part) and on a volume of its own, the UI listing
+/// every one; the topics have more than one partition, as many as Kafka gives the topics it
+/// creates itself.
+#[test]
+fn indexer_replicas_each_have_their_own_group_and_volume_and_the_ui_lists_every_one() {
+    let compose = compose();
+    let indexers = running(&compose, "indexer");
+    assert!(indexers.len() >= 2, "two indexer replicas at least");
+    let mut groups = BTreeSet::new();
+    let mut volumes = BTreeSet::new();
+    for (name, service) in &indexers {
+        let config = config_of(name, service);
+        assert!(
+            groups.insert(format!(
+                "{}{}",
+                config.bus.group_prefix,
+                config.indexer.group()
+            )),
+            "{name} shares its consumer group with another indexer"
+        );
+        assert_eq!(
+            service["deploy"]["replicas"].as_u64().unwrap_or(1),
+            1,
+            "{name}: compose replicas of one service would share its group"
+        );
+        let data_dir = config.data_dir.display().to_string();
+        let mounts: Vec<&str> = service["volumes"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} keeps its index on a volume"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let volume = mounts
+            .iter()
+            .find_map(|m| m.strip_suffix(&format!(":{data_dir}")))
+            .unwrap_or_else(|| panic!("{name}: no volume at its data directory {data_dir}"));
+        assert!(
+            compose["volumes"].get(volume).is_some(),
+            "{name}: {volume} is a named volume"
+        );
+        assert!(volumes.insert(volume), "{name} shares volume {volume}");
+    }
+    let [(ui_name, ui)] = running(&compose, "ui")[..] else {
+        panic!("one ui");
+    };
+    let listed: BTreeSet<String> = config_of(ui_name, ui).indexer.url.into_iter().collect();
+    let every: BTreeSet<String> = indexers
+        .iter()
+        .map(|(name, _)| format!("http://{name}:8080"))
+        .collect();
+    assert_eq!(listed, every, "the UI lists every indexer replica");
+
+    let partitions = config_of(indexers[0].0, indexers[0].1).bus.partitions;
+    assert!(partitions > 1, "more than one partition to share");
+    assert_eq!(
+        scalar(&compose["services"]["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"]),
+        partitions.to_string(),
+        "topics Kafka creates itself have as many partitions as windsock's"
+    );
+}
+
+/// `docker compose config` validates the file as compose itself reads it (interpolation,
+/// merge keys, the schema). Where docker or its compose plugin is missing, it says so and
+/// passes: the checks above still run.
+#[test]
+fn docker_compose_config_accepts_the_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose_works = std::process::Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !compose_works {
+        eprintln!(
+            "skipping: `docker compose` is not available (docker or its compose plugin is missing)"
+        );
+        return;
+    }
+    let mut command = std::process::Command::new("docker");
+    command
+        .args(["compose", "-f"])
+        .arg(root.join("docker-compose.yml"))
+        .args(["config", "--quiet"]);
+    for (name, value) in REQUIRED {
+        command.env(name, value);
+    }
+    let out = command.output().expect("docker compose runs");
+    assert!(
+        out.status.success(),
+        "docker compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And without the token, compose refuses, naming it.
+    let out = std::process::Command::new("docker")
+        .args(["compose", "-f"])
+        .arg(root.join("docker-compose.yml"))
+        .args(["config", "--quiet"])
+        .env_remove("WINDSOCK_API_TOKEN")
+        .output()
+        .expect("docker compose runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WINDSOCK_API_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every service listens on the network, where windsock refuses to start without a token:
