@@ -423,6 +423,29 @@ async fn alerts_page_sorts_filters_and_links(b: &Browser, base: &str, alert_id: 
             .await,
         json!(["heat", true, "warning"])
     );
+    // A threshold alert's page draws the region's values against the rule's limit.
+    let heat = b
+        .js("return document.querySelector('#firing-h ~ div tr.alert-row a.alert-link').getAttribute('href')")
+        .await;
+    b.goto(&format!("{base}{}", heat.as_str().unwrap())).await;
+    b.wait(
+        "the value against the limit",
+        "return !!document.querySelector('.value-chart .limit') && !!document.querySelector('.value-chart .series-observed')",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('.value-chart .limit text').textContent")
+            .await,
+        json!("limit -50 °C")
+    );
+    b.screenshot("oncall-alert-threshold").await;
+    b.goto(&format!("{base}/alerts?state=firing&severity=warning"))
+        .await;
+    b.wait(
+        "the filtered alerts again",
+        "return document.querySelectorAll('#firing-h ~ div tr.alert-row').length === 1",
+    )
+    .await;
     // Changing a filter rewrites the URL.
     b.js("const s = document.getElementById('filter-state'); s.value = 'pending'; s.dispatchEvent(new Event('change'))")
         .await;
@@ -486,6 +509,11 @@ async fn phone_pages_do_not_scroll_sideways(b: &Browser, base: &str, alert_id: &
         ),
         ("alerts", "/alerts".to_string(), "tr.alert-row"),
         ("regions", "/regions".to_string(), ".region-card"),
+        (
+            "region",
+            format!("/regions/{}", encode(HOT)),
+            "table[aria-label=\"Alerts of this region\"] a",
+        ),
     ];
     for (name, path, ready) in pages {
         b.goto(&format!("{base}{path}")).await;

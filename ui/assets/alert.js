@@ -27,7 +27,7 @@ export function idFromPath(path) {
   }
 }
 
-const withUnit = (value, unit) => (value === undefined || value === null ? "–" : `${valueText(value)}${unit ? (unit === "°C" || unit === "%" ? "" : " ") + unit : ""}`);
+const withUnit = (value, unit) => (value === undefined || value === null ? "–" : `${valueText(value)}${unit ? (unit === "%" ? "" : " ") + unit : ""}`);
 
 class AlertPage {
   constructor(main, id) {
