@@ -8,7 +8,7 @@ import { TROUBLE } from "./regions.js";
 
 // The frame is never narrower than this (degrees), so a cluster of nearby regions still shows
 // the coast and borders around it.
-const MIN_SPAN_LON = 24;
+const MIN_SPAN_LON = 10;
 const ASPECT = 2; // width / height of the frame
 const PADDING = 0.25; // of the regions' own span, on each side
 
@@ -39,7 +39,7 @@ export function regionMap(regions) {
   const placed = regions.filter((r) => Number.isFinite(Number(r.lat)) && Number.isFinite(Number(r.lon)))
     .map((r) => ({ ...r, lat: Number(r.lat), lon: Number(r.lon) }));
   const view = frame(placed);
-  const radius = view.width / 90;
+  const radius = view.width / 110;
   const svg = s("svg", {
     class: "region-map",
     viewBox: `${view.x.toFixed(2)} ${view.y.toFixed(2)} ${view.width.toFixed(2)} ${view.height.toFixed(2)}`,
@@ -53,6 +53,28 @@ export function regionMap(regions) {
   const fontSize = view.width / 45;
   // The halo around a label, in the map's own units (a stroke in px would scale with the frame).
   const labels = s("g", { class: "labels", "font-size": fontSize.toFixed(3), "stroke-width": (fontSize / 5).toFixed(3) });
+  // Labels are placed worst first, right of their point or else left of it, and left out
+  // where both would cover a label already placed (the tooltip still names the point).
+  const taken = [];
+  const place = (text, cx, cy, eastFirst) => {
+    const w = text.length * fontSize * 0.62, hgt = fontSize * 1.1;
+    const sides = [[cx + radius * 1.9, "start"], [cx - radius * 1.9 - w, "end"]];
+    for (const [left, anchor] of eastFirst ? sides : sides.reverse()) {
+      const box = { x0: left, x1: left + w, y0: cy - hgt * 0.6, y1: cy + hgt * 0.4 };
+      if (taken.some((b) => box.x0 < b.x1 && b.x0 < box.x1 && box.y0 < b.y1 && b.y0 < box.y1)) continue;
+      taken.push(box);
+      return s("text", { x: (anchor === "start" ? left : left + w).toFixed(3), y: (cy + radius * 0.6).toFixed(3), "text-anchor": anchor }, text);
+    }
+    return null;
+  };
+  const inTrouble = placed.filter((r) => r.trouble !== "ok").sort((a, b) => TROUBLE.indexOf(a.trouble) - TROUBLE.indexOf(b.trouble));
+  for (const region of inTrouble) {
+    // Towards the side with fewer neighbours in trouble, so two close points can both be named.
+    const near = inTrouble.filter((r) => r !== region && Math.abs(r.lat - region.lat) < fontSize * 2);
+    const eastFirst = near.filter((r) => r.lon > region.lon).length <= near.filter((r) => r.lon < region.lon).length;
+    const label = place(region.name, x(region.lon), y(region.lat), eastFirst);
+    if (label) labels.append(label);
+  }
   for (const region of placed.slice().sort((a, b) => order(a) - order(b))) {
     const cx = x(region.lon), cy = y(region.lat);
     const firing = region.firing ? region.firing.length : 0;
@@ -60,9 +82,6 @@ export function regionMap(regions) {
     points.append(s("a", { href: `/regions/${encodeURIComponent(region.name)}`, "data-nav": true, class: `point trouble-${region.trouble}`, dataset: { region: region.name } },
       s("title", null, tip),
       s("circle", { cx: cx.toFixed(3), cy: cy.toFixed(3), r: (region.trouble === "ok" ? radius : radius * 1.4).toFixed(3) })));
-    if (region.trouble !== "ok") {
-      labels.append(s("text", { x: (cx + radius * 1.9).toFixed(3), y: (cy + radius * 0.6).toFixed(3) }, region.name));
-    }
   }
   svg.append(points, labels);
   return h("figure", { class: "map-box" }, svg,
