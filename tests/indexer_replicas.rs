@@ -116,14 +116,14 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
         let until = Utc::now().duration_trunc(Span::seconds(1)).unwrap() - Span::seconds(2);
         let in_a = observations(&a, since, until);
         let in_b = observations(&b, since, until);
-        let whole_rounds = in_a.len() >= 3 * REGIONS && in_a.len() % REGIONS == 0;
+        let whole_rounds = in_a.len() >= 3 * REGIONS && in_a.len().is_multiple_of(REGIONS);
         if (whole_rounds && in_a == in_b) || Instant::now() > deadline {
             break (in_a, in_b);
         }
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(
-        in_a.len() >= 3 * REGIONS && in_a.len() % REGIONS == 0,
+        in_a.len() >= 3 * REGIONS && in_a.len().is_multiple_of(REGIONS),
         "replica a has {} observations, not whole rounds of every region (a replica sharing \
          its group reads only some partitions):\n{}",
         in_a.len(),
