@@ -167,9 +167,10 @@ fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
     const WINDOW: u64 = 150;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("windsock.toml");
-    std::fs::write(&config, regions_toml()).unwrap();
+    // The default regions, Senegal's 14: more than a facet lists before "show all".
+    std::fs::write(&config, "# the default regions\n").unwrap();
     let config_arg = config.display().to_string();
-    // A day of observations every 20 minutes (4 regions: 288), well past the window.
+    // A day of observations every 20 minutes (14 regions: 1,008), well past the window.
     let mut windsock = WindsockProcess::new(
         BIN,
         &["--config", &config_arg, "up"],
@@ -207,6 +208,7 @@ fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
         runtime.block_on(async {
             api_viewer(&browser, &base).await;
             paging_stops_at_the_window(&browser, &base, WINDOW).await;
+            facets_show_all(&browser, &base).await;
         })
     }));
     runtime.block_on(browser.quit());
@@ -264,6 +266,8 @@ const UI_READS: &[(&str, &str, &[&str])] = &[
         "search",
         &["event.id", "before.[].timestamp", "after.[].timestamp"],
     ),
+    // search.js: the region facet lists every configured region, those without hits too.
+    ("/api/regions", "search", &["regions.[].name"]),
     // regions.js
     (
         "/api/regions",
@@ -457,6 +461,16 @@ fn the_fields_the_ui_reads_are_documented(document: &Value) {
     ) {
         missing.push(format!("ErrorBody `error` (at `{at}`), read by api.js"));
     }
+    // A query error's position (its `detail.position`), read by search.js.
+    if let Err(at) = follow(
+        document,
+        &json!({"$ref": "#/components/schemas/QueryPosition"}),
+        "column",
+    ) {
+        missing.push(format!(
+            "QueryPosition `column` (at `{at}`), read by search.js"
+        ));
+    }
     assert!(
         missing.is_empty(),
         "fields the UI reads that the document does not have:\n{}",
@@ -612,7 +626,7 @@ async fn api_viewer(b: &Browser, base: &str) {
 
 /// "Show more" asks only up to the window, then says so and offers the next search by time
 async fn paging_stops_at_the_window(b: &Browser, base: &str, window: u64) {
-    b.goto(&format!("{base}/?q=kind:observation&from=now-2d"))
+    b.goto(&format!("{base}/search?q=kind:observation&from=now-2d"))
         .await;
     let rows = "return document.querySelectorAll('tbody tr.hit').length";
     b.wait("the first page", &format!("{rows} === 100")).await;
@@ -694,6 +708,7 @@ fn chrono_millis(text: &str) -> i64 {
 /// Everything the browser does, page by page (the first steps continue on one search page).
 async fn drive(b: &Browser, base: &str) {
     search_rows_histogram_and_speed(b, base).await;
+    histogram_scale_ticks_and_interval(b).await;
     facets_filter(b).await;
     rows_expand(b).await;
     histogram_drag_zooms(b).await;
@@ -704,13 +719,17 @@ async fn drive(b: &Browser, base: &str) {
     region_page(b, base).await;
     alerts_page(b, base).await;
     health_page(b, base).await;
+    times_are_24_hour_and_the_future_reads_in(b).await;
     themes_live_and_phone(b, base).await;
+    phone_layout(b, base).await;
 }
 
 /// Search: rows, histogram, the render time of a full page of hits
 async fn search_rows_histogram_and_speed(b: &Browser, base: &str) {
-    b.goto(&format!("{base}/?q=kind:observation&from=now-7d&limit=500"))
-        .await;
+    b.goto(&format!(
+        "{base}/search?q=kind:observation&from=now-7d&limit=500"
+    ))
+    .await;
     let rows = b.wait("search rows", "return document.querySelectorAll('tbody tr.hit').length > 0 && document.querySelectorAll('tbody tr.hit').length").await;
     let total = b.js("return Number(document.getElementById('hit-total').textContent.replace(/[^0-9]/g, ''))").await;
     assert_eq!(rows, json!(500), "a full page of 500 of the {total} events");
@@ -723,6 +742,79 @@ async fn search_rows_histogram_and_speed(b: &Browser, base: &str) {
     );
     report_render_speed(b).await;
     b.screenshot("search").await;
+}
+
+/// Over 7 days, hourly history beside the last minutes of per-second data: the tallest bucket
+/// does not flatten the rest (the count axis goes logarithmic when it would), the count ticks
+/// are whole numbers, and the interval selector (in the URL) sets the buckets' width
+async fn histogram_scale_ticks_and_interval(b: &Browser) {
+    let shape = b
+        .js("const heights = [...document.querySelectorAll('.histogram rect.bar')].map(r => Number(r.getAttribute('height'))).sort((a, b) => a - b);
+             return {median: heights[Math.floor(heights.length / 2)], tallest: heights[heights.length - 1], bars: heights.length,
+                     scale: document.querySelector('.histogram svg').dataset.scale,
+                     ticks: [...document.querySelectorAll('.histogram .count-tick')].map(t => t.textContent)}")
+        .await;
+    let (median, tallest) = (
+        shape["median"].as_f64().unwrap(),
+        shape["tallest"].as_f64().unwrap(),
+    );
+    assert!(
+        median * 10.0 >= tallest,
+        "the typical bar is not flattened by the tallest: {shape}"
+    );
+    let whole = |ticks: &Value| {
+        ticks.as_array().unwrap().iter().all(|t| {
+            let t = t.as_str().unwrap();
+            let digits = t.trim_end_matches(['k', 'M']);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    assert!(whole(&shape["ticks"]), "whole-number count ticks: {shape}");
+
+    // A minute over 7 days is too many buckets: offered disabled, with the reason.
+    let minute = b
+        .js("const o = document.querySelector('#interval option[value=\"1m\"]'); return [o.disabled, o.title]")
+        .await;
+    assert_eq!(minute[0], json!(true), "{minute}");
+    assert!(minute[1].as_str().unwrap().contains("buckets"), "{minute}");
+    let searches = b
+        .js("return Number(document.body.dataset.searches)")
+        .await
+        .as_u64()
+        .unwrap();
+    b.js("const s = document.getElementById('interval'); s.value = '1h'; s.dispatchEvent(new Event('change'))")
+        .await;
+    let hour = b
+        .wait(
+            "hourly buckets",
+            &format!(
+                "const bars = [...document.querySelectorAll('.histogram rect.bar')];
+                 return Number(document.body.dataset.searches) > {searches} && location.search.includes('interval=1h') && bars.length > 0
+                     && bars.every(r => Number(r.dataset.end) - Number(r.dataset.start) === 3600000)
+                     && document.querySelector('.interval-note').textContent"
+            ),
+        )
+        .await;
+    assert!(hour.as_str().unwrap().starts_with("1h per bar"), "{hour}");
+    // Few hits per hour in the history: still whole-number ticks.
+    let ticks = b
+        .js("return [...document.querySelectorAll('.histogram .count-tick')].map(t => t.textContent)")
+        .await;
+    assert!(whole(&ticks), "whole-number count ticks: {ticks}");
+    b.screenshot("search-interval-1h").await;
+    let searches = b
+        .js("return Number(document.body.dataset.searches)")
+        .await
+        .as_u64()
+        .unwrap();
+    b.js("const s = document.getElementById('interval'); s.value = 'auto'; s.dispatchEvent(new Event('change'))")
+        .await;
+    b.wait(
+        "the automatic interval again",
+        &format!("return Number(document.body.dataset.searches) > {searches} && !location.search.includes('interval=')
+                  && document.querySelectorAll('.histogram rect.bar').length > 0 && !!document.getElementById('hit-total')"),
+    )
+    .await;
 }
 
 /// A facet click filters: only that region is left
@@ -756,6 +848,25 @@ async fn facets_filter(b: &Browser) {
          return location.search.includes('exclude=region') && cells.length > 0 && !cells.includes({})",
         json!(WATCHED)
     )).await;
+    excluded_pill_reads_not(b, WATCHED).await;
+}
+
+/// The exclusion's pill says "NOT region: <name>" and is not struck through (Kibana's look for
+/// a filter switched off)
+async fn excluded_pill_reads_not(b: &Browser, region: &str) {
+    let pill = b
+        .js("const p = document.querySelector('.pill.exclude'); return p && [p.querySelector('.pill-text').textContent,
+                 [p, ...p.querySelectorAll('*')].map(e => getComputedStyle(e).textDecorationLine)]")
+        .await;
+    assert_eq!(pill[0], json!(format!("NOT region: {region}")), "{pill}");
+    assert!(
+        pill[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d.as_str() != Some("line-through")),
+        "nothing struck through: {pill}"
+    );
 }
 
 /// A row expands to the event as a table and as JSON, and shows its neighbours
@@ -780,6 +891,35 @@ async fn rows_expand(b: &Browser) {
     let context = b.find("tr.detail .context-button").await;
     b.click(&context).await;
     b.wait("surrounding events", "return document.querySelectorAll('table.context tbody tr').length > 1 && document.querySelectorAll('table.context tr.anchor').length === 1").await;
+    // They keep the search (`kind:observation`, without the excluded region), although the
+    // collector logs a line beside every observation; long words wrap.
+    let kinds_and_regions = "return [...document.querySelectorAll('table.context tbody tr')].map(r => [r.children[1].textContent, r.children[2].textContent])";
+    let matching = b.js(kinds_and_regions).await;
+    let rows = matching.as_array().unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r[0] == "observation" && r[1] != json!(WATCHED)),
+        "surrounding events honour the query and the filters: {matching}"
+    );
+    assert_eq!(
+        b.js("return [document.querySelector('table.context').dataset.matching, getComputedStyle(document.querySelector('table.context td.msg')).overflowWrap]").await,
+        json!(["true", "anywhere"])
+    );
+    let every = b.find("tr.detail .context-toggle").await;
+    b.click(&every).await;
+    let all = b
+        .wait(
+            "every surrounding event",
+            &format!("const t = document.querySelector('table.context'); return t && t.dataset.matching === 'false' && ({})", kinds_and_regions.trim_start_matches("return ")),
+        )
+        .await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r[0] != "observation"),
+        "without the search, the collector's logs are among them: {all}"
+    );
 }
 
 /// Dragging across the histogram zooms into that range
@@ -796,6 +936,17 @@ async fn histogram_drag_zooms(b: &Browser) {
         .await;
     let from = chrono::DateTime::parse_from_rfc3339(zoomed[0].as_str().unwrap()).unwrap();
     let to = chrono::DateTime::parse_from_rfc3339(zoomed[1].as_str().unwrap()).unwrap();
+    // The absolute range is written in 24-hour local time, as every other time on the page.
+    let boxes = b
+        .js("return [document.getElementById('from').value, document.getElementById('to').value]")
+        .await;
+    for text in boxes.as_array().unwrap() {
+        let text = text.as_str().unwrap();
+        assert!(
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").is_ok(),
+            "24-hour local time: {boxes}"
+        );
+    }
     assert!(
         to > from && to - from < chrono::Duration::days(7),
         "a narrower range: {zoomed}"
@@ -833,7 +984,8 @@ async fn histogram_drag_zooms(b: &Browser) {
     .await;
 }
 
-/// A bad query shows the API's error inline; `/` focuses the box, Enter runs it
+/// A bad query shows the API's error once, saying what is wrong and at which column, with a
+/// caret under it; `/` focuses the box, Enter runs it
 async fn bad_query_and_keys(b: &Browser, base: &str) {
     b.goto(&format!("{base}/regions")).await;
     b.wait(
@@ -842,19 +994,24 @@ async fn bad_query_and_keys(b: &Browser, base: &str) {
     )
     .await;
     b.press_key("/").await;
-    b.wait("`/` opens search with the box focused", "return location.pathname === '/' && document.activeElement && document.activeElement.id === 'q'").await;
+    b.wait("`/` opens search with the box focused", "return location.pathname === '/search' && document.activeElement && document.activeElement.id === 'q'").await;
     let query = b.find("#q").await;
-    b.send_keys(&query, "temperature_c:[30 TO\u{E007}").await;
+    b.send_keys(&query, "(region:Dakar))\u{E007}").await;
     let error = b
         .wait(
             "the query error",
             "const e = document.getElementById('query-error'); return !e.hidden && e.textContent",
         )
         .await;
-    let error = error.as_str().unwrap().to_string();
-    assert!(
-        error.to_lowercase().contains("syntax") || error.contains("character"),
-        "the API's message is shown: {error}"
+    let lines: Vec<&str> = error.as_str().unwrap().lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "query syntax error: unexpected `)` (no `(` opens it) at column 15",
+            "(region:Dakar))",
+            "              ^",
+        ],
+        "one message with its position, the query and a caret under it"
     );
     assert_eq!(
         b.js("return document.getElementById('q').getAttribute('aria-invalid')")
@@ -862,6 +1019,26 @@ async fn bad_query_and_keys(b: &Browser, base: &str) {
         json!("true")
     );
     b.screenshot("search-bad-query").await;
+    // With a filter on, the query sent is `(typed) AND level:"info"`: the column is still
+    // the one in what was typed.
+    b.goto(&format!(
+        "{base}/search?q={}&filter=level:info",
+        encode("(region:Dakar))")
+    ))
+    .await;
+    let error = b
+        .wait(
+            "the query error with a filter on",
+            "const e = document.getElementById('query-error'); return !e.hidden && e.textContent",
+        )
+        .await;
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .starts_with("query syntax error: unexpected `)` (no `(` opens it) at column 15\n"),
+        "{error}"
+    );
 }
 
 /// A link as the alerter sends it opens exactly that search
@@ -891,7 +1068,7 @@ async fn alerter_link(b: &Browser, base: &str) {
 /// Markup in event content is text
 async fn markup_is_text(b: &Browser, base: &str) {
     b.goto(&format!(
-        "{base}/?from=now-7d&filter={}",
+        "{base}/search?from=now-7d&filter={}",
         encode(&format!("region:{XSS}"))
     ))
     .await;
@@ -1014,9 +1191,72 @@ async fn health_page(b: &Browser, base: &str) {
     b.screenshot("health").await;
 }
 
+/// Times: 24-hour everywhere (no AM/PM on any page), and a time to come reads "in 40 s",
+/// never "0 s ago": the health page's next collection round, and time.js itself
+async fn times_are_24_hour_and_the_future_reads_in(b: &Browser) {
+    let next = b
+        .wait(
+            "the next round",
+            "const dt = [...document.querySelectorAll('#main .kv dt')].find(d => d.textContent === 'Next round');
+             return dt && dt.nextElementSibling.textContent",
+        )
+        .await;
+    let next = next.as_str().unwrap();
+    assert!(
+        !next.contains("ago") && (next.contains("(in ") || next.ends_with("(now)")),
+        "a time to come: {next}"
+    );
+    let said = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const href = document.querySelector('link[rel=stylesheet]').href.replace(/app\\.css$/, 'time.js');
+             import(href).then((m) => done([m.ago(Date.now() + 40000), m.ago(Date.now() - 40000), m.ago(Date.now() + 3 * 3600e3),
+                                            m.formatTime(new Date(2026, 10, 25, 15, 4, 5)), m.tickLabel(new Date(2026, 10, 25, 15, 4, 5), 3600e3)]),
+                                  (e) => done(String(e)));",
+        )
+        .await;
+    assert_eq!(
+        said,
+        json!([
+            "in 40 s",
+            "40 s ago",
+            "in 3 h",
+            "2026-11-25 15:04:05",
+            "15:04"
+        ])
+    );
+    for (page, drawn) in [
+        ("health", "#main .kv dd"),
+        ("search", "tbody tr.hit"),
+        ("alerts", "#main td.time"),
+        ("regions", ".region-card"),
+    ] {
+        b.js(&format!(
+            "document.querySelector('nav a[data-page=\"{page}\"]').click()"
+        ))
+        .await;
+        let text = b
+            .wait(
+                &format!("the {page} page drawn"),
+                &format!("const current = document.querySelector('nav a[aria-current=page]');
+                          return current && current.dataset.page === '{page}' && document.querySelectorAll('{drawn}').length > 0
+                              && document.getElementById('main').innerText"),
+            )
+            .await;
+        let text = text.as_str().unwrap();
+        assert!(
+            !text
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|word| word == "AM" || word == "PM"),
+            "24-hour times on {page}: {text}"
+        );
+    }
+}
+
 /// Dark theme and a phone-sized window
 async fn themes_live_and_phone(b: &Browser, base: &str) {
-    b.goto(&format!("{base}/?q=kind:log&from=now-1h")).await;
+    b.goto(&format!("{base}/search?q=kind:log&from=now-1h"))
+        .await;
     b.wait(
         "log rows",
         "return document.querySelectorAll('tbody tr.hit').length > 0",
@@ -1074,6 +1314,169 @@ async fn themes_live_and_phone(b: &Browser, base: &str) {
     )
     .await;
     b.screenshot("region-phone").await;
+}
+
+/// `document.documentElement.scrollWidth <= innerWidth`: the page does not scroll sideways.
+async fn no_sideways_scroll(b: &Browser, page: &str) {
+    let widths = b
+        .js("return [document.documentElement.scrollWidth, window.innerWidth]")
+        .await;
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{page} scrolls sideways at 390 px: scrollWidth, innerWidth = {widths}"
+    );
+}
+
+/// A 390 px phone: search rows keep their kind and region (under the time), an expanded row
+/// takes the width, health and API tables are stacked cards, and no page scrolls sideways
+async fn phone_layout(b: &Browser, base: &str) {
+    b.window_size(390, 844).await;
+    let inner = b.js("return window.innerWidth").await.as_u64().unwrap();
+    assert!(inner <= 400, "a phone-sized viewport: {inner}");
+    b.goto(&format!("{base}/search?q=kind:observation&from=now-1h"))
+        .await;
+    b.wait(
+        "rows on a phone",
+        "return document.querySelectorAll('tbody tr.hit').length > 0",
+    )
+    .await;
+    let rows = b
+        .js("return [...document.querySelectorAll('tbody tr.hit')].slice(0, 20).map(r => {
+                const meta = r.querySelector('.phone-meta'), box = meta.getBoundingClientRect();
+                return [meta.textContent, r.querySelector('td.col-region').textContent, r.querySelector('td.col-kind').textContent, box.width > 0 && box.height > 0];
+             })")
+        .await;
+    for row in rows.as_array().unwrap() {
+        assert_eq!(
+            row[0],
+            json!(format!(
+                "{} · {}",
+                row[2].as_str().unwrap(),
+                row[1].as_str().unwrap()
+            )),
+            "{row}"
+        );
+        assert_eq!(row[3], json!(true), "kind and region shown: {row}");
+    }
+    no_sideways_scroll(b, "search").await;
+    let first = b.find("tbody tr.hit .expander").await;
+    b.click(&first).await;
+    // The expanded row's own message keeps its column (once squeezed to 45 px).
+    let message = b
+        .wait(
+            "the expanded row's message",
+            "const row = document.querySelector('tbody tr.hit'); return row.nextElementSibling && row.nextElementSibling.classList.contains('detail')
+                 && row.querySelector('td.msg').getBoundingClientRect().width",
+        )
+        .await;
+    assert!(
+        message.as_f64().unwrap() > inner as f64 * 0.4,
+        "the message of an expanded row keeps its width: {message} px of {inner}"
+    );
+    let widths = b
+        .wait(
+            "the expanded row",
+            "const cells = [...document.querySelectorAll('tr.detail table td')]; return cells.length > 4 && cells.map(c => c.getBoundingClientRect().width)",
+        )
+        .await;
+    let narrowest = widths
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        narrowest > inner as f64 * 0.6,
+        "every field of the expanded event takes the width: {widths}"
+    );
+    no_sideways_scroll(b, "search, a row expanded").await;
+    let context = b.find("tr.detail .context-button").await;
+    b.click(&context).await;
+    b.wait(
+        "surrounding events on a phone",
+        "return document.querySelectorAll('table.context tbody tr').length > 1",
+    )
+    .await;
+    no_sideways_scroll(b, "search, surrounding events").await;
+    b.screenshot("search-phone").await;
+
+    b.goto(&format!("{base}/health")).await;
+    b.wait(
+        "the health tables",
+        "return document.querySelectorAll('table.stack tbody tr').length > 1 && document.querySelectorAll('#main .kv dt').length > 3",
+    )
+    .await;
+    let cards = b
+        .js("const table = document.querySelector('table.stack'), cell = table.querySelector('tbody tr td');
+             return [getComputedStyle(table.querySelector('thead')).display, getComputedStyle(table.querySelector('tbody tr')).display,
+                     getComputedStyle(cell, '::before').content]")
+        .await;
+    assert_eq!(cards[0], json!("none"), "no header row: {cards}");
+    assert_eq!(cards[1], json!("block"), "a card per row: {cards}");
+    assert_eq!(
+        cards[2],
+        json!("\"Received\""),
+        "each value labelled: {cards}"
+    );
+    no_sideways_scroll(b, "health").await;
+    b.screenshot("health-phone").await;
+
+    b.goto(&format!("{base}/api")).await;
+    b.wait(
+        "the API viewer",
+        "return !!document.querySelector('details.api-op')",
+    )
+    .await;
+    b.js("document.querySelectorAll('details').forEach(d => d.open = true)")
+        .await;
+    no_sideways_scroll(b, "api, every operation and schema open").await;
+    b.window_size(1366, 900).await;
+}
+
+/// The region facet: the top 10 of Senegal's 14, then "show all (14)" listing every region,
+/// the excluded one too with 0 hits (a silent region is the one people look for)
+async fn facets_show_all(b: &Browser, base: &str) {
+    b.goto(&format!("{base}/search?from=now-2d&exclude=region:Dakar"))
+        .await;
+    let region = "section.facet[data-facet='region']";
+    b.wait(
+        "the top 10 regions and the button for the rest",
+        &format!("return document.querySelectorAll(\"{region} li\").length === 10
+                  && document.querySelector(\"{region} .facet-more\") && document.querySelector(\"{region} .facet-more\").textContent === 'show all (14)'"),
+    )
+    .await;
+    excluded_pill_reads_not(b, "Dakar").await;
+    let more = b.find(&format!("{region} .facet-more")).await;
+    b.click(&more).await;
+    let listed = b
+        .wait(
+            "every region",
+            &format!("const items = [...document.querySelectorAll(\"{region} li\")];
+                      return items.length === 14 && items.map(li => [li.dataset.value, li.querySelector('.count').textContent, li.classList.contains('zero')])"),
+        )
+        .await;
+    let listed = listed.as_array().unwrap();
+    assert!(
+        listed.contains(&json!(["Dakar", "0", true])),
+        "the region without hits is listed with 0: {listed:?}"
+    );
+    assert_eq!(
+        listed.iter().filter(|l| l[2] == json!(true)).count(),
+        1,
+        "{listed:?}"
+    );
+    b.screenshot("search-facets-all").await;
+    // It is reachable: including it searches it.
+    let include = b
+        .find(&format!("{region} li[data-value='Dakar'] .facet-include"))
+        .await;
+    b.click(&include).await;
+    b.wait(
+        "the search for it",
+        "return location.search.includes('filter=region%3ADakar') && !location.search.includes('exclude=')
+            && [...document.querySelectorAll('tbody tr.hit td.col-region')].every(c => c.textContent === 'Dakar')",
+    )
+    .await;
 }
 
 /// Prints (never asserts: timings belong to measurements, not tests) how long the page takes

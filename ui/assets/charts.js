@@ -135,15 +135,16 @@ export function histogram(container, buckets, { from, to, interval, onZoom }) {
 }
 
 /**
- * Whether counts are too uneven for a linear scale: the tallest bar over 20 times the typical
- * (median) non-empty one, as when 7 days of hourly history sit beside minutes of 10-second
- * data, whose buckets would flatten the history to a pixel whatever the interval.
+ * Whether counts are too uneven for a linear scale: the tallest bar over 10 times the typical
+ * (median) non-empty one, which it would draw a few pixels high. So it is when 7 days of
+ * hourly history sit beside minutes of 10-second data: whatever the interval, a bucket of
+ * the recent data holds hundreds of times more events than one of the history.
  */
 export function skewed(counts) {
   const nonEmpty = counts.filter((c) => c > 0).sort((a, b) => a - b);
   if (nonEmpty.length < 3) return false;
   const median = nonEmpty[Math.floor(nonEmpty.length / 2)];
-  return nonEmpty[nonEmpty.length - 1] > 20 * median;
+  return nonEmpty[nonEmpty.length - 1] > 10 * median;
 }
 
 /** `950`, `12k`, `1.5M`: axis labels that fit the margin. */

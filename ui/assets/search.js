@@ -364,7 +364,8 @@ class SearchPage {
       answer = await api(url, { signal: controller.signal });
     } catch (err) {
       if (err.name === "AbortError") return;
-      this.showError(err);
+      const shown = await this.typedQueryError(err, controller);
+      if (controller === this.controller) this.showError(shown);
       return;
     }
     if (controller !== this.controller) return;
@@ -402,19 +403,34 @@ class SearchPage {
     if (!quiet) announce(`${this.total} hits`);
   }
 
-  showError(err) {
-    // The query sent is the typed one with the filters ANDed on: `(typed) AND ...`. A
-    // position in it is told, and pointed at, in what was typed.
+  /**
+   * With filters on, the query sent is `(typed) AND filters`, and a syntax error's position
+   * is in that: a stray `)` in what was typed even closes the added `(`, so the error lands
+   * on another character. The typed query alone, asked once more, gives the position in
+   * what was typed; the first error stands if that one parses or fails otherwise.
+   */
+  async typedQueryError(err, controller) {
     const typed = this.state.q.trim();
-    const sent = effectiveQuery(this.state);
-    const shift = sent.startsWith(`(${typed})`) ? 1 : 0;
-    this.error.textContent = describeError(err, { typed, shift });
+    const syntax = err.status === 400 && err.detail && err.detail.reason === "syntax";
+    if (!syntax || !typed || effectiveQuery(this.state) === typed) return err;
+    try {
+      await api(withQuery("/api/search", { q: typed, from: this.state.from, to: this.state.to, limit: 0 }), { signal: controller.signal });
+    } catch (alone) {
+      if (alone.status === 400 && alone.detail && alone.detail.reason === "syntax") return alone;
+    }
+    return err;
+  }
+
+  showError(err) {
+    this.error.textContent = describeError(err);
     this.error.hidden = false;
     this.layout.classList.add("stale"); // the results below are from the previous search
     if (err.status === 400) this.query.setAttribute("aria-invalid", "true");
-    const position = err.detail && typeof err.detail === "object" ? err.detail.position : null;
-    if (position && typed && document.activeElement === this.query) {
-      const at = Math.max(0, Math.min(typed.length, position.column - 1 - shift));
+    // The caret in the box too, when the error is about what is in it.
+    const detail = err.detail && typeof err.detail === "object" ? err.detail : null;
+    const typed = this.query.value;
+    if (detail && detail.position && detail.query === typed.trim() && document.activeElement === this.query) {
+      const at = Math.max(0, Math.min(typed.length, typed.indexOf(detail.query) + detail.position.column - 1));
       this.query.setSelectionRange(at, Math.min(typed.length, at + 1));
     }
     this.status.replaceChildren(h("span", { class: "bad" }, err.status === 400 ? "The search could not run." : "Search unavailable."));
@@ -605,32 +621,27 @@ class SearchPage {
 }
 
 /**
- * The API's error, said once: its message, then, for a query error, the query with a caret
- * under the position (`detail.position`), then a hint or the form expected when the message
- * does not already say it. `typed` and `shift` place a position given in the query sent
- * (`(typed) AND filters`) in what was typed.
+ * The API's error, said once: its message, then, for a query error, the query it is about
+ * with a caret under the position (`detail.position`), then a hint or the form expected
+ * when the message does not already say it.
  */
-export function describeError(err, { typed = "", shift = 0 } = {}) {
+export function describeError(err) {
   const detail = err.detail && typeof err.detail === "object" ? err.detail : null;
-  let message = err.message;
-  const lines = [];
+  const lines = [err.message];
   const position = detail && detail.position;
-  if (position && Number.isInteger(position.column)) {
-    const shown = typed && shift ? typed : String(detail.query ?? typed);
-    const column = Math.max(1, position.column - (typed && shift ? shift : 0));
-    if (shift) message = message.replace(`at column ${position.column}`, `at column ${column}`);
-    if (shown && column <= shown.length + 1) lines.push(shown, `${" ".repeat(column - 1)}^`);
+  if (position && Number.isInteger(position.column) && typeof detail.query === "string") {
+    lines.push(detail.query, `${" ".repeat(Math.max(0, position.column - 1))}^`);
   }
   if (detail) {
     for (const key of ["hint", "expected"]) {
       const value = detail[key];
       const text = Array.isArray(value) ? value.join(", ") : value;
-      if (typeof text === "string" && text && !message.includes(text)) lines.push(`${key}: ${text}`);
+      if (typeof text === "string" && text && !err.message.includes(text)) lines.push(`${key}: ${text}`);
     }
   } else if (err.detail) {
     lines.push(String(err.detail));
   }
-  return [message, ...lines].join("\n");
+  return lines.join("\n");
 }
 
 /**
