@@ -438,7 +438,10 @@ async fn alerts_page_sorts_filters_and_links(b: &Browser, base: &str, alert_id: 
             .await,
         json!("limit -50 °C")
     );
+    // Tall enough for the chart: this one illustrates the UI's README.
+    b.window_size(1366, 1000).await;
     b.screenshot("oncall-alert-threshold").await;
+    b.window_size(1366, 900).await;
     b.goto(&format!("{base}/alerts?state=firing&severity=warning"))
         .await;
     b.wait(

@@ -206,7 +206,9 @@ class AlertPage {
       if (detail.threshold.above !== undefined) limits.push({ v: detail.threshold.above, label: `limit ${withUnit(detail.threshold.above, detail.unit)}` });
       if (detail.threshold.below !== undefined) limits.push({ v: detail.threshold.below, label: `limit ${withUnit(detail.threshold.below, detail.unit)}` });
     }
-    replace(this.chart, valueChart(points, { limits, band: detail.band, unit: detail.unit, started: Date.parse(alert.started_at) }),
+    // Drawn at the box's own width, so its text keeps the page's size.
+    const width = Math.max(280, Math.round(this.chart.getBoundingClientRect().width || 640));
+    replace(this.chart, valueChart(points, { width, limits, band: detail.band, unit: detail.unit, started: Date.parse(alert.started_at) }),
       h("p", { class: "muted" }, `${source}${detail.band ? "; the shaded band is the forecast's range at the last observation" : ""}${limits.length ? "; the dashed line is the rule's limit" : ""}.`));
   }
 
@@ -221,18 +223,17 @@ function summaryOf(detail) {
   return h("div", null,
     h("p", { class: "alert-summary-text" }, alert.summary),
     detail.description ? h("p", { class: "muted" }, detail.description) : null,
+    // What has not happened (not resolved, not silenced) is left out rather than shown as "–".
     keyValues([
-      ["State", alert.state],
-      ["Severity", alert.severity],
       ["Value", withUnit(alert.value, detail.unit)],
-      ["Expected", alert.expected ?? "–"],
+      ["Expected", alert.expected],
       ["Started", when(alert.started_at)],
-      ["Fired", when(alert.fired_at)],
-      ["Resolved", when(alert.resolved_at)],
-      ["Silenced by", alert.silenced_by ?? "–"],
-      ["Inhibited by", alert.inhibited_by ?? "–"],
+      ["Fired", alert.fired_at ? when(alert.fired_at) : null],
+      ["Resolved", alert.resolved_at ? when(alert.resolved_at) : null],
+      ["Silenced by", alert.silenced_by],
+      ["Inhibited by", alert.inhibited_by],
       ["Id", alert.id],
-    ]));
+    ].filter(([, value]) => value !== null && value !== undefined && value !== "")));
 }
 
 function timelineOf(detail) {
@@ -264,8 +265,8 @@ function deliveriesOf(detail) {
 }
 
 /** Values over time ({t, v}) with the rule's limits as dashed lines and a band shaded. */
-function valueChart(points, { limits, band, unit, started }) {
-  const width = 640, height = 200;
+function valueChart(points, { width, limits, band, unit, started }) {
+  const height = 200;
   const pad = { left: 48, right: 10, top: 10, bottom: 24 };
   const t0 = points[0].t, t1 = Math.max(points[points.length - 1].t, t0 + 1);
   const values = [...points.map((p) => p.v), ...limits.map((l) => l.v), ...(band ? [band.lower, band.upper] : [])].filter(Number.isFinite);
@@ -285,7 +286,7 @@ function valueChart(points, { limits, band, unit, started }) {
     grid.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick) }));
     axis.append(s("text", { x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, `${tick}${unit === "°C" ? "°" : ""}`));
   }
-  for (const tick of timeTicks(t0, t1, 5)) {
+  for (const tick of timeTicks(t0, t1, Math.max(2, Math.floor(width / 120)))) {
     if (x(tick) < pad.left + 20 || x(tick) > width - pad.right - 24) continue;
     axis.append(s("text", { x: x(tick), y: height - 6, "text-anchor": "middle" }, tickLabel(new Date(tick), t1 - t0)));
   }
