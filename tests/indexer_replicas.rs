@@ -1,6 +1,7 @@
 //! Indexer replicas on a real Kafka-protocol broker (tansu): a collector, two `windsock
 //! indexer` replicas (each its own consumer group, `indexer.replica`) and a `windsock ui`
-//! given both URLs. Both replicas index every partition; after the first is killed with -9,
+//! given both URLs. Both replicas index every partition (the second, started late, from the
+//! start of the topics); after the first is killed with -9,
 //! every search through the UI still answers with hits (the proxy fails over to the second),
 //! and so does `windsock search` given both URLs.
 
@@ -91,7 +92,6 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
     let mut replica_a = indexer("a");
     let mut replica_b = indexer("b");
     replica_a.start().unwrap();
-    replica_b.start().unwrap();
     let mut collector = on_kafka(
         WindsockProcess::new(BIN, &["collector"], &dir.path().join("collector")),
         &broker,
@@ -108,9 +108,24 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
     .env("WINDSOCK_UI__PROXY_TIMEOUT", "10s");
     ui.start().unwrap();
     let front = ui.base_url();
-    // Both replicas hold every observation of three whole rounds, the same ones: each reads
-    // every partition (replicas sharing a group would each hold about half).
+
+    // Replica b starts once a has indexed a few rounds: a replica added later fills its index
+    // from what the topics retain (its new group reads from the earliest offset).
     let since = Utc::now() - Span::minutes(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while observations(&a, since, Utc::now()).len() < 2 * REGIONS {
+        assert!(
+            Instant::now() < deadline,
+            "replica a indexed nothing:\n{}",
+            logs(&[("indexer a", &replica_a), ("collector", &collector)])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    replica_b.start().unwrap();
+    // Both replicas hold every observation of whole rounds, the same ones, those from before
+    // b started included: each reads every partition (replicas sharing a group would each
+    // hold a part).
+    let first_seen = observations(&a, since, Utc::now());
     let deadline = Instant::now() + Duration::from_secs(40);
     let (in_a, in_b) = loop {
         let until = Utc::now().duration_trunc(Span::seconds(1)).unwrap() - Span::seconds(2);
@@ -134,6 +149,10 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
         ])
     );
     assert_eq!(in_a, in_b, "both replicas hold the same observations");
+    assert!(
+        first_seen.is_subset(&observations(&b, since, Utc::now())),
+        "replica b indexed what was collected before it started"
+    );
 
     // The replica the UI asks first dies.
     replica_a.kill9();
