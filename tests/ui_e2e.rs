@@ -1430,6 +1430,46 @@ async fn phone_layout(b: &Browser, base: &str) {
     b.js("document.querySelectorAll('details').forEach(d => d.open = true)")
         .await;
     no_sideways_scroll(b, "api, every operation and schema open").await;
+
+    // Every other page too, with this run's data: a silent region's firing alert, a region
+    // whose name is long markup.
+    let firing = get_json(&format!("{base}/api/alerts?state=firing"))
+        .and_then(|answer| {
+            answer["alerts"].as_array()?.iter().find_map(|a| {
+                (a["alert"]["region"] == SILENT)
+                    .then(|| a["alert"]["id"].as_str().map(String::from))?
+            })
+        })
+        .expect("the silent region's alert is firing");
+    for (page, path, drawn) in [
+        ("overview", "/".to_string(), ".region-map"),
+        ("alerts", "/alerts".to_string(), "tr.alert-row"),
+        (
+            "an alert",
+            format!("/alerts/{}", encode(&firing)),
+            ".timeline li",
+        ),
+        ("regions", "/regions".to_string(), ".region-card"),
+        (
+            "a region",
+            format!("/regions/{}", encode(WATCHED)),
+            ".chart .series-observed",
+        ),
+        (
+            "the markup-named region",
+            format!("/regions/{}", encode(XSS)),
+            ".chart .series-observed",
+        ),
+    ] {
+        b.goto(&format!("{base}{path}")).await;
+        b.wait(
+            &format!("{page} at 390 px"),
+            &format!("return !!document.querySelector('{drawn}')"),
+        )
+        .await;
+        no_sideways_scroll(b, page).await;
+    }
+    assert_eq!(b.alert_text().await, None, "no dialog opened");
     b.window_size(1366, 900).await;
 }
 
