@@ -271,6 +271,27 @@ async fn overview_links_the_firing_alert(b: &Browser, base: &str, alert_id: &str
     )
     .await;
     b.screenshot("oncall-overview").await;
+    // Dark, as the theme toggle leaves it: the map follows the theme.
+    b.js("localStorage.setItem('windsock.theme', 'dark'); location.reload()")
+        .await;
+    b.wait(
+        "the overview, dark",
+        "return document.documentElement.dataset.theme === 'dark' && !!document.querySelector('.region-map .point')",
+    )
+    .await;
+    assert_eq!(
+        b.js("return getComputedStyle(document.querySelector('.region-map .sea')).fill")
+            .await,
+        json!("rgb(18, 33, 48)")
+    );
+    b.screenshot("oncall-overview-dark").await;
+    b.js("localStorage.removeItem('windsock.theme'); location.reload()")
+        .await;
+    b.wait(
+        "the overview, light again",
+        "return !document.documentElement.dataset.theme && !!document.querySelector('.overview-alert-list a')",
+    )
+    .await;
     let element = b
         .find(&format!(".overview-alert-list a[href=\"{link}\"]"))
         .await;
