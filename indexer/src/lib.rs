@@ -192,7 +192,12 @@ impl Indexer {
                     .await?
                 }
             };
-            tracing::info!(documents = index.len(), "indexer started");
+            // The group says whether this is a replica of its own (see `indexer.replica`).
+            tracing::info!(
+                documents = index.len(),
+                group = %format!("{}{}", config.bus.group_prefix, config.indexer.group()),
+                "indexer started"
+            );
             ingest.run(shutdown).await
         }
     }
