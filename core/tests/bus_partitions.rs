@@ -1,7 +1,7 @@
 //! The partition contract, run against both buses (`EmbeddedBus`, and `KafkaBus` on a real
-//! tansu broker): `partition_of` names where a key's messages land, a member of a group
-//! reports the partitions it owns as they move, and a changelog keeps the last value of each
-//! key on that key's partition.
+//! tansu broker): `partition_of` names where a key's messages land (and `end_offsets` how far
+//! each partition goes), a member of a group reports the partitions it owns as they move, and
+//! a changelog keeps the last value of each key on that key's partition.
 
 mod support;
 
@@ -74,6 +74,22 @@ mod contract {
             used.len() > 1,
             "keys spread over partitions: {partitions:?}"
         );
+
+        // Each partition ends past the last message published to it (the topic is new).
+        let all: Vec<i32> = all_partitions(h).into_iter().collect();
+        let ends = bus.end_offsets(Topic::Observations, &all).await.unwrap();
+        for partition in &all {
+            let published = KEYS
+                .iter()
+                .filter(|key| bus.partition_of(Topic::Observations, key) == *partition)
+                .count() as i64
+                * 3;
+            assert_eq!(
+                ends.get(partition),
+                Some(&published),
+                "end of partition {partition}"
+            );
+        }
     }
 
     /// Awaits `next` on each member for a moment, so their group protocol runs.

@@ -21,7 +21,7 @@ use crate::config::{BusConfig, BusKind};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -292,6 +292,18 @@ impl Bus for EmbeddedBus {
 
     fn partition_of(&self, _topic: Topic, key: &str) -> i32 {
         partition_for(key, self.shared.partitions)
+    }
+
+    async fn end_offsets(
+        &self,
+        topic: Topic,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>, BusError> {
+        let state = self.log(topic).state.lock();
+        Ok(partitions
+            .iter()
+            .filter_map(|p| Some((*p, state.partitions.get(usize::try_from(*p).ok()?)?.end())))
+            .collect())
     }
 
     async fn changelog(&self, name: &str) -> Result<SharedChangelog, BusError> {

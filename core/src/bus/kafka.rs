@@ -485,6 +485,33 @@ impl Bus for KafkaBus {
         murmur2_partition(key, count)
     }
 
+    async fn end_offsets(
+        &self,
+        topic: Topic,
+        partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>, BusError> {
+        let name = self.topic_name(topic);
+        let config = self.config.clone();
+        let partitions = partitions.to_vec();
+        // Watermark requests block: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = client_config(&config)
+                .create()
+                .map_err(kafka("creating a watermark client"))?;
+            partitions
+                .into_iter()
+                .map(|p| {
+                    let (_, high) = consumer
+                        .fetch_watermarks(&name, p, REQUEST_TIMEOUT)
+                        .map_err(kafka(format!("fetching the watermarks of {name}/{p}")))?;
+                    Ok((p, high))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| BusError::Other(format!("watermark request panicked: {e}")))?
+    }
+
     async fn changelog(&self, name: &str) -> Result<SharedChangelog, BusError> {
         let topic = format!("{}changelog-{name}", self.config.topic_prefix);
         let partitions = self

@@ -168,6 +168,18 @@ pub trait Bus: Send + Sync + 'static {
         0
     }
 
+    /// The offset the next message published to each of `partitions` of `topic` will have
+    /// (Kafka's high watermarks), as of this call: a consumer has read a partition up to
+    /// this call once it was handed the offset before it. A bus that cannot tell answers
+    /// nothing.
+    async fn end_offsets(
+        &self,
+        _topic: Topic,
+        _partitions: &[i32],
+    ) -> Result<BTreeMap<i32, i64>, BusError> {
+        Ok(BTreeMap::new())
+    }
+
     /// The changelog `name` (topic `<topic_prefix>changelog-<name>` on Kafka): a keyed,
     /// compacted log of a service's state with the partitions of the observations topic,
     /// so the state of a key lives on the partition of that key's observations and moves
