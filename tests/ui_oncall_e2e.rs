@@ -238,7 +238,11 @@ async fn overview_links_the_firing_alert(b: &Browser, base: &str, alert_id: &str
     let severities = b
         .js("return [...document.querySelectorAll('.overview-alert-list li')].map(li => li.dataset.severity)")
         .await;
-    assert_eq!(severities[0], json!("critical"), "critical first: {severities}");
+    assert_eq!(
+        severities[0],
+        json!("critical"),
+        "critical first: {severities}"
+    );
     let states = b
         .js("return [...document.querySelectorAll('.overview-alert-list li')].map(li => li.dataset.state)")
         .await;
@@ -249,7 +253,9 @@ async fn overview_links_the_firing_alert(b: &Browser, base: &str, alert_id: &str
     // The regions in trouble first, the silent one among them; a point per region on the map.
     b.wait(
         "the silent region flagged",
-        &format!("return !!document.querySelector('.overview-region-list li[data-region=\"{SILENT}\"]')"),
+        &format!(
+            "return !!document.querySelector('.overview-region-list li[data-region=\"{SILENT}\"]')"
+        ),
     )
     .await;
     assert_eq!(
@@ -379,8 +385,11 @@ async fn slack_buttons_open_the_alert_and_a_filled_silence_form(
         .await;
     // The author is the name given to acknowledge, remembered.
     assert_eq!(filled, json!(["late_data", SILENT, "2h", ONCALL]));
-    b.click(&b.find_by_text("#alert-silence button", "Create silence").await)
-        .await;
+    b.click(
+        &b.find_by_text("#alert-silence button", "Create silence")
+            .await,
+    )
+    .await;
     b.wait(
         "the silence created",
         "const p = document.querySelector('.alert-silence [role=status]'); return p && p.textContent.startsWith('Silence created')",
@@ -407,11 +416,7 @@ async fn alerts_page_sorts_filters_and_links(b: &Browser, base: &str, alert_id: 
     let severities = b
         .js("return [...document.querySelectorAll('#firing-h ~ div tr.alert-row')].map(r => r.dataset.severity)")
         .await;
-    assert_eq!(
-        severities,
-        json!(["critical", "warning"]),
-        "critical first"
-    );
+    assert_eq!(severities, json!(["critical", "warning"]), "critical first");
     assert_eq!(
         b.js("return document.querySelector('#pending-h ~ div tr.alert-row').dataset.rule")
             .await,
@@ -557,8 +562,11 @@ async fn phone_pages_do_not_scroll_sideways(b: &Browser, base: &str, alert_id: &
     }
     // Alert rows keep their region on a phone.
     b.goto(&format!("{base}/alerts")).await;
-    b.wait("alert rows", "return !!document.querySelector('tr.alert-row')")
-        .await;
+    b.wait(
+        "alert rows",
+        "return !!document.querySelector('tr.alert-row')",
+    )
+    .await;
     let region = b
         .js("const td = document.querySelector('tr.alert-row td[data-label=Region]'); return td.getBoundingClientRect().width > 0 && td.textContent")
         .await;
