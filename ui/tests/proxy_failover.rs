@@ -80,7 +80,8 @@ fn failovers() -> f64 {
         .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
-// One test, so the failover counter it reads is moved by nothing else in this binary.
+// One test, so the failover counter it reads is moved by nothing else in this binary (the
+// other test here never fails over).
 #[tokio::test]
 async fn a_failing_replica_is_passed_over_skipped_for_a_while_then_asked_again() {
     let port_a = closed_port();
@@ -167,4 +168,19 @@ async fn a_failing_replica_is_passed_over_skipped_for_a_while_then_asked_again()
     assert_eq!(body["detail"]["service"], "indexer");
     assert_eq!(body["detail"]["replicas_tried"], 2);
     assert_eq!(failovers(), before + 1.0);
+}
+
+/// A request that is not idempotent (a POST) is not sent again to the next replica once one
+/// received it: a 5xx is then the answer (the first may have acted on it).
+#[tokio::test]
+async fn a_post_that_reached_a_replica_is_not_sent_to_another() {
+    let a = fake_replica("a", bind());
+    let b = fake_replica("b", bind());
+    a.status.store(500, Ordering::SeqCst);
+    let upstreams = upstreams(&[a.url.clone(), b.url.clone()]);
+    let request = Request::post("/api/search").body(Body::from("{}")).unwrap();
+    let response = upstreams.forward(Service::Indexer, request).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(a.seen.load(Ordering::SeqCst), 1);
+    assert_eq!(b.seen.load(Ordering::SeqCst), 0, "not sent twice");
 }
