@@ -39,7 +39,7 @@ class AlertPage {
     this.summary = h("div", { class: "panel alert-summary" }, h("p", { class: "muted" }, "Loading…"));
     this.ack = h("div", { class: "ack" });
     this.silenceBox = h("div", { class: "alert-silence", hidden: true });
-    this.silenceToggle = h("button", { type: "button", class: "ghost", "aria-expanded": "false", "aria-controls": "alert-silence", onclick: () => this.openSilence(!this.silenceBox.hidden ? false : true) }, "Silence…");
+    this.silenceToggle = h("button", { type: "button", class: "ghost", "aria-expanded": "false", "aria-controls": "alert-silence", onclick: () => this.openSilence(this.silenceBox.hidden) }, "Silence…");
     this.silenceBox.id = "alert-silence";
     this.chart = h("div", { class: "alert-chart" });
     this.timeline = h("div");
