@@ -133,7 +133,7 @@ class SearchPage {
     this.query = h("input", { id: "q", name: "q", type: "search", autocomplete: "off", spellcheck: "false", placeholder: 'region:Dakar AND temperature_c:[30 TO *]   ( / to focus )', "aria-describedby": "query-error", "aria-label": "Search query" });
     this.range = h("select", { id: "range", "aria-label": "Time range" });
     // Text boxes, not datetime-local: that one shows the locale's 12-hour clock (AM/PM).
-    const timeBox = (id) => h("input", { id, type: "text", inputmode: "numeric", autocomplete: "off", spellcheck: "false", size: "19", placeholder: "YYYY-MM-DD HH:MM:SS", title: "Local time, 24-hour: 2026-11-25 14:00:00" });
+    const timeBox = (id) => h("input", { id, type: "text", autocomplete: "off", spellcheck: "false", size: "19", placeholder: "YYYY-MM-DD HH:MM:SS", title: "Local time, 24-hour: 2026-11-25 14:00:00" });
     this.fromInput = timeBox("from");
     this.toInput = timeBox("to");
     this.custom = h("div", { class: "custom-range", hidden: true },
