@@ -771,6 +771,41 @@ async fn histogram_scale_ticks_and_interval(b: &Browser) {
     };
     assert!(whole(&shape["ticks"]), "whole-number count ticks: {shape}");
 
+    // The issue's case, drawn by charts.js itself: 7 days of hourly history of 14 regions (14
+    // per hourly bucket) and an hour of 10-second data (14 x 360) in the last bucket; and a
+    // handful of hits, whose ticks were 0, 2.5, 5, 7.5.
+    let drawn = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const href = document.querySelector('link[rel=stylesheet]').href.replace(/app\\.css$/, 'charts.js');
+             import(href).then((charts) => {
+               const draw = (counts) => {
+                 const box = document.createElement('div');
+                 box.style.width = '900px';
+                 document.body.append(box);
+                 const start = Date.now() - counts.length * 3600e3;
+                 const buckets = counts.map((count, i) => ({ start: start + i * 3600e3, count }));
+                 charts.histogram(box, buckets, { from: start, to: Date.now(), interval: 3600e3, onZoom: () => {} });
+                 const heights = [...box.querySelectorAll('rect.bar')].map((r) => Number(r.getAttribute('height'))).sort((a, b) => a - b);
+                 const out = { scale: box.querySelector('svg').dataset.scale, median: heights[Math.floor(heights.length / 2)],
+                               tallest: heights[heights.length - 1], ticks: [...box.querySelectorAll('.count-tick')].map((t) => t.textContent) };
+                 box.remove();
+                 return out;
+               };
+               done([draw([...Array(167).fill(14), 14 * 360]), draw([3, 7, 1, 4, 6, 2, 5])]);
+             }, (e) => done(String(e)));",
+        )
+        .await;
+    let (history, few) = (&drawn[0], &drawn[1]);
+    assert_eq!(history["scale"], "log", "{drawn}");
+    assert!(
+        history["median"].as_f64().unwrap() * 4.0 >= history["tallest"].as_f64().unwrap(),
+        "the hourly history stands at least a quarter as tall as the 10-second data (on a \
+         linear scale, 1/360): {drawn}"
+    );
+    assert_eq!(few["scale"], "linear", "{drawn}");
+    assert!(whole(&history["ticks"]) && whole(&few["ticks"]), "{drawn}");
+
     // A minute over 7 days is too many buckets: offered disabled, with the reason.
     let minute = b
         .js("const o = document.querySelector('#interval option[value=\"1m\"]'); return [o.disabled, o.title]")
