@@ -23,7 +23,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_windsock");
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// Every route windsock serves, by method and path as the document names them.
-/// (Acknowledgements, which issue 16 lists, do not exist yet: add them here when they do.)
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/search"),
     ("get", "/api/events/{id}"),
@@ -31,6 +30,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/regions"),
     ("get", "/api/alerts"),
     ("get", "/api/alerts/{id}/history"),
+    ("get", "/api/alerts/{id}"),
+    ("post", "/api/alerts/{id}/acknowledge"),
+    ("delete", "/api/alerts/{id}/acknowledge"),
     ("get", "/api/silences"),
     ("post", "/api/silences"),
     ("delete", "/api/silences/{id}"),
@@ -46,7 +48,12 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// Routes that change state, which need the bearer token when one is set.
-const CHANGING: &[(&str, &str)] = &[("post", "/api/silences"), ("delete", "/api/silences/{id}")];
+const CHANGING: &[(&str, &str)] = &[
+    ("post", "/api/silences"),
+    ("delete", "/api/silences/{id}"),
+    ("post", "/api/alerts/{id}/acknowledge"),
+    ("delete", "/api/alerts/{id}/acknowledge"),
+];
 
 #[test]
 fn the_document_is_valid_openapi_3_1_lists_every_route_and_matches_each_command() {
@@ -391,6 +398,22 @@ fn every_get_route_answers_what_its_schema_documents() {
     let expired = request(&base, "DELETE", &format!("/api/silences/{id}"), None);
     assert_eq!(expired.status, 200, "{}", expired.body);
     check(&doc, &components, "delete", "/api/silences/{id}", &expired);
+
+    // Acknowledging the alert and withdrawing that answer as documented: 200 while it is
+    // open, 409 once it has resolved.
+    let acknowledge = format!("/api/alerts/{}/acknowledge", alert["id"].as_str().unwrap());
+    let template = "/api/alerts/{id}/acknowledge";
+    let acked = request(
+        &base,
+        "POST",
+        &acknowledge,
+        Some(json!({"by": "contract", "comment": "the contract test"})),
+    );
+    assert!([200, 409].contains(&acked.status), "{}", acked.body);
+    check(&doc, &components, "post", template, &acked);
+    let withdrawn = request(&base, "DELETE", &acknowledge, None);
+    assert!([200, 409].contains(&withdrawn.status), "{}", withdrawn.body);
+    check(&doc, &components, "delete", template, &withdrawn);
 
     // One 400 from each service, validated against what its route documents for a 400.
     for (template, path) in [

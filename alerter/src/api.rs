@@ -17,11 +17,14 @@
 //! and every failure is a JSON `{"error": ...}` with a 4xx that says what is wrong. A store
 //! that cannot write (a full disk) is a 503 that says so, not a 500.
 
+use crate::acknowledge::{AckAction, Acknowledgement};
 use crate::engine::Alert;
 use crate::rules::{Finding, Verdict};
 use crate::service::Shared;
 use crate::silence::{Silence, SilenceStatus};
+use crate::slack::message;
 use crate::store::{Delivery, DeliveryStatus, HistoryEntry, StoreError};
+use crate::wording;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -58,6 +61,8 @@ fn described() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::new()
         .routes(routes!(list_alerts))
         .routes(routes!(alert_history))
+        .routes(routes!(alert_detail))
+        .routes(routes!(acknowledge_alert, unacknowledge_alert))
         .routes(routes!(list_silences, create_silence))
         .routes(routes!(expire_silence))
         .routes(routes!(list_rules))
@@ -139,6 +144,8 @@ fn slack_configured(shared: &Shared) -> bool {
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)]
 enum StateFilter {
+    /// Pending and firing.
+    Open,
     Firing,
     Pending,
     Resolved,
@@ -192,6 +199,7 @@ async fn list_alerts(
     Params(query): Params<AlertsQuery>,
 ) -> Result<Json<AlertsAnswer>, ApiError> {
     let states: &[AlertState] = match query.state.as_deref().unwrap_or("all") {
+        "open" => &[AlertState::Pending, AlertState::Firing],
         "firing" => &[AlertState::Firing],
         "pending" => &[AlertState::Pending],
         "resolved" => &[AlertState::Resolved],
@@ -202,7 +210,7 @@ async fn list_alerts(
         ],
         other => {
             return Err(ApiError::bad_request(format!(
-                "state `{}` is not one of firing, pending, resolved, all",
+                "state `{}` is not one of open, firing, pending, resolved, all",
                 shown(other)
             ))
             .with_detail(serde_json::json!({ "parameter": "state" })))
@@ -220,7 +228,8 @@ fn alerts_of(
     region: Option<&str>,
     limit: usize,
 ) -> Result<AlertsAnswer, ApiError> {
-    let stored = shared.store.alerts(states, region, limit)?;
+    let mut stored = shared.store.alerts(states, region, limit)?;
+    shared.store.overlay_acknowledgements(&mut stored)?;
     // Open alerts are read live from the engine (their values move every round).
     let live: std::collections::HashMap<String, Alert> = shared
         .engine
@@ -228,9 +237,11 @@ fn alerts_of(
         .alerts()
         .map(|a| (a.id.clone(), a.clone()))
         .collect();
+    let now = shared.clock.now();
+    let min_hold = shared.config.alerter.min_hold;
     let mut alerts = Vec::with_capacity(stored.len());
     for alert in stored {
-        let alert = live.get(&alert.id).cloned().unwrap_or(alert);
+        let alert = as_shown(live.get(&alert.id).cloned().unwrap_or(alert), min_hold, now);
         let deliveries = shared.store.deliveries(None, Some(&alert.id), 20)?;
         alerts.push(AlertItem { alert, deliveries });
     }
@@ -290,6 +301,455 @@ fn history_of(shared: &Shared, id: String) -> Result<AlertHistory, ApiError> {
         history,
         deliveries,
     })
+}
+
+/// Where an alert stands now, in its summary: a firing alert whose condition has cleared
+/// but not yet for `min_hold` says it is still firing (the rule's words alone, "Dakar is
+/// reporting again", would contradict its state).
+fn as_shown(mut alert: Alert, min_hold: std::time::Duration, now: DateTime<Utc>) -> Alert {
+    if let (AlertState::Firing, Some(clear_since)) = (alert.state, alert.clear_since) {
+        alert.summary = format!(
+            "Still firing: clear for {} of the {} it must stay clear to resolve. {}",
+            wording::since(now - clear_since),
+            wording::duration(min_hold),
+            alert.summary
+        );
+    }
+    alert
+}
+
+/// What `GET /api/alerts/{id}` shows of an alert's past, oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum TimelineKind {
+    Pending,
+    Firing,
+    Resolved,
+    Acknowledged,
+    Unacknowledged,
+}
+
+/// One moment of an alert's timeline: a state change or an acknowledgement.
+#[derive(Serialize, ToSchema)]
+struct TimelineEntry {
+    at: DateTime<Utc>,
+    kind: TimelineKind,
+    /// In words: the alert's summary at a state change; who and why for an acknowledgement.
+    text: String,
+    /// Who acknowledged (or withdrew the acknowledgement), for those entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    /// The value at a state change, in the rule's unit ([`AlertDetail::unit`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+}
+
+/// A threshold rule's limits, for a chart of the value against them.
+#[derive(Serialize, ToSchema)]
+struct ThresholdView {
+    metric: String,
+    /// Fires above this (absent: no upper limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    above: Option<f64>,
+    /// Fires below this (absent: no lower limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    below: Option<f64>,
+    /// How far back inside a limit the value must come to clear.
+    hysteresis: f64,
+}
+
+/// The forecast band the latest observation was judged against (forecast_deviation).
+#[derive(Serialize, ToSchema)]
+struct BandView {
+    lower: f64,
+    upper: f64,
+}
+
+/// The silence the alert page offers, filled in: `POST /api/silences` takes these fields
+/// (plus `author` and `comment`).
+#[derive(Serialize, ToSchema)]
+struct SilenceTemplate {
+    /// The alert's name (what silences match).
+    rule: String,
+    /// Its region (absent for an alert about the whole pipeline or a service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    /// A default duration, in `POST /api/silences`'s syntax.
+    #[schema(example = "2h")]
+    duration: String,
+}
+
+/// The default duration of a silence started from an alert.
+const DEFAULT_SILENCE: &str = "2h";
+
+/// `GET /api/alerts/{id}`: everything an alert's page shows.
+#[derive(Serialize, ToSchema)]
+struct AlertDetail {
+    /// The occurrence (for a fingerprint, its latest), as the engine sees it now, with its
+    /// acknowledgement; its `summary` matches its state.
+    alert: Alert,
+    /// Its rule's kind: `late_data`, `threshold`, `forecast_deviation`, `outlier`,
+    /// `pipeline_health` (empty if the rule is no longer configured).
+    kind: String,
+    /// Its rule in one sentence.
+    description: String,
+    /// The unit of `alert.value` and of the limits (`°C`, `m/s`, `%`; `s` of silence for
+    /// late data); empty when none.
+    unit: String,
+    /// State changes and acknowledgements, oldest first.
+    timeline: Vec<TimelineEntry>,
+    /// Its acknowledgement log, oldest first.
+    acknowledgements: Vec<Acknowledgement>,
+    /// Its Slack messages (state, attempts, sent time), newest first.
+    deliveries: Vec<Delivery>,
+    /// For a threshold rule, its limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    threshold: Option<ThresholdView>,
+    /// For a forecast deviation, the forecast band at the latest observation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    band: Option<BandView>,
+    /// The UI search of related events (the region's, or the service's logs) around it.
+    search_url: String,
+    /// This page: `<public_url>/alerts/<id>`.
+    alert_url: String,
+    /// This page with the silence form open and filled: `<public_url>/alerts/<id>?silence=1`.
+    silence_url: String,
+    /// The silence to offer, filled in.
+    silence_template: SilenceTemplate,
+    /// Whether a Slack webhook is configured (without one, alerts are tracked, not sent).
+    slack_configured: bool,
+}
+
+/// One alert with everything its page needs: timeline, acknowledgement, deliveries, the
+/// rule's limits or forecast band, links and a filled-in silence.
+#[utoipa::path(
+    get,
+    path = "/api/alerts/{id}",
+    params(("id" = String, Path, description = "An occurrence's id, or a fingerprint for its latest occurrence")),
+    responses(
+        (status = 200, description = "The alert and what its page shows", body = AlertDetail),
+        (status = 400, description = "The id is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "No such alert or fingerprint", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+    ),
+    tag = TAG
+)]
+async fn alert_detail(
+    State(shared): State<Arc<Shared>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<AlertDetail>, ApiError> {
+    let Path(id) = id?;
+    blocking(move || detail_of(&shared, &id)).await.map(Json)
+}
+
+/// The occurrence `id` (or a fingerprint's latest), live from the engine when it holds it.
+fn current(shared: &Shared, id: &str) -> Result<Alert, ApiError> {
+    let Some(stored) = shared.store.alert(id)? else {
+        return Err(ApiError::not_found(format!(
+            "no alert or fingerprint `{}`",
+            shown(id)
+        )));
+    };
+    let live = shared
+        .engine
+        .lock()
+        .alert_mut(&stored.id)
+        .map(|a| a.clone());
+    let mut alert = live.unwrap_or(stored);
+    shared
+        .store
+        .overlay_acknowledgements(std::slice::from_mut(&mut alert))?;
+    Ok(alert)
+}
+
+fn detail_of(shared: &Shared, id: &str) -> Result<AlertDetail, ApiError> {
+    let now = shared.clock.now();
+    let alert = as_shown(current(shared, id)?, shared.config.alerter.min_hold, now);
+    let history = shared.store.history(&alert.id)?;
+    let acknowledgements = shared.store.acknowledgements(&alert.id)?;
+    let deliveries = shared.store.deliveries(None, Some(&alert.id), MAX_LIMIT)?;
+    let mut timeline: Vec<TimelineEntry> = history
+        .into_iter()
+        .map(|entry| TimelineEntry {
+            at: entry.event.at,
+            kind: match entry.event.state {
+                AlertState::Pending => TimelineKind::Pending,
+                AlertState::Firing => TimelineKind::Firing,
+                AlertState::Resolved => TimelineKind::Resolved,
+            },
+            text: entry.event.message,
+            by: None,
+            value: entry.event.value,
+        })
+        .collect();
+    for ack in &acknowledgements {
+        let (kind, verb) = match ack.action {
+            AckAction::Acknowledged => (TimelineKind::Acknowledged, "Acknowledged"),
+            AckAction::Unacknowledged => {
+                (TimelineKind::Unacknowledged, "Acknowledgement withdrawn")
+            }
+        };
+        let mut text = verb.to_string();
+        if !ack.by.is_empty() {
+            text.push_str(&format!(" by {}", ack.by));
+        }
+        if !ack.comment.is_empty() {
+            text.push_str(&format!(": {}", ack.comment));
+        }
+        timeline.push(TimelineEntry {
+            at: ack.at,
+            kind,
+            text,
+            by: (!ack.by.is_empty()).then(|| ack.by.clone()),
+            value: None,
+        });
+    }
+    // Stable: a state change and an acknowledgement at the same instant keep this order.
+    timeline.sort_by_key(|entry| entry.at);
+
+    let (kind, description) = {
+        let engine = shared.engine.lock();
+        let rule = engine
+            .rules()
+            .find(|r| r.alert_names().contains(&alert.rule.as_str()));
+        let kind = rule.map(|r| r.kind().to_string()).unwrap_or_default();
+        let config = shared
+            .config
+            .alerter
+            .rules
+            .iter()
+            .find(|c| c.name() == alert.rule);
+        let description = match (wording::describe_name(&alert.rule), config) {
+            (Some(text), _) => text.to_string(),
+            (None, Some(config)) => wording::describe(config, collection_interval(shared)),
+            (None, None) => format!("{} is no longer configured", alert.rule),
+        };
+        (kind, description)
+    };
+    let threshold = shared.config.alerter.rules.iter().find_map(|c| match c {
+        RuleConfig::Threshold {
+            name,
+            metric,
+            above,
+            below,
+            hysteresis,
+            ..
+        } if *name == alert.rule => Some(ThresholdView {
+            metric: metric.clone(),
+            above: *above,
+            below: *below,
+            hysteresis: *hysteresis,
+        }),
+        _ => None,
+    });
+    let band = (kind == "forecast_deviation")
+        .then(|| alert.expected.as_deref().and_then(wording::parse_range))
+        .flatten()
+        .map(|(lower, upper)| BandView { lower, upper });
+    let unit = match (&threshold, kind.as_str()) {
+        (Some(t), _) => wording::unit_of(&t.metric).to_string(),
+        (None, "late_data") => "s".to_string(),
+        (None, "forecast_deviation") => "°C".to_string(),
+        _ => alert
+            .expected
+            .as_deref()
+            .map(wording::unit_in)
+            .unwrap_or("")
+            .to_string(),
+    };
+    let public_url = &shared.public_url;
+    let until = alert.resolved_at.unwrap_or(now);
+    Ok(AlertDetail {
+        kind,
+        description,
+        unit,
+        timeline,
+        acknowledgements,
+        deliveries,
+        threshold,
+        band,
+        search_url: message::related_search_link(&alert, public_url, until),
+        alert_url: message::alert_link(public_url, &alert.id),
+        silence_url: message::silence_link(public_url, &alert.id),
+        silence_template: SilenceTemplate {
+            rule: alert.rule.clone(),
+            region: alert.region.clone(),
+            duration: DEFAULT_SILENCE.to_string(),
+        },
+        slack_configured: slack_configured(shared),
+        alert,
+    })
+}
+
+/// The collector's interval, as the rules judge it.
+fn collection_interval(shared: &Shared) -> std::time::Duration {
+    crate::schedule::collection_interval(&shared.config.collector.schedule())
+        .unwrap_or(crate::schedule::FALLBACK_INTERVAL)
+}
+
+/// `POST /api/alerts/{id}/acknowledge` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewAcknowledgement {
+    /// Who is on it (at most 100 characters).
+    by: String,
+    /// What is being done (optional, at most 1000 characters).
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct WithdrawQuery {
+    /// Who withdraws the acknowledgement (optional, at most 100 characters).
+    by: Option<String>,
+}
+
+/// Acknowledges an open (pending or firing) alert: someone is on it. No reminders are sent
+/// until it resolves or fires again (a new occurrence); recorded in its timeline.
+#[utoipa::path(
+    post,
+    path = "/api/alerts/{id}/acknowledge",
+    params(("id" = String, Path, description = "An occurrence's id, or a fingerprint for its latest occurrence")),
+    request_body = NewAcknowledgement,
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = Alert),
+        (status = 400, description = "The body is invalid; the message lists every problem", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "The alert is resolved: there is nothing to acknowledge", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
+async fn acknowledge_alert(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Body<NewAcknowledgement>, ApiError>,
+) -> Result<Json<Alert>, ApiError> {
+    authorize(&shared, &headers)?;
+    let Path(id) = id?;
+    let Body(body) = body.map_err(body_error)?;
+    let by = body.by.trim().to_string();
+    let comment = body.comment.trim().to_string();
+    let mut problems = Vec::new();
+    if by.is_empty() {
+        problems.push("`by` must say who acknowledges".to_string());
+    }
+    check_length(&mut problems, "by", &by, MAX_AUTHOR_CHARS);
+    check_length(&mut problems, "comment", &comment, MAX_COMMENT_CHARS);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join("; ")));
+    }
+    let alert =
+        blocking(move || set_acknowledgement(&shared, &id, AckAction::Acknowledged, &by, &comment))
+            .await?;
+    tracing::info!(alert = %alert.id, by = alert.acknowledged_by.as_deref().unwrap_or(""), "alert acknowledged");
+    Ok(Json(alert))
+}
+
+/// Withdraws an alert's acknowledgement: reminders resume. An alert not acknowledged is
+/// answered as it is.
+#[utoipa::path(
+    delete,
+    path = "/api/alerts/{id}/acknowledge",
+    params(
+        ("id" = String, Path, description = "An occurrence's id, or a fingerprint for its latest occurrence"),
+        WithdrawQuery,
+    ),
+    responses(
+        (status = 200, description = "The alert, no longer acknowledged", body = Alert),
+        (status = 400, description = "A parameter is malformed, repeated or unknown", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "The alert is resolved: its acknowledgement ended with it", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
+async fn unacknowledge_alert(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    Params(query): Params<WithdrawQuery>,
+) -> Result<Json<Alert>, ApiError> {
+    authorize(&shared, &headers)?;
+    let Path(id) = id?;
+    let by = query.by.unwrap_or_default().trim().to_string();
+    let mut problems = Vec::new();
+    check_length(&mut problems, "by", &by, MAX_AUTHOR_CHARS);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join("; ")));
+    }
+    let alert =
+        blocking(move || set_acknowledgement(&shared, &id, AckAction::Unacknowledged, &by, ""))
+            .await?;
+    tracing::info!(alert = %alert.id, "alert acknowledgement withdrawn");
+    Ok(Json(alert))
+}
+
+fn check_length(problems: &mut Vec<String>, field: &str, text: &str, limit: usize) {
+    let chars = text.chars().count();
+    if chars > limit {
+        problems.push(format!(
+            "`{field}` is {chars} characters long; the limit is {limit} characters"
+        ));
+    }
+}
+
+/// Records an acknowledgement (or its withdrawal) of the open occurrence `id`, in the log and
+/// on the engine's alert at once (the engine is held meanwhile, so the alert cannot resolve
+/// in between).
+fn set_acknowledgement(
+    shared: &Shared,
+    id: &str,
+    action: AckAction,
+    by: &str,
+    comment: &str,
+) -> Result<Alert, ApiError> {
+    let Some(stored) = shared.store.alert(id)? else {
+        return Err(ApiError::not_found(format!("no alert `{}`", shown(id))));
+    };
+    let now = shared.clock.now();
+    let mut engine = shared.engine.lock();
+    let Some(alert) = engine
+        .alert_mut(&stored.id)
+        .filter(|a| a.state != AlertState::Resolved)
+    else {
+        return Err(ApiError::conflict(format!(
+            "alert `{}` is resolved: an acknowledgement lasts while an alert is open",
+            shown(&stored.id)
+        ))
+        .with_detail(serde_json::json!({ "state": "resolved" })));
+    };
+    match action {
+        AckAction::Acknowledged => {
+            shared
+                .store
+                .record_acknowledgement(&alert.id, action, by, comment, now)?;
+            alert.acknowledged_by = Some(by.to_string());
+            alert.acknowledged_at = Some(now);
+        }
+        AckAction::Unacknowledged if alert.acknowledged_by.is_some() => {
+            shared
+                .store
+                .record_acknowledgement(&alert.id, action, by, comment, now)?;
+            alert.acknowledged_by = None;
+            alert.acknowledged_at = None;
+        }
+        AckAction::Unacknowledged => {}
+    }
+    let alert = alert.clone();
+    drop(engine);
+    Ok(as_shown(alert, shared.config.alerter.min_hold, now))
 }
 
 /// A silence and where it stands now.
@@ -820,6 +1280,15 @@ mod tests {
                 "AlertHistory",
                 false,
             ),
+            ("/api/alerts/{id}", "get", "200", "AlertDetail", false),
+            ("/api/alerts/{id}/acknowledge", "post", "200", "Alert", true),
+            (
+                "/api/alerts/{id}/acknowledge",
+                "delete",
+                "200",
+                "Alert",
+                true,
+            ),
             ("/api/silences", "get", "200", "SilencesAnswer", false),
             ("/api/silences", "post", "201", "SilenceView", true),
             ("/api/silences/{id}", "delete", "200", "SilenceView", true),
@@ -927,6 +1396,28 @@ mod tests {
             ("AlertsAnswer", &["alerts", "slack_configured"][..]),
             ("AlertItem", &["alert", "deliveries"]),
             ("AlertHistory", &["alert", "history", "deliveries"]),
+            (
+                "AlertDetail",
+                &[
+                    "alert",
+                    "kind",
+                    "description",
+                    "unit",
+                    "timeline",
+                    "acknowledgements",
+                    "deliveries",
+                    "threshold",
+                    "band",
+                    "search_url",
+                    "alert_url",
+                    "silence_url",
+                    "silence_template",
+                    "slack_configured",
+                ],
+            ),
+            ("Alert", &["acknowledged_by", "acknowledged_at", "summary"]),
+            ("TimelineEntry", &["at", "kind", "text", "by", "value"]),
+            ("SilenceTemplate", &["rule", "region", "duration"]),
             (
                 "RuleView",
                 &["name", "kind", "rule", "config", "active", "evaluation"],

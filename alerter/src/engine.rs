@@ -55,6 +55,13 @@ pub struct Alert {
     /// Whether its firing was announced (then its resolution will be).
     pub notified_firing: bool,
     pub last_notified_at: Option<DateTime<Utc>>,
+    /// Who acknowledged this occurrence (`null`: nobody). No reminders are sent while it is
+    /// acknowledged; a new occurrence (the alert firing again) starts unacknowledged.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged (`null`: it is not).
+    #[serde(default)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
 }
 
 impl Alert {
@@ -607,6 +614,8 @@ impl Engine {
                     inhibited_by: None,
                     notified_firing: false,
                     last_notified_at: None,
+                    acknowledged_by: None,
+                    acknowledged_at: None,
                 };
                 (alert, Some(state), None)
             }
@@ -688,10 +697,12 @@ impl Engine {
         if held_back {
             return None;
         }
-        let reminder_due = alert.last_notified_at.is_some_and(|last| {
-            !self.lifecycle.repeat_interval.is_zero()
-                && to_std(now - last) >= self.lifecycle.repeat_interval
-        });
+        // Someone is on it: no reminders while acknowledged.
+        let reminder_due = alert.acknowledged_by.is_none()
+            && alert.last_notified_at.is_some_and(|last| {
+                !self.lifecycle.repeat_interval.is_zero()
+                    && to_std(now - last) >= self.lifecycle.repeat_interval
+            });
         let notice = if !alert.notified_firing {
             alert.notified_firing = true;
             NoticeKind::Firing
@@ -702,6 +713,12 @@ impl Engine {
         };
         alert.last_notified_at = Some(now);
         Some(notice)
+    }
+
+    /// The occurrence `id`, if it is the one the engine holds for its fingerprint (the
+    /// acknowledgement API records who is on it there).
+    pub fn alert_mut(&mut self, id: &str) -> Option<&mut Alert> {
+        self.alerts.values_mut().find(|a| a.id == id)
     }
 
     /// Forgets silences that ended before `before`; returns their ids.

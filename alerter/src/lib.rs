@@ -9,6 +9,7 @@
 //! - [`api`]: `/api/alerts`, `/api/silences`, `/api/rules`, `/api/deliveries`;
 //! - [`service`]: [`Alerter`], wiring it all to the bus.
 
+pub mod acknowledge;
 pub mod api;
 pub mod engine;
 pub mod rules;
@@ -17,6 +18,7 @@ mod service;
 pub mod silence;
 pub mod slack;
 pub mod store;
+pub mod wording;
 
 pub use service::{Alerter, AlerterError, Probe};
 

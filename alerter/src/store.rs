@@ -307,6 +307,7 @@ impl Store {
         // last commits, which the bus then delivers again (see the module's note).
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
+        db.execute_batch(crate::acknowledge::SCHEMA)?;
         let legacy: i64 = db.query_row("SELECT COUNT(*) FROM memory", [], |row| row.get(0))?;
         Ok(Self {
             db: Mutex::new(db),
@@ -326,6 +327,11 @@ impl Store {
     ) -> Result<T> {
         let store = Arc::clone(self);
         run_blocking(move || work(&store)).await
+    }
+
+    /// The connection, for the store's parts kept in their own files (acknowledgements).
+    pub(crate) fn connection(&self) -> parking_lot::MutexGuard<'_, Connection> {
+        self.db.lock()
     }
 
     /// Caps the database at `pages` pages: past it every write fails with `SQLITE_FULL`, as
@@ -542,11 +548,12 @@ impl Store {
 
     pub fn load(&self) -> Result<Loaded> {
         let db = self.db.lock();
-        let open = db
+        let mut open = db
             .prepare("SELECT body FROM alerts WHERE state != 'resolved'")?
             .query_map([], |row| row.get::<_, String>(0))?
             .map(|body| Ok(serde_json::from_str(&body?)?))
             .collect::<Result<Vec<Alert>>>()?;
+        crate::acknowledge::overlay(&db, &mut open)?;
         let silences = db
             .prepare("SELECT body FROM silences")?
             .query_map([], |row| row.get::<_, String>(0))?
@@ -1120,6 +1127,7 @@ impl Store {
             "DELETE FROM alerts WHERE state = 'resolved' AND started_at < ?1",
             [cut],
         )?;
+        removed += crate::acknowledge::prune(&db)?;
         Ok(removed)
     }
 }
@@ -1173,6 +1181,8 @@ mod tests {
             inhibited_by: None,
             notified_firing: true,
             last_notified_at: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
         }
     }
 
