@@ -154,13 +154,26 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
         "replica b indexed what was collected before it started"
     );
 
+    // How long searches through the UI take, printed for people (not asserted): with both
+    // replicas up, then after the kill (the first one pays the failover).
+    let search_url = format!("{front}/api/search?q=kind:observation&from=now-5m&limit=5");
+    let mut timed = |took: &mut Vec<Duration>| {
+        let start = Instant::now();
+        let answer = get_json(&search_url);
+        took.push(start.elapsed());
+        answer
+    };
+    let mut both_up = Vec::new();
+    for _ in 0..SEARCHES_AFTER_KILL {
+        assert_eq!(timed(&mut both_up).0, 200);
+    }
+
     // The replica the UI asks first dies.
     replica_a.kill9();
     let killed_at = Utc::now();
+    let mut after_kill = Vec::new();
     for i in 0..SEARCHES_AFTER_KILL {
-        let (status, answer) = get_json(&format!(
-            "{front}/api/search?q=kind:observation&from=now-5m&limit=5"
-        ));
+        let (status, answer) = timed(&mut after_kill);
         assert_eq!(
             (status, answer["total"].as_u64().is_some_and(|t| t > 0)),
             (200, true),
@@ -169,6 +182,17 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let median = |took: &mut Vec<Duration>| {
+        took.sort();
+        took[took.len() / 2]
+    };
+    eprintln!(
+        "searches through the UI: median {:?} with both replicas up; after the kill, the \
+         first {:?}, median {:?}",
+        median(&mut both_up),
+        after_kill[0],
+        median(&mut after_kill.clone())
+    );
     // And what is collected after the kill is searchable through the UI (replica b goes on).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
