@@ -157,7 +157,7 @@ fn two_replicas_index_everything_and_search_survives_one_killed() {
     // How long searches through the UI take, printed for people (not asserted): with both
     // replicas up, then after the kill (the first one pays the failover).
     let search_url = format!("{front}/api/search?q=kind:observation&from=now-5m&limit=5");
-    let mut timed = |took: &mut Vec<Duration>| {
+    let timed = |took: &mut Vec<Duration>| {
         let start = Instant::now();
         let answer = get_json(&search_url);
         took.push(start.elapsed());
