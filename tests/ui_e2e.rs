@@ -837,6 +837,25 @@ async fn histogram_scale_ticks_and_interval(b: &Browser) {
         .await;
     assert!(whole(&ticks), "whole-number count ticks: {ticks}");
     b.screenshot("search-interval-1h").await;
+    // Too fine for the range (as after zooming out with 1m): back to auto, saying why.
+    let url = b.js("return location.pathname + location.search").await;
+    b.goto(&format!(
+        "{}{}",
+        b.js("return location.origin").await.as_str().unwrap(),
+        url.as_str().unwrap().replace("interval=1h", "interval=1m")
+    ))
+    .await;
+    let note = b
+        .wait(
+            "the interval given back to auto",
+            "const note = document.querySelector('.interval-note').textContent;
+             return document.getElementById('interval').value === 'auto' && !location.search.includes('interval=') && note.includes('1m') && note",
+        )
+        .await;
+    assert!(
+        note.as_str().unwrap().contains("more than 2,000 bars"),
+        "{note}"
+    );
     let searches = b
         .js("return Number(document.body.dataset.searches)")
         .await

@@ -204,6 +204,8 @@ class SearchPage {
 
   /** Shows `state` (from the URL) and runs it. */
   show(state) {
+    state = this.fitInterval(state);
+    if (this.intervalDropped) history.replaceState(null, "", urlFromState(state));
     this.state = state;
     this.query.value = state.q;
     this.fillRange(state);
@@ -229,6 +231,17 @@ class SearchPage {
       if (from) this.fromInput.value = toLocalInput(from);
       if (to) this.toInput.value = toLocalInput(to);
     }
+  }
+
+  /**
+   * `state`, with an interval too fine for its range (more buckets than the indexer allows,
+   * as after zooming out with `1m`) given back to `auto`, which the histogram's line says.
+   */
+  fitInterval(state) {
+    const width = INTERVAL_MS[state.interval];
+    const from = resolve(state.from), to = resolve(state.to);
+    this.intervalDropped = width && from && to && Math.ceil((to - from) / width) > MAX_BUCKETS ? state.interval : null;
+    return this.intervalDropped ? { ...state, interval: "auto" } : state;
   }
 
   /** The interval selector for `state`: an interval giving more buckets than the indexer
@@ -268,6 +281,7 @@ class SearchPage {
   }
 
   go(next) {
+    next = this.fitInterval(next);
     this.state = next;
     this.expanded.clear();
     const url = urlFromState(next);
@@ -485,7 +499,8 @@ class SearchPage {
         this.setLive(false);
       },
     });
-    this.intervalNote.textContent = `${duration(interval)} per bar${drawn.log ? " · counts on a log scale (the tallest bar dwarfs the rest)" : ""}`;
+    const dropped = this.intervalDropped ? ` (${this.intervalDropped} would be more than ${MAX_BUCKETS.toLocaleString()} bars over this range)` : "";
+    this.intervalNote.textContent = `${duration(interval)} per bar${dropped}${drawn.log ? " · counts on a log scale (the tallest bar dwarfs the rest)" : ""}`;
   }
 
   renderMore() {
