@@ -93,6 +93,24 @@ pub async fn search_replicas(base_urls: &[String], args: SearchArgs) -> Result<S
     })
 }
 
+/// What went wrong, with its causes (`error sending request` alone does not say that the
+/// connection was refused), and without the URL (it may carry credentials; the error message
+/// names it redacted).
+fn reason(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut reason = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !reason.ends_with(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        cause = error.source();
+    }
+    reason
+}
+
 /// How one replica's attempt ended, when it gave no hits.
 enum Attempt {
     /// No answer, or a 5xx: the next replica may do better.
@@ -106,7 +124,7 @@ async fn ask(
     url: &str,
     query: &[(&str, String)],
 ) -> Result<SearchResponse, Attempt> {
-    let failed = |e: reqwest::Error| Attempt::Failed(e.without_url().to_string());
+    let failed = |e: reqwest::Error| Attempt::Failed(reason(e));
     let response = client.get(url).query(query).send().await.map_err(failed)?;
     let status = response.status();
     let text = response.text().await.map_err(failed)?;
@@ -282,6 +300,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("[redacted]@127.0.0.1"), "{text}");
+        assert!(text.contains("Connection refused"), "says why: {text}");
         assert!(!text.contains("hunter2"), "{text}");
     }
 }

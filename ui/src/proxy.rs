@@ -380,13 +380,23 @@ impl Upstreams {
     }
 }
 
-/// What went wrong, without the URL's credentials (a service URL may carry some).
+/// What went wrong, with its causes (`error sending request` alone does not say that the
+/// connection was refused), and without the URL (a service URL may carry credentials).
 fn reason(err: &reqwest::Error) -> String {
-    let reason = err.to_string();
-    match err.url() {
-        Some(url) => reason.replace(url.as_str(), &redact_url(url.as_str())),
-        None => reason,
+    let mut reason = err.to_string();
+    if let Some(url) = err.url() {
+        reason = reason.replace(&format!(" for url ({url})"), "");
     }
+    let mut cause = std::error::Error::source(err);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !reason.ends_with(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        cause = error.source();
+    }
+    reason
 }
 
 fn unavailable(service: Service, base: &str, tried: usize, err: reqwest::Error) -> Response {
@@ -397,7 +407,7 @@ fn unavailable(service: Service, base: &str, tried: usize, err: reqwest::Error) 
     };
     // The URL is shown redacted and the error without its URL: a service URL may carry
     // credentials.
-    let reason = err.without_url().to_string();
+    let reason = reason(&err);
     error_response(
         status,
         format!("the {} is unavailable", service.name()),

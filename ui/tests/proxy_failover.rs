@@ -167,6 +167,8 @@ async fn a_failing_replica_is_passed_over_skipped_for_a_while_then_asked_again()
     assert_eq!(body["error"], "the indexer is unavailable");
     assert_eq!(body["detail"]["service"], "indexer");
     assert_eq!(body["detail"]["replicas_tried"], 2);
+    let reason = body["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("Connection refused"), "says why: {reason}");
     assert_eq!(failovers(), before + 1.0);
 }
 
