@@ -1566,6 +1566,9 @@ async fn phone_layout(b: &Browser, base: &str) {
     b.js("document.querySelectorAll('details').forEach(d => d.open = true)")
         .await;
     no_sideways_scroll(b, "api, every operation and schema open").await;
+    b.js("document.querySelector('details.api-op[data-path=\"/api/search\"] table').scrollIntoView()")
+        .await;
+    b.screenshot("api-phone-parameters").await;
 
     // Every other page too, with this run's data: a silent region's firing alert, a region
     // whose name is long markup.
