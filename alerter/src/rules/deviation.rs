@@ -3,8 +3,14 @@
 //!
 //! It fires after N readings outside and clears only once a reading is back inside, so a
 //! single stray reading neither fires nor resolves anything.
+//!
+//! Only fresh readings fire (observed within [`ThresholdRule::freshness`] of now, two
+//! collection intervals): after a start the alerter reads back hours of history, and a
+//! deviation that is long over must not page anyone. An old run of readings outside keeps a
+//! firing alert firing but fires nothing new; one back inside still clears.
 
-use super::{show, Finding, Rule, Verdict};
+use super::{Finding, Rule, RuleContext, ThresholdRule, Verdict};
+use crate::wording;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +24,8 @@ pub struct ForecastDeviationRule {
     region: Option<String>,
     consecutive: u32,
     level: Option<f64>,
+    /// How old a reading may be and still fire.
+    fresh_within: chrono::Duration,
     memory: Memory,
 }
 
@@ -48,7 +56,7 @@ struct Check {
 }
 
 impl ForecastDeviationRule {
-    pub fn new(config: &RuleConfig) -> Self {
+    pub fn new(config: &RuleConfig, context: &RuleContext) -> Self {
         let RuleConfig::ForecastDeviation {
             name,
             severity,
@@ -65,6 +73,7 @@ impl ForecastDeviationRule {
             region: region.clone(),
             consecutive: *consecutive,
             level: *level,
+            fresh_within: ThresholdRule::freshness(context.collection_interval),
             memory: Memory::default(),
         }
     }
@@ -208,16 +217,41 @@ impl Rule for ForecastDeviationRule {
         };
     }
 
-    fn evaluate_region(&self, _now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+    fn evaluate_region(&self, now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
         let Some(check) = self.memory.checks.get(region) else {
             return;
         };
-        let verdict = if check.outside_in_a_row >= self.consecutive {
+        let age = now - check.observed_at;
+        let fresh = age <= self.fresh_within;
+        let verdict = if check.outside_in_a_row >= self.consecutive && fresh {
             Verdict::Active
         } else if check.outside_in_a_row == 0 {
             Verdict::Clear
         } else {
+            // Not yet enough in a row, or an old run (history fires nothing).
             Verdict::Band
+        };
+        let band = wording::range(check.lower, check.upper, "°C");
+        let value = wording::with_unit(check.value, "°C");
+        let run = wording::count(u64::from(check.outside_in_a_row), "observation");
+        let summary = if check.outside_in_a_row == 0 {
+            format!("Temperature in {region} is {value}, back inside the forecast band {band}")
+        } else if !fresh {
+            format!(
+                "Temperature in {region} was {value} {} ago, outside the forecast band {band} \
+                 ({run} in a row; too old to fire an alert)",
+                wording::since(age)
+            )
+        } else if verdict == Verdict::Active {
+            format!(
+                "Temperature in {region} is {value}: {run} in a row outside the forecast band {band}"
+            )
+        } else {
+            format!(
+                "Temperature in {region} is {value}, outside the forecast band {band} \
+                 ({run} in a row; it fires at {})",
+                self.consecutive
+            )
         };
         out.push(Finding {
             rule: self.name.clone(),
@@ -226,14 +260,8 @@ impl Rule for ForecastDeviationRule {
             severity: self.severity,
             verdict,
             value: Some(check.value),
-            expected: Some(format!("[{}, {}]", show(check.lower), show(check.upper))),
-            summary: format!(
-                "Temperature in {region} is {} °C, outside the forecast interval [{}, {}] {} time(s) in a row",
-                show(check.value),
-                show(check.lower),
-                show(check.upper),
-                check.outside_in_a_row
-            ),
+            expected: Some(band),
+            summary,
             pending_for: Duration::ZERO,
             inhibitor: None,
         });
@@ -261,13 +289,20 @@ mod tests {
     }
 
     fn rule(level: Option<f64>) -> ForecastDeviationRule {
-        let mut rule = ForecastDeviationRule::new(&RuleConfig::ForecastDeviation {
-            name: "dev".into(),
-            severity: Severity::Warning,
-            region: None,
-            consecutive: 3,
-            level,
-        });
+        let mut rule = ForecastDeviationRule::new(
+            &RuleConfig::ForecastDeviation {
+                name: "dev".into(),
+                severity: Severity::Warning,
+                region: None,
+                consecutive: 3,
+                level,
+            },
+            &RuleContext {
+                regions: vec!["Dakar".into()],
+                collection_interval: Duration::from_secs(600),
+                since: t0(),
+            },
+        );
         rule.forecast(&Forecast {
             region: "Dakar".into(),
             model: "mstl_ets".into(),
@@ -315,6 +350,67 @@ mod tests {
             feed(&mut r, &[26.0, 29.0, 30.0, 25.0, 29.0, 29.5, 21.0, 25.0]),
             [Clear, Band, Band, Clear, Band, Band, Active, Clear]
         );
+    }
+
+    /// Readings every 10 minutes from t0, each judged at `now`: (verdict, summary).
+    fn judged(values: &[f64], now: DateTime<Utc>) -> Vec<(Verdict, String)> {
+        let mut r = rule(None);
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                r.observe(
+                    now,
+                    &Observation {
+                        region: "Dakar".into(),
+                        observed_at: t0() + chrono::Duration::minutes(10 * i as i64),
+                        temperature_c: *v,
+                        ..Default::default()
+                    },
+                );
+                let mut out = Vec::new();
+                r.evaluate(now, &mut out);
+                let f = out.remove(0);
+                (f.verdict, f.summary)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_old_run_outside_the_band_fires_nothing() {
+        let late = t0() + chrono::Duration::hours(6);
+        let verdicts: Vec<Verdict> = judged(&[30.0; 6], late).into_iter().map(|v| v.0).collect();
+        assert_eq!(verdicts, [Verdict::Band; 6], "history never fires");
+        let (_, summary) = judged(&[30.0; 6], late).pop().unwrap();
+        assert_eq!(
+            summary,
+            "Temperature in Dakar was 30 °C 5 h 10 min ago, outside the forecast band 23–27 °C \
+             (6 observations in a row; too old to fire an alert)"
+        );
+        // The same run, read as it happens, fires at the third.
+        let live = t0() + chrono::Duration::minutes(20);
+        assert_eq!(judged(&[30.0; 3], live)[2].0, Verdict::Active);
+    }
+
+    #[test]
+    fn summaries_count_observations_and_never_say_zero_times() {
+        let now = t0() + chrono::Duration::minutes(20);
+        let said: Vec<String> = judged(&[30.0, 30.0, 30.0, 25.0], now)
+            .into_iter()
+            .map(|v| v.1)
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "Temperature in Dakar is 30 °C, outside the forecast band 23–27 °C (1 observation in a row; it fires at 3)",
+                "Temperature in Dakar is 30 °C, outside the forecast band 23–27 °C (2 observations in a row; it fires at 3)",
+                "Temperature in Dakar is 30 °C: 3 observations in a row outside the forecast band 23–27 °C",
+                "Temperature in Dakar is 25 °C, back inside the forecast band 23–27 °C",
+            ]
+        );
+        assert!(said
+            .iter()
+            .all(|s| !s.contains("time(s)") && !s.contains(" 0 ")));
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl LateDataRule {
         self.newest = Some(self.newest.map_or(at, |n| n.max(at)));
     }
 
+    /// The collector's interval: what people expect between two reports.
+    fn interval(&self) -> Duration {
+        (self.round_skew * 2).to_std().unwrap_or_default()
+    }
+
     fn finding(
         &self,
         rule: &str,
@@ -188,7 +193,10 @@ impl LateDataRule {
             },
             verdict,
             value: Some(silent_for.num_milliseconds() as f64 / 1000.0),
-            expected: Some(format!("data within {}", human(self.late_after))),
+            expected: Some(crate::wording::reports_every(
+                self.interval(),
+                self.late_after.to_std().unwrap_or_default(),
+            )),
             summary,
             pending_for: Duration::ZERO,
             inhibitor: None,
@@ -200,10 +208,9 @@ fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
-/// `2m 30s`, for messages.
+/// `2 min 30 s`, for messages.
 pub(crate) fn human(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0) as u64;
-    humantime::format_duration(Duration::from_secs(secs)).to_string()
+    crate::wording::since(d)
 }
 
 impl Rule for LateDataRule {
@@ -367,8 +374,9 @@ impl Rule for LateDataRule {
                     (
                         active,
                         format!(
-                            "No region has reported for {}: the pipeline is down",
-                            human(pipeline_silent)
+                            "No region has reported for {} (expected every {}): the pipeline is down",
+                            human(pipeline_silent),
+                            crate::wording::duration(self.interval())
                         ),
                     )
                 } else {
@@ -391,7 +399,11 @@ impl Rule for LateDataRule {
                 Some(region),
                 active,
                 silent_for,
-                format!("No observation from {region} for {}", human(silent_for)),
+                format!(
+                    "{region} has been silent for {}, expected every {}",
+                    human(silent_for),
+                    crate::wording::duration(self.interval())
+                ),
             )
         } else {
             self.finding(
@@ -399,7 +411,10 @@ impl Rule for LateDataRule {
                 Some(region),
                 Verdict::Clear,
                 silent_for,
-                format!("{region} is reporting"),
+                format!(
+                    "{region} is reporting (last report {} ago)",
+                    human(silent_for)
+                ),
             )
         };
         if self.pipeline_down {

@@ -141,9 +141,9 @@ pub fn build(configs: &[RuleConfig], context: &RuleContext) -> Vec<Box<dyn Rule>
         .map(|config| -> Box<dyn Rule> {
             match config {
                 RuleConfig::LateData { .. } => Box::new(LateDataRule::new(config, context)),
-                RuleConfig::Threshold { .. } => Box::new(ThresholdRule::new(config)),
+                RuleConfig::Threshold { .. } => Box::new(ThresholdRule::new(config, context)),
                 RuleConfig::ForecastDeviation { .. } => {
-                    Box::new(ForecastDeviationRule::new(config))
+                    Box::new(ForecastDeviationRule::new(config, context))
                 }
                 RuleConfig::Outlier { .. } => Box::new(OutlierRule::new(config, context)),
                 RuleConfig::PipelineHealth { .. } => {
