@@ -485,7 +485,8 @@ async fn off_thread<T: Send + 'static>(
                                       `detail.parameter` names it. A query that does not parse \
                                       has `detail.reason` `syntax` and `detail.position` (a \
                                       `QueryPosition`: `offset`, `column`, `near`), the column \
-                                      its message names", body = ErrorBody),
+                                      its message names; so has an error about a field the \
+                                      query names (`detail.field`)", body = ErrorBody),
         (status = 500, description = "The index failed (details in the log)", body = ErrorBody),
     )
 )]

@@ -445,28 +445,73 @@ fn exists_error(index: &EventIndex, q: &str, field: &str) -> QueryError {
             )
         }
     };
-    QueryError {
-        message: format!("invalid query: `{field}:*` is not supported: {why_and_instead}"),
-        detail: json!({
-            "query": q,
-            "reason": "exists_not_supported",
-            "field": field,
-        }),
-    }
+    at_field(
+        q,
+        field,
+        QueryError {
+            message: format!("invalid query: `{field}:*` is not supported: {why_and_instead}"),
+            detail: json!({
+                "query": q,
+                "reason": "exists_not_supported",
+                "field": field,
+            }),
+        },
+    )
 }
 
 fn attribute_range_error(q: &str, path: &str, error: attribute_range::BoundError) -> QueryError {
-    QueryError {
-        message: format!("invalid query: fields.{path}: {error}"),
-        detail: json!({
-            "query": q,
-            "reason": "range_on_attribute",
-            "field": format!("fields.{path}"),
-            "hint": format!(
-                "fields.{path}:[500 TO 599], fields.{path}:>=1.5 or fields.{path}:[2026-11-25T00:00:00Z TO *]"
-            ),
-        }),
+    at_field(
+        q,
+        &format!("fields.{path}"),
+        QueryError {
+            message: format!("invalid query: fields.{path}: {error}"),
+            detail: json!({
+                "query": q,
+                "reason": "range_on_attribute",
+                "field": format!("fields.{path}"),
+                "hint": format!(
+                    "fields.{path}:[500 TO 599], fields.{path}:>=1.5 or fields.{path}:[2026-11-25T00:00:00Z TO *]"
+                ),
+            }),
+        },
+    )
+}
+
+/// `error`, about `field`, placed where `q` first names it (`field:` outside quotes, at the
+/// start of a term): `invalid query at column N: ...` and `detail.position`. As it was when
+/// `q` does not name it so (a field the rewrites named).
+fn at_field(q: &str, field: &str, mut error: QueryError) -> QueryError {
+    let Some(offset) = field_offset(q, field) else {
+        return error;
+    };
+    let position = QueryPosition::at(q, offset);
+    if let Some(rest) = error.message.strip_prefix("invalid query: ") {
+        error.message = format!("invalid query at column {}: {rest}", position.column);
     }
+    error.detail["position"] = json!(position);
+    error
+}
+
+/// The byte offset where `q` first names `field` as `field:`, outside quotes, at the start
+/// of a term (after a space, `(`, `+` or `-`, or at the start).
+fn field_offset(q: &str, field: &str) -> Option<usize> {
+    let named = format!("{field}:");
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut term_start = true;
+    for (i, c) in q.char_indices() {
+        if !quoted && term_start && q[i..].starts_with(&named) {
+            return Some(i);
+        }
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+        term_start = c.is_whitespace() || matches!(c, '(' | '+' | '-');
+    }
+    None
 }
 
 fn leaf_field(leaf: &UserInputLeaf) -> Option<&str> {
@@ -680,9 +725,13 @@ fn semantic_error(index: &EventIndex, q: &str, error: QueryParserError) -> Query
     if let Some(hint) = hint {
         detail["hint"] = hint.into();
     }
-    QueryError {
+    let error = QueryError {
         message: format!("invalid query: {error}"),
         detail,
+    };
+    match error.detail["field"].as_str().map(str::to_string) {
+        Some(field) => at_field(q, &field, error),
+        None => error,
     }
 }
 
@@ -727,6 +776,37 @@ mod tests {
         assert_eq!(error.detail["reason"], "syntax", "{q}: {error:?}");
         let position = serde_json::from_value(error.detail["position"].clone()).unwrap();
         (error.message, position)
+    }
+
+    #[test]
+    fn an_error_about_a_field_says_where_the_query_names_it() {
+        let index = EventIndex::in_ram().unwrap();
+        for (q, column, says) in [
+            ("kind:log AND regoin:Dakar", 14, "regoin"),
+            (
+                "\"regoin:x\" OR (message:*)",
+                16,
+                "`message:*` is not supported",
+            ),
+            (
+                "kind:log fields.condition:[clear TO rain]",
+                10,
+                "fields.condition",
+            ),
+        ] {
+            let error = parse_query(&index, q)
+                .err()
+                .unwrap_or_else(|| panic!("{q}"));
+            assert!(
+                error
+                    .message
+                    .starts_with(&format!("invalid query at column {column}: ")),
+                "{q}: {}",
+                error.message
+            );
+            assert!(error.message.contains(says), "{q}: {}", error.message);
+            assert_eq!(error.detail["position"]["column"], column, "{q}");
+        }
     }
 
     #[test]
