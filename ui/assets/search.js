@@ -418,19 +418,19 @@ class SearchPage {
   }
 
   /**
-   * With filters on, the query sent is `(typed) AND filters`, and a syntax error's position
-   * is in that: a stray `)` in what was typed even closes the added `(`, so the error lands
-   * on another character. The typed query alone, asked once more, gives the position in
-   * what was typed; the first error stands if that one parses or fails otherwise.
+   * With filters on, the query sent is `(typed) AND filters`, and an error's position is in
+   * that: a stray `)` in what was typed even closes the added `(`, so the error lands on
+   * another character. The typed query alone, asked once more, gives the position in what
+   * was typed; the first error stands if that one parses or fails otherwise.
    */
   async typedQueryError(err, controller) {
     const typed = this.state.q.trim();
-    const syntax = err.status === 400 && err.detail && err.detail.reason === "syntax";
-    if (!syntax || !typed || effectiveQuery(this.state) === typed) return err;
+    const placed = (e) => e.status === 400 && e.detail && typeof e.detail === "object" && e.detail.position;
+    if (!placed(err) || !typed || effectiveQuery(this.state) === typed) return err;
     try {
       await api(withQuery("/api/search", { q: typed, from: this.state.from, to: this.state.to, limit: 0 }), { signal: controller.signal });
     } catch (alone) {
-      if (alone.status === 400 && alone.detail && alone.detail.reason === "syntax") return alone;
+      if (placed(alone)) return alone;
     }
     return err;
   }
