@@ -1105,13 +1105,25 @@ struct RuleView {
     kind: String,
     /// The rule's own name in the configuration.
     rule: String,
-    /// The rule's configuration (`alerter.rules`), `null` for a built-in rule.
-    #[schema(value_type = Option<Object>)]
-    config: Option<RuleConfig>,
+    /// The rule's configuration (`alerter.rules`) as configured, keys left unset omitted
+    /// (never `null`).
+    #[schema(value_type = Object)]
+    config: serde_json::Value,
+    /// What the name's alerts mean, in one sentence.
+    description: String,
     /// How many of its findings are active.
     active: usize,
     /// Its latest findings, one per region (or one for the whole pipeline).
     evaluation: Vec<Finding>,
+}
+
+/// A rule's configuration without the keys left unset (`below: null` reads as a value).
+fn without_nulls(config: &RuleConfig) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    value
 }
 
 /// `GET /api/rules`.
@@ -1128,6 +1140,7 @@ struct RulesAnswer {
     tag = TAG
 )]
 async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
+    let interval = collection_interval(&shared);
     let engine = shared.engine.lock();
     let findings = engine.findings();
     let mut rules = Vec::new();
@@ -1150,11 +1163,19 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
                 .iter()
                 .filter(|f| f.verdict == Verdict::Active)
                 .count();
+            let description = match (wording::describe_name(name), config) {
+                (Some(text), _) => text.to_string(),
+                (None, Some(config)) => wording::describe(config, interval),
+                (None, None) => String::new(),
+            };
             rules.push(RuleView {
                 name: name.to_string(),
                 kind: rule.kind().to_string(),
                 rule: rule.name().to_string(),
-                config: config.cloned(),
+                config: config
+                    .map(without_nulls)
+                    .unwrap_or_else(|| serde_json::json!({})),
+                description,
                 active,
                 evaluation,
             });
@@ -1420,7 +1441,15 @@ mod tests {
             ("SilenceTemplate", &["rule", "region", "duration"]),
             (
                 "RuleView",
-                &["name", "kind", "rule", "config", "active", "evaluation"],
+                &[
+                    "name",
+                    "kind",
+                    "rule",
+                    "config",
+                    "description",
+                    "active",
+                    "evaluation",
+                ],
             ),
             (
                 "DeliveriesAnswer",

@@ -180,11 +180,15 @@ pub fn describe(config: &RuleConfig, interval: Duration) -> String {
             ..
         } => {
             let unit = unit_of(metric);
+            let bound = match (above, below) {
+                (Some(a), None) => format!("above {}", with_unit(*a, unit)),
+                (None, Some(b)) => format!("below {}", with_unit(*b, unit)),
+                _ => format!("outside {}", limits(*above, *below, unit)),
+            };
             let mut text = format!(
-                "Fires when {}{} is outside {}",
+                "Fires when {}{} is {bound}",
                 metric_name(metric),
                 region_part(region),
-                limits(*above, *below, unit)
             );
             if !pending_for.is_zero() {
                 text.push_str(&format!(" for {}", duration(*pending_for)));

@@ -101,6 +101,16 @@ async fn history_read_at_start_never_pages_and_a_live_breach_does() {
         }
     }
     assert!(read, "the history was read");
+    // What the rules table shows has no `null` (hot has no `below`, the deviation no
+    // `level`), and each rule says what it does.
+    let rules = h.get("/api/rules").await;
+    assert!(!rules.to_string().contains("null"), "{rules}");
+    assert_eq!(
+        rules["rules"][0]["description"],
+        "Fires when temperature is above 40 °C; clears 1 °C back inside"
+    );
+    assert_eq!(rules["rules"][0]["config"]["above"], 40.0);
+    assert!(rules["rules"][0]["config"].get("below").is_none());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(slack.posts(), 0, "{:?}", slack.headers());
     let alerts = h.get("/api/alerts?state=all").await;
