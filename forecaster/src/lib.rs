@@ -142,6 +142,9 @@ async fn run_with(
     let (ticks, mut tick_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut scheduler = schedule_refits(&shared.config.forecaster.schedule, ticks).await?;
     let mut refitting = Some(spawn_refit(&shared, &bus, None));
+    // The scheduled refit, spread over the interval (see service::RefitSpread): apart from
+    // `refitting`, so regions that reach enough history meanwhile are not kept waiting.
+    let mut spreading: Option<tokio::task::JoinHandle<()>> = None;
 
     let mut pending: Vec<Delivery> = Vec::new();
     let mut flush_at: Option<Instant> = None;
@@ -163,8 +166,8 @@ async fn run_with(
                 }
             }
             Some(()) = tick_rx.recv() => {
-                if refitting.as_ref().is_none_or(|t| t.is_finished()) {
-                    refitting = Some(spawn_refit(&shared, &bus, None));
+                if spreading.as_ref().is_none_or(|t| t.is_finished()) {
+                    spreading = Some(spawn_spread_refit(&shared, &bus, &shutdown));
                 } else {
                     COUNTERS.dropped(1, "refit_still_running");
                     tracing::warn!("scheduled refit skipped: the previous one is still running");
@@ -191,6 +194,10 @@ async fn run_with(
     };
     let flushed = flush(&shared, &mut subscription, &mut pending).await;
     if let Some(task) = refitting {
+        let _ = task.await;
+    }
+    if let Some(task) = spreading {
+        // It stops at shutdown, after the refit under way.
         let _ = task.await;
     }
     let _ = scheduler.shutdown().await;
@@ -244,6 +251,28 @@ fn spawn_refit(
             regions = refitted,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "forecasts refitted"
+        );
+    })
+}
+
+/// The scheduled refit of every region, spread over the schedule's interval.
+fn spawn_spread_refit(
+    shared: &Arc<Shared>,
+    bus: &SharedBus,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (shared, bus, stop) = (shared.clone(), bus.clone(), stop.clone());
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let spread = service::refit_spread(&shared.config.forecaster.schedule, shared.clock.now());
+        let refitted = shared
+            .refit_spread(&bus, spread, service::SPREAD_POLL, &stop)
+            .await;
+        tracing::info!(
+            regions = refitted,
+            spread_s = spread.as_secs(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scheduled forecasts refitted"
         );
     })
 }

@@ -293,6 +293,131 @@ impl Shared {
     }
 }
 
+/// Scheduled refits are spread over this share of the schedule's interval: the last
+/// region's refit then has a tenth of the interval to end before the next one begins.
+const SPREAD_SHARE: f64 = 0.9;
+
+/// How often a spread refit looks at the clock for regions whose turn has come.
+pub const SPREAD_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long after each scheduled instant its refits are spread over: 90% of the time to
+/// the instant after (an hourly schedule: 54 minutes). Zero (all at once) for a schedule
+/// croner cannot read or that has no two instants ahead.
+pub fn refit_spread(schedule: &str, now: DateTime<Utc>) -> std::time::Duration {
+    let Ok(cron) = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(schedule)
+    else {
+        return std::time::Duration::ZERO;
+    };
+    let interval = cron
+        .find_next_occurrence(&now, false)
+        .ok()
+        .and_then(|next| {
+            let after = cron.find_next_occurrence(&next, false).ok()?;
+            (after - next).to_std().ok()
+        });
+    interval.map_or(std::time::Duration::ZERO, |i| i.mul_f64(SPREAD_SHARE))
+}
+
+/// One scheduled refit of every region, spread evenly over `spread` from `start` rather
+/// than all at once: 10,000 regions refitted hourly are about three a second, not 10,000
+/// fits (and their forecasts, and their writes) in one burst. Regions take their turn in
+/// the order of a stable hash of their name, so a region keeps its slot from one interval
+/// to the next (its forecasts stay about an interval apart) and neighbours in the
+/// configuration are not refitted together.
+#[derive(Debug)]
+pub struct RefitSpread {
+    /// (when due, region), soonest first.
+    queue: std::collections::VecDeque<(DateTime<Utc>, String)>,
+}
+
+impl RefitSpread {
+    pub fn new(
+        mut regions: Vec<String>,
+        start: DateTime<Utc>,
+        spread: std::time::Duration,
+    ) -> Self {
+        regions.sort_by_cached_key(|name| (slot_hash(name), name.clone()));
+        let count = regions.len().max(1) as u32;
+        let queue = regions
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let offset = spread.mul_f64(i as f64 / count as f64);
+                let offset = chrono::Duration::from_std(offset).unwrap_or(chrono::Duration::MAX);
+                (start.checked_add_signed(offset).unwrap_or(start), name)
+            })
+            .collect();
+        Self { queue }
+    }
+
+    /// The regions whose turn has come by `now` and were not handed out yet.
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<String> {
+        let mut due = Vec::new();
+        while self.queue.front().is_some_and(|(at, _)| *at <= now) {
+            due.extend(self.queue.pop_front().map(|(_, name)| name));
+        }
+        due
+    }
+
+    /// When the next region's turn comes; `None` once every region has had it.
+    pub fn next_at(&self) -> Option<DateTime<Utc>> {
+        self.queue.front().map(|(at, _)| *at)
+    }
+}
+
+/// FNV-1a of a region's name: stable across runs and releases, unlike std's hasher.
+fn slot_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Shared {
+    /// The scheduled refit: every region once, spread over `spread` from now (see
+    /// [`RefitSpread`]); the regions due are refitted together each time the clock is looked
+    /// at, at most `poll` apart. Stops between refits when `stop` is cancelled. Returns how
+    /// many regions got a new forecast.
+    pub async fn refit_spread(
+        self: &Arc<Self>,
+        bus: &SharedBus,
+        spread: std::time::Duration,
+        poll: std::time::Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> usize {
+        let names: Vec<String> = self
+            .store
+            .lock()
+            .regions()
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut plan = RefitSpread::new(names, self.clock.now(), spread);
+        let mut refitted = 0;
+        while !stop.is_cancelled() {
+            let now = self.clock.now();
+            let due = plan.due(now);
+            if !due.is_empty() {
+                refitted += self.refit(bus, Some(due)).await;
+            }
+            let Some(next) = plan.next_at() else {
+                break;
+            };
+            let wait = (next - self.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .min(poll);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+        refitted
+    }
+}
+
 /// Reads every retained observation into the store (the state was empty: a first start, or
 /// the data directory was wiped). Undecodable messages are skipped here; the live
 /// subscription dead-letters them.
@@ -329,4 +454,132 @@ pub fn ingest_event(shared: &Shared, delivery: &Delivery, event: &Event) -> bool
         return false;
     }
     shared.ingest(observation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    use windsock_core::clock::{Clock, ManualClock};
+
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("R{i:05}")).collect()
+    }
+
+    #[test]
+    fn the_spread_is_nine_tenths_of_the_schedules_interval() {
+        assert_eq!(
+            refit_spread("0 0 * * * *", noon()),
+            Duration::from_secs(54 * 60)
+        );
+        assert_eq!(
+            refit_spread("*/10 * * * * *", noon()),
+            Duration::from_secs(9)
+        );
+        assert_eq!(refit_spread("not a cron", noon()), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_hours_refits_come_due_evenly_over_the_spread_each_region_once() {
+        let clock = ManualClock::new(noon());
+        let spread = Duration::from_secs(54 * 60);
+        let mut plan = RefitSpread::new(names(600), clock.now(), spread);
+        let mut per_minute = BTreeMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for minute in 0..60 {
+            clock.set(noon() + chrono::Duration::minutes(minute));
+            let due = plan.due(clock.now());
+            for region in &due {
+                assert!(seen.insert(region.clone()), "{region} twice");
+            }
+            per_minute.insert(minute, due.len());
+        }
+        assert_eq!(seen.len(), 600, "every region had its turn");
+        assert_eq!(plan.next_at(), None);
+        // 600 over 54 minutes: one each 5.4 s, 11 or 12 a minute; nothing after minute 54.
+        assert_eq!(
+            per_minute[&0], 1,
+            "only the first slot at the scheduled instant"
+        );
+        for minute in 1..=53 {
+            let due = per_minute[&minute];
+            assert!((11..=12).contains(&due), "minute {minute}: {due}");
+        }
+        assert!(per_minute.range(55..).all(|(_, due)| *due == 0));
+
+        // A region keeps its slot whatever the order it is listed in.
+        let mut reversed = names(600);
+        reversed.reverse();
+        let again = RefitSpread::new(reversed, noon(), spread);
+        let first = RefitSpread::new(names(600), noon(), spread);
+        assert_eq!(again.queue, first.queue);
+        // And the slots are not the listed order (neighbours are not refitted together).
+        let order: Vec<&String> = first.queue.iter().map(|(_, name)| name).collect();
+        assert_ne!(order, names(600).iter().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn no_spread_is_every_region_at_once() {
+        let mut plan = RefitSpread::new(names(5), noon(), Duration::ZERO);
+        assert_eq!(plan.due(noon()).len(), 5);
+        assert_eq!(plan.next_at(), None);
+    }
+
+    #[tokio::test]
+    async fn the_spread_refit_follows_the_clock_and_stops_when_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let clock = ManualClock::new(noon());
+        let shared =
+            Arc::new(Shared::open(Arc::new(config.clone()), Arc::new(clock.clone())).unwrap());
+        for region in ["Dakar", "Matam", "Kolda"] {
+            // Too little history to forecast: each turn is quick, and refits nothing.
+            shared.ingest(&Observation {
+                region: region.into(),
+                observed_at: noon() - chrono::Duration::hours(1),
+                source: "simulated".into(),
+                temperature_c: 25.0,
+                ..Default::default()
+            });
+        }
+        let bus: SharedBus = Arc::new(windsock_core::bus::EmbeddedBus::new(&config.bus));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let spread = Duration::from_secs(3600);
+        let running = tokio::spawn({
+            let (shared, bus, stop) = (shared.clone(), bus.clone(), stop.clone());
+            async move {
+                shared
+                    .refit_spread(&bus, spread, Duration::from_millis(5), &stop)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!running.is_finished(), "two regions wait for their turn");
+        clock.advance(chrono::Duration::hours(1));
+        let refitted = tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("done once the clock passed every turn")
+            .unwrap();
+        assert_eq!(refitted, 0);
+
+        // A spread stopped halfway ends at once.
+        let stopped = tokio::spawn({
+            let (shared, bus, stop) = (shared.clone(), bus.clone(), stop.clone());
+            async move { shared.refit_spread(&bus, spread, spread, &stop).await }
+        });
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), stopped)
+            .await
+            .expect("stopped")
+            .unwrap();
+    }
 }
