@@ -406,6 +406,18 @@ async fn slack_buttons_open_the_alert_and_a_filled_silence_form(
             .any(|s| s["region"] == SILENT && s["rule"] == "late_data" && s["author"] == ONCALL),
         "a silence for {SILENT}: {silences}"
     );
+    // The related events: the search of the region around the alert.
+    b.click(&b.find(".search-link").await).await;
+    let query = b
+        .wait(
+            "the related search",
+            "const q = document.getElementById('q'); return location.pathname === '/search' && q && q.value",
+        )
+        .await;
+    assert!(
+        query.as_str().unwrap().contains(SILENT),
+        "the search names the region: {query}"
+    );
 }
 
 async fn alerts_page_sorts_filters_and_links(b: &Browser, base: &str, alert_id: &str) {
