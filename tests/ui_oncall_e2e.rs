@@ -359,6 +359,26 @@ async fn acknowledge_from_the_alert_page(b: &Browser, base: &str, alert_id: &str
     )
     .await;
     b.screenshot("oncall-alert").await;
+    // Withdrawn, the form is back (with the name remembered), and so are the reminders.
+    b.click(
+        &b.find_by_text(".ack button", "Withdraw acknowledgement")
+            .await,
+    )
+    .await;
+    b.wait(
+        "the acknowledge form again",
+        &format!(
+            "const by = document.getElementById('ack-by'); return by && by.value === '{ONCALL}'"
+        ),
+    )
+    .await;
+    let detail = get_json(&format!("{base}/api/alerts/{}", encode(alert_id))).unwrap();
+    assert_eq!(detail["alert"]["acknowledged_by"], Value::Null);
+    b.wait(
+        "the withdrawal in the timeline",
+        "return !!document.querySelector('.timeline li[data-kind=unacknowledged]')",
+    )
+    .await;
 }
 
 async fn slack_buttons_open_the_alert_and_a_filled_silence_form(
