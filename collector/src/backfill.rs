@@ -14,6 +14,7 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 use windsock_core::config::Region;
 use windsock_core::event::Event;
 
@@ -162,19 +163,28 @@ impl Collector {
         // A source that cannot serve the past after all (an OpenWeatherMap key without One
         // Call) says so once; the remaining units are not tried.
         let unsupported = Arc::new(AtomicBool::new(false));
+        // Each region a task of its own, so encoding what it fetched uses every core; ended
+        // with the backfill when it is dropped (at shutdown).
         let mut regions = futures::stream::iter(0..inner.config.regions.len())
             .map(|index| {
                 let (collector, chunks, unsupported) =
                     (self.clone(), chunks.clone(), unsupported.clone());
-                async move {
+                AbortOnDropHandle::new(tokio::spawn(async move {
                     let region = &collector.inner.config.regions[index];
                     collector
                         .backfill_region(region, &chunks, phase, &unsupported)
                         .await
-                }
+                }))
             })
             .buffer_unordered(inner.config.collector.concurrency.max(1));
         while let Some(region) = regions.next().await {
+            let region = region.unwrap_or_else(|err| {
+                tracing::error!(error = %err, "a region's backfill panicked");
+                RegionPast {
+                    failures: 1,
+                    ..RegionPast::default()
+                }
+            });
             report.observations += region.observations;
             report.published += region.published;
             report.failures += region.failures;

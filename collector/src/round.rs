@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use windsock_core::bus::{publish_event, Topic};
+use windsock_core::bus::Topic;
 use windsock_core::config::Region;
 use windsock_core::event::{Envelope, Event, Level, LogEvent, Observation};
 
@@ -255,18 +255,23 @@ impl Collector {
         tick: Tick,
     ) -> Vec<RegionReport> {
         let regions = &self.inner.config.regions;
-        let total: usize = batch.iter().map(|(_, _, o)| o.len()).sum();
+        let batch: Vec<(usize, RegionReport, Vec<Message>)> = batch
+            .into_iter()
+            .map(|(index, report, observations)| (index, report, encode_all(observations)))
+            .collect();
+        let total: usize = batch.iter().map(|(_, _, m)| m.len()).sum();
         COUNTERS.received(total as u64);
-        let all: Vec<&Observation> = batch.iter().flat_map(|(_, _, o)| o).collect();
-        let batched = self.publish_batch(&all).await;
+        // Cheap copies: the payloads are shared, not copied.
+        let all: Vec<Message> = batch.iter().flat_map(|(_, _, m)| m.clone()).collect();
+        let batched = self.publish_batch(all).await;
         let mut reports = Vec::with_capacity(batch.len());
         let mut outcomes = Vec::with_capacity(batch.len());
-        for (index, mut report, observations) in batch {
+        for (index, mut report, messages) in batch {
             report.published = if batched {
-                observations.len()
+                messages.len()
             } else {
                 // One by one, so each region's count says what the bus took.
-                self.publish_each(observations).await
+                self.publish_each(messages).await
             };
             outcomes.push(self.outcome_event(&regions[index], tick, Phase::Live, &report));
             reports.push(report);
@@ -281,24 +286,27 @@ impl Collector {
     /// Publishes observations, in one bus batch when it takes it, else one by one; returns
     /// how many the bus accepted.
     pub(crate) async fn publish(&self, observations: Vec<Observation>) -> usize {
-        let count = observations.len();
+        let messages = encode_all(observations);
+        let count = messages.len();
         COUNTERS.received(count as u64);
-        if self
-            .publish_batch(&observations.iter().collect::<Vec<_>>())
-            .await
-        {
+        if self.publish_batch(messages.clone()).await {
             COUNTERS.sent(count as u64);
             return count;
         }
-        self.publish_each(observations).await
+        self.publish_each(messages).await
     }
 
     /// Publishes observations one by one, counting what the bus refuses; returns how many it
     /// accepted.
-    async fn publish_each(&self, observations: Vec<Observation>) -> usize {
+    async fn publish_each(&self, messages: Vec<Message>) -> usize {
         let mut published = 0;
-        for observation in observations {
-            match publish_event(self.inner.bus.as_ref(), Event::Observation(observation)).await {
+        for (key, payload) in messages {
+            match self
+                .inner
+                .bus
+                .publish(Topic::Observations, &key, payload)
+                .await
+            {
                 Ok(()) => published += 1,
                 Err(err) => {
                     tracing::error!(error = %err.chain(), "an observation could not be published");
@@ -314,14 +322,10 @@ impl Collector {
     /// Publishes observations in one bus batch; false if the batch failed (some may have
     /// been published: publishing them again gives the same ids, which replace themselves
     /// downstream).
-    async fn publish_batch(&self, observations: &[&Observation]) -> bool {
-        if observations.is_empty() {
+    async fn publish_batch(&self, messages: Vec<Message>) -> bool {
+        if messages.is_empty() {
             return true;
         }
-        let messages = observations
-            .iter()
-            .map(|o| encode(Event::Observation((*o).clone())))
-            .collect();
         match self
             .inner
             .bus
@@ -407,8 +411,18 @@ impl Collector {
     }
 }
 
+/// A bus message: its key and its payload.
+type Message = (String, Bytes);
+
+fn encode_all(observations: Vec<Observation>) -> Vec<Message> {
+    observations
+        .into_iter()
+        .map(|o| encode(Event::Observation(o)))
+        .collect()
+}
+
 /// An event as a bus message: its key and its envelope, as `publish_event` sends it.
-fn encode(event: Event) -> (String, Bytes) {
+fn encode(event: Event) -> Message {
     let key = event.key();
     (key, Bytes::from(Envelope::new(event).to_json()))
 }
