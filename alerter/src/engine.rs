@@ -245,7 +245,13 @@ pub struct Engine {
     changed: BTreeSet<String>,
     /// Every entry is judged at the next evaluation (after start-up).
     full: bool,
+    /// The regions this instance judges (`""`: the region-less state), when it shares the
+    /// regions with other instances (Kafka partitions, see `ownership.rs`); all when `None`.
+    owner: Option<Owner>,
 }
+
+/// Whether this instance owns a region (see [`Engine::set_owner`]).
+pub type Owner = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Engine {
     pub fn new(rules: Vec<Box<dyn Rule>>, lifecycle: Lifecycle) -> Self {
@@ -262,7 +268,20 @@ impl Engine {
             memory_dirty: BTreeSet::new(),
             changed: BTreeSet::new(),
             full: true,
+            owner: None,
         }
+    }
+
+    /// Judges only the regions `owner` says are this instance's (all when `None`): the others
+    /// are neither judged nor moved along their lifecycle, so nothing is decided or sent for
+    /// them here. Every owned region is judged at the next evaluation.
+    pub fn set_owner(&mut self, owner: Option<Owner>) {
+        self.owner = owner;
+        self.full = true;
+    }
+
+    fn owns(&self, region: &str) -> bool {
+        self.owner.as_ref().is_none_or(|owns| owns(region))
     }
 
     /// Puts back what was persisted before a restart: open alerts, silences, each rule's
@@ -426,6 +445,9 @@ impl Engine {
         let mut stepped = HashSet::new();
         let mut out = Vec::new();
         for key in keys {
+            if !self.owns(&key.1) {
+                continue;
+            }
             out.clear();
             self.rules[key.0].evaluate_region(now, &key.1, &mut out);
             let before = self.by_key.remove(&key).unwrap_or_default();
@@ -460,6 +482,9 @@ impl Engine {
             .iter()
             .filter(|fp| !stepped.contains(*fp))
             .filter_map(|fp| self.alerts.get(fp))
+            // Another instance's alerts are not moved along here (nor resolved for lack of
+            // a finding): their owner does that.
+            .filter(|a| self.owns(region_key(a.region.as_deref())))
             .map(|a| {
                 (
                     a.rule.as_str(),

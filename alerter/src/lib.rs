@@ -14,6 +14,7 @@ pub mod api;
 pub mod engine;
 pub mod rules;
 pub mod schedule;
+mod ownership;
 mod service;
 pub mod silence;
 pub mod slack;

@@ -5,6 +5,7 @@
 //! and runs the Slack delivery worker.
 
 use crate::engine::{Alert, Change, Engine, Lifecycle, MemoryEntry, RegionState};
+use crate::ownership::Ownership;
 use crate::rules::{self, RuleContext};
 use crate::schedule;
 use crate::slack::{message, Deliverer, Outcome, DELIVERY_SECONDS};
@@ -301,6 +302,16 @@ async fn run_with(
             };
             tokio::spawn(deliverer.run(deliveries.clone()))
         });
+    // On Kafka, only the regions of this member's partitions, their state moving with them.
+    let collection_interval = schedule::collection_interval(&shared.config.collector.schedule())
+        .unwrap_or(schedule::FALLBACK_INTERVAL);
+    let mut ownership = Ownership::start(
+        &shared,
+        &bus,
+        subscription.assignment(),
+        collection_interval,
+    )
+    .await?;
     let mut ticker = tokio::time::interval(shared.config.alerter.evaluation_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unacked: Vec<Delivery> = Vec::new();
@@ -316,11 +327,16 @@ async fn run_with(
             next = subscription.next_delivery(), if bus_open => match next {
                 Ok(Some(delivery)) => {
                     let mut undecodable = Vec::new();
+                    // A rebalance happens while reading: the new partitions' state first.
+                    take_in(&mut ownership, &delivery).await?;
                     ingest(&shared, delivery, &mut unacked, &mut undecodable);
                     // Take what else is already there, so a round is judged as a whole.
                     while unacked.len() < DRAIN_BATCH {
                         match subscription.next_delivery().now_or_never() {
-                            Some(Ok(Some(delivery))) => ingest(&shared, delivery, &mut unacked, &mut undecodable),
+                            Some(Ok(Some(delivery))) => {
+                                take_in(&mut ownership, &delivery).await?;
+                                ingest(&shared, delivery, &mut unacked, &mut undecodable)
+                            }
                             Some(Ok(None)) => { bus_open = false; break }
                             Some(Err(err)) => { tracing::warn!(error = %err.chain(), "reading the bus failed"); COUNTERS.error("bus"); break }
                             None => break,
@@ -343,15 +359,18 @@ async fn run_with(
                 }
             },
             _ = ticker.tick() => {}
+            _ = ownership_changed(&ownership) => {}
             // The earliest late-data deadline (or outlier round) wakes the loop on time.
             _ = tokio::time::sleep(until_next_due(&shared)) => {}
         }
+        follow_if_stale(&mut ownership).await?;
         step(
             &shared,
             bus.as_ref(),
             &mut subscription,
             &mut batch,
             &mut unacked,
+            &mut ownership,
         )
         .await;
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
@@ -369,6 +388,7 @@ async fn run_with(
         &mut subscription,
         &mut batch,
         &mut unacked,
+        &mut ownership,
     )
     .await;
     let _ = subscription.commit().await;
@@ -377,6 +397,38 @@ async fn run_with(
         let _ = worker.await;
     }
     Ok(())
+}
+
+/// Brings the local state in line with the partitions this member owns, if they moved (see
+/// `ownership.rs`); an error fails the run (the next one starts from the changelog again).
+async fn follow_if_stale(ownership: &mut Option<Ownership>) -> Result<(), AlerterError> {
+    if let Some(ownership) = ownership {
+        if ownership.stale() {
+            ownership.follow().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Before judging `delivery`: the state of the partitions this member owns now, and whether
+/// the partition it comes from has caught up since it was taken over (see `ownership.rs`).
+async fn take_in(
+    ownership: &mut Option<Ownership>,
+    delivery: &Delivery,
+) -> Result<(), AlerterError> {
+    follow_if_stale(ownership).await?;
+    if let Some(ownership) = ownership {
+        ownership.read(delivery);
+    }
+    Ok(())
+}
+
+/// Completes when this member's partitions move (never on the embedded bus).
+async fn ownership_changed(ownership: &Option<Ownership>) {
+    match ownership {
+        Some(ownership) => ownership.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// How long until the engine's next deadline (a day when it has none; the ticker runs
@@ -439,6 +491,7 @@ async fn step(
     subscription: &mut EventSubscription,
     batch: &mut Batch,
     unacked: &mut Vec<Delivery>,
+    ownership: &mut Option<Ownership>,
 ) {
     let now = shared.clock.now();
     let webhook = shared
@@ -517,6 +570,14 @@ async fn step(
                 shared.evaluations.send_modify(|n| *n += 1);
                 return;
             }
+        }
+    }
+    // On Kafka, the changed regions' state goes to the changelog before the acks: whoever
+    // owns a partition next finds the state of everything the group committed.
+    if let Some(ownership) = ownership {
+        if !ownership.record().await {
+            shared.evaluations.send_modify(|n| *n += 1);
+            return;
         }
     }
     // Also retries what an earlier bus failure left unpublished.

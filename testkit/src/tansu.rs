@@ -135,7 +135,12 @@ impl Tansu {
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", &storage])
             .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
+            // TANSU_LOG (say `info`, to see a consumer group's members come and go) when
+            // debugging a test; warnings only otherwise.
+            .env(
+                "RUST_LOG",
+                std::env::var("TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("tansu log file"))
             .stderr(log)

@@ -354,6 +354,10 @@ impl Rule for LateDataRule {
             None => {
                 self.unwatch(region);
                 self.last_seen.remove(region);
+                // Nothing known of it (it never reported, or was forgotten: another instance
+                // owns it, and the engine's owner filter keeps it from being judged here): a
+                // configured region is still expected, from the baseline on.
+                self.watch(region);
             }
         }
     }
