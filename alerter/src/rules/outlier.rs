@@ -4,7 +4,7 @@
 //! Each reading is given to the detector as its own one-sample series, so the same code
 //! judges "one region among fourteen" and "the latest reading among the last 48".
 
-use super::{show, Finding, Rule, RuleContext, Verdict};
+use super::{Finding, Rule, RuleContext, Verdict};
 use augurs::outlier::{DbscanDetector, MADDetector, OutlierDetector, OutlierOutput};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -331,7 +331,7 @@ impl Rule for OutlierRule {
         }
     }
 
-    fn evaluate_region(&self, _now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
+    fn evaluate_region(&self, now: DateTime<Utc>, region: &str, out: &mut Vec<Finding>) {
         let Some(memory) = self.memory.regions.get(region) else {
             return;
         };
@@ -339,7 +339,11 @@ impl Rule for OutlierRule {
             return;
         };
         let in_a_row = judged.in_a_row();
-        let verdict = if in_a_row >= self.consecutive {
+        // As for thresholds: history read back at a start keeps what fires firing, fires
+        // nothing new.
+        let interval = (self.round_skew * 2).to_std().unwrap_or_default();
+        let fresh = now - judged.observed_at <= super::ThresholdRule::freshness(interval);
+        let verdict = if in_a_row >= self.consecutive && fresh {
             Verdict::Active
         } else if in_a_row == 0 {
             Verdict::Clear
@@ -350,9 +354,12 @@ impl Rule for OutlierRule {
             OutlierScope::Regions => "the other regions this round",
             OutlierScope::History => "its own recent readings",
         };
+        let unit = crate::wording::unit_of(&self.metric);
         let expected = judged
             .band
-            .map(|(lo, hi)| format!("[{}, {}]", show(lo), show(hi)));
+            .map(|(lo, hi)| crate::wording::range(lo, hi, unit));
+        let name = crate::wording::metric_name(&self.metric);
+        let value = crate::wording::with_unit(judged.value, unit);
         out.push(Finding {
             rule: self.name.clone(),
             region: Some(region.to_string()),
@@ -362,17 +369,9 @@ impl Rule for OutlierRule {
             value: Some(judged.value),
             expected,
             summary: if judged.outlier {
-                format!(
-                    "{} in {region} is {}, an outlier against {against}",
-                    self.metric,
-                    show(judged.value)
-                )
+                format!("The {name} in {region} is {value}, an outlier against {against}")
             } else {
-                format!(
-                    "{} in {region} is {}, in line with {against}",
-                    self.metric,
-                    show(judged.value)
-                )
+                format!("The {name} in {region} is {value}, in line with {against}")
             },
             pending_for: Duration::ZERO,
             inhibitor: None,
