@@ -145,6 +145,12 @@ impl WindsockProcess {
         false
     }
 
+    /// The child's process id while it runs (the scale bench reads its CPU time and peak
+    /// memory from `/proc/<pid>`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
