@@ -171,6 +171,21 @@ impl SearchService {
     }
 }
 
+/// What the routes of other modules (`analysis_api`) read of the service.
+impl SearchService {
+    pub(crate) fn shared_index(&self) -> &EventIndex {
+        &self.index
+    }
+
+    pub(crate) fn shared_config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub(crate) fn shared_clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
 /// The histogram interval asked for, in milliseconds (None: `auto`, absent too), or a 400
 /// naming `interval`: malformed, or giving more than [`MAX_BUCKETS`] buckets over the range.
 fn interval_ms(
@@ -427,6 +442,14 @@ pub fn router() -> OpenApiRouter<SearchService> {
         .routes(routes!(event))
         .routes(routes!(context))
         .routes(routes!(regions))
+        .routes(routes!(crate::analysis_api::aggregate))
+        .routes(routes!(crate::analysis_api::daily))
+        .routes(routes!(crate::analysis_api::export))
+        .routes(routes!(
+            crate::analysis_api::list_saved_searches,
+            crate::analysis_api::save_search
+        ))
+        .routes(routes!(crate::analysis_api::delete_saved_search))
 }
 
 /// The OpenAPI document of the indexer's routes.
@@ -703,7 +726,12 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(documented, BTreeSet::from(PATHS));
+        // The aggregation, export and saved-search routes are checked in their own tests.
+        let ours: BTreeSet<&str> = PATHS
+            .into_iter()
+            .chain(crate::analysis_api::PATHS)
+            .collect();
+        assert_eq!(documented, ours);
         for path in PATHS {
             let (names, _) = properties(&doc, ok_schema(&doc, path));
             assert!(!names.is_empty(), "{path}: an answer without properties");

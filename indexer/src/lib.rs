@@ -16,14 +16,18 @@
 //! indexed but not yet acked), and an event indexed twice replaces itself (delete the id
 //! term, add, in one commit), so neither a crash nor a redelivery duplicates anything.
 
+pub mod aggregate;
+mod analysis_api;
 pub mod api;
 pub mod attribute;
 pub mod cli;
 pub mod describe;
+pub mod export;
 mod ingest;
 mod merge;
 pub mod query;
 pub mod schema;
+pub mod saved;
 pub mod search;
 mod seen;
 pub mod store;

@@ -29,6 +29,9 @@ pub struct IndexerConfig {
     pub max_result_window: usize,
     /// The longest query (`q`) accepted, in bytes.
     pub max_query_length: usize,
+    /// The most events one `/api/export` streams; a search matching more is cut there, and
+    /// the answer says so (`X-Windsock-Export-Truncated`, and a last line in NDJSON).
+    pub max_export_events: u64,
     /// Where the UI and `windsock search` reach the search API in distributed mode
     /// (`http://indexer:8080`); unset, they use this process's own HTTP address. Several
     /// replicas are a comma-separated list (`http://indexer-a:8080,http://indexer-b:8080`,
@@ -115,6 +118,7 @@ impl Default for IndexerConfig {
             max_limit: 1000,
             max_result_window: 10_000,
             max_query_length: 4096,
+            max_export_events: 1_000_000,
             url: Vec::new(),
             replica: None,
         }
@@ -206,6 +210,9 @@ impl IndexerConfig {
         // work (and the error messages that quote the query) of one request.
         if self.max_query_length > 65_536 {
             problems.push("indexer.max_query_length", "must be at most 65536 bytes");
+        }
+        if self.max_export_events == 0 {
+            problems.push("indexer.max_export_events", "must be at least 1");
         }
     }
 }
