@@ -223,5 +223,18 @@ async fn an_acknowledged_alert_is_not_reminded_about_until_that_is_withdrawn() {
     );
     let (status, answer) = send(&h, reqwest::Method::DELETE, &path, Some(TOKEN), None).await;
     assert_eq!(status, 409, "{answer}");
+    let resolved = h.get(&format!("/api/alerts/{id}")).await;
+    assert_eq!(resolved["alert"]["state"], "resolved");
+    assert_eq!(
+        resolved["alert"]["acknowledged_by"], "awa",
+        "who was on it stays on record"
+    );
+
+    // The condition comes back: a new occurrence, not acknowledged.
+    hot_for(&h, 10, 45.0).await;
+    let open = h.get("/api/alerts?state=open").await;
+    let again = &open["alerts"][0]["alert"];
+    assert_ne!(again["id"], id.as_str(), "{again}");
+    assert_eq!(again["acknowledged_by"], Value::Null, "{again}");
     h.stop().await;
 }

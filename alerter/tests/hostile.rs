@@ -206,6 +206,17 @@ async fn malformed_requests_are_json_4xx_with_the_right_status() {
         (h.http.delete(format!("{}/api/silences/{}", h.api, "%F0%9F%92%A5".repeat(500))), 404),
         (h.http.get(format!("{}/api/deliveries?limit=nan", h.api)), 400),
         (h.http.get(format!("{}/api/alerts/%FF%FE/history", h.api)), 400),
+        // One alert, and acknowledging one.
+        (h.http.get(format!("{}/api/alerts/{}", h.api, "a".repeat(20_000))), 404),
+        (h.http.get(format!("{}/api/alerts/%FF%FE", h.api)), 400),
+        (h.http.post(format!("{}/api/alerts/nope/acknowledge", h.api)).json(&json!({"by": "awa"})), 404),
+        (h.http.post(format!("{}/api/alerts/nope/acknowledge", h.api)).json(&json!({"by": "awa", "extra": 1})), 400),
+        (h.http.post(format!("{}/api/alerts/nope/acknowledge", h.api)).json(&json!({"by": "a".repeat(101)})), 400),
+        (h.http.post(format!("{}/api/alerts/nope/acknowledge", h.api)).body("{}"), 415),
+        (h.http.post(format!("{}/api/alerts/nope/acknowledge", h.api)).body(vec![b' '; 70 * 1024]).header("content-type", "application/json"), 413),
+        (h.http.delete(format!("{}/api/alerts/nope/acknowledge?by={}", h.api, "b".repeat(101))), 400),
+        (h.http.delete(format!("{}/api/alerts/nope/acknowledge?who=x", h.api)), 400),
+        (h.http.delete(format!("{}/api/alerts/{}/acknowledge", h.api, "%F0%9F%92%A5".repeat(500))), 404),
     ];
     for (request, expected) in cases {
         let described = format!("{request:?}");
@@ -371,6 +382,7 @@ fn generated_queries_and_ids_never_panic_nor_5xx() {
         Just("/api/rules?".to_string()),
         Just("/api/silences?".to_string()),
         "[a-zA-Z0-9%._~-]{0,80}".prop_map(|id| format!("/api/alerts/{id}/history?")),
+        "[a-zA-Z0-9%._~-]{0,80}".prop_map(|id| format!("/api/alerts/{id}?")),
     ];
     let pair = (
         prop::sample::select(vec!["state", "region", "limit", "status", "x", ""]),
