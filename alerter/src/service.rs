@@ -514,6 +514,7 @@ async fn step(
         }
     }
     set_firing(shared);
+    let mut wake = false;
     if !batch.is_empty() {
         // The batch goes to the blocking pool and comes back: on a failure it is kept.
         let taken = std::mem::take(batch);
@@ -540,11 +541,9 @@ async fn step(
         *batch = taken;
         match result {
             Ok(()) => {
-                let sent = batch.messages.len();
+                // Woken once the changelog has the decisions too (below).
+                wake = !batch.messages.is_empty();
                 *batch = Batch::default();
-                if sent > 0 {
-                    shared.wake_delivery.notify_one();
-                }
             }
             Err(err) => {
                 // Kept in `batch` and committed with the next evaluation: nothing decided is
@@ -573,12 +572,20 @@ async fn step(
         }
     }
     // On Kafka, the changed regions' state goes to the changelog before the acks: whoever
-    // owns a partition next finds the state of everything the group committed.
-    if let Some(ownership) = ownership {
-        if !ownership.record().await {
-            shared.evaluations.send_modify(|n| *n += 1);
-            return;
-        }
+    // owns a partition next finds the state of everything the group committed. And before
+    // the Slack messages go: an instance killed after a message went out but before the
+    // changelog said so would leave the next owner to decide and send it again.
+    let recorded = match ownership {
+        Some(ownership) => ownership.record().await,
+        None => true,
+    };
+    if wake {
+        // Even if the changelog could not be written: a decided message is not held back.
+        shared.wake_delivery.notify_one();
+    }
+    if !recorded {
+        shared.evaluations.send_modify(|n| *n += 1);
+        return;
     }
     // Also retries what an earlier bus failure left unpublished.
     publish_pending(shared, bus).await;
