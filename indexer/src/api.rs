@@ -101,19 +101,15 @@ impl SearchService {
         // At most `max`, a `usize`, so the conversion holds.
         let limit = requested.min(max as u64) as usize;
         let offset = number("offset", params.offset.as_ref(), 0)?;
-        let sort = match params.sort.as_deref().unwrap_or("newest") {
-            "newest" | "desc" => Sort::Newest,
-            "oldest" | "asc" => Sort::Oldest,
-            "relevance" | "score" => Sort::Relevance,
-            other => {
-                return Err(ApiError::bad_request(format!("invalid `sort`: `{other}`"))
-                    .with_detail(json!({
-                        "parameter": "sort",
-                        "value": other,
-                        "expected": ["newest", "oldest", "relevance"],
-                    })))
-            }
-        };
+        let sort = Sort::parse(params.sort.as_deref().unwrap_or("newest")).map_err(|e| {
+            ApiError::bad_request(format!("invalid `sort`: {}", e.reason)).with_detail(json!({
+                "parameter": "sort",
+                "value": e.value,
+                "reason": e.reason,
+                "expected": ["newest", "oldest", "relevance", "FIELD:asc", "FIELD:desc"],
+                "fields": windsock_core::event::Observation::METRICS,
+            }))
+        })?;
         self.check_window(offset, limit, sort)?;
         // Within the window now, itself a `usize`.
         let offset = offset as usize;
@@ -152,7 +148,7 @@ impl SearchService {
                 "to page further, search again with `from` set to the timestamp of the last hit \
                  you have and `offset=0` (hits at that very instant come again: skip them by id)"
             }
-            Sort::Relevance => {
+            Sort::Relevance | Sort::Field { .. } => {
                 "to see further, narrow the query or the time range (`from`, `to`), or sort by \
                  time and page with `to` set to the timestamp of the last hit you have"
             }
@@ -317,7 +313,8 @@ pub struct SearchParams {
     #[param(value_type = Option<u64>, default = 0)]
     pub offset: Option<String>,
     /// The order of the hits (`desc`, `asc` and `score` are accepted as aliases of `newest`,
-    /// `oldest` and `relevance`).
+    /// `oldest` and `relevance`), or by a numeric field, `temperature_c:desc` or
+    /// `temperature_c:asc` (events without it last); another field is a 400 naming it.
     #[param(value_type = Option<Sort>, default = "newest")]
     pub sort: Option<String>,
     /// The histogram's bucket width: `auto` (about 75 buckets over the range) or a whole
@@ -885,6 +882,55 @@ mod tests {
         sink.commit("embedded").unwrap();
         let service = SearchService::new(index, Arc::new(Config::default()), clock::system());
         (routes(service), events)
+    }
+
+    #[tokio::test]
+    async fn hits_sort_by_a_numeric_field_and_an_unknown_one_is_a_400_naming_it() {
+        let (router, _) = indexed();
+        let temperatures = |body: &Value| -> Vec<Option<f64>> {
+            body["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["event"]["temperature_c"].as_f64())
+                .collect()
+        };
+        let (status, body) = get(
+            &router,
+            "/api/search?q=*&from=now-2h&sort=temperature_c:desc&limit=1000",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["sort"], "temperature_c:desc");
+        let hot_first = temperatures(&body);
+        let readings: Vec<f64> = hot_first.iter().map_while(|t| *t).collect();
+        assert!(readings.len() > 10, "{hot_first:?}");
+        assert!(readings.windows(2).all(|w| w[0] >= w[1]), "{readings:?}");
+        // Events without a temperature (logs, alerts) come after every reading.
+        assert!(hot_first[readings.len()..].iter().all(Option::is_none));
+        let (_, body) = get(
+            &router,
+            "/api/search?q=kind:observation&from=now-2h&sort=temperature_c:asc&limit=1000",
+        )
+        .await;
+        let cold_first: Vec<f64> = temperatures(&body).into_iter().flatten().collect();
+        assert!(
+            cold_first.windows(2).all(|w| w[0] <= w[1]),
+            "{cold_first:?}"
+        );
+        assert_eq!(cold_first.first(), readings.last());
+
+        for (bad, named) in [
+            ("colour:desc", "`colour`"),
+            ("message:asc", "`message`"),
+            ("temperature_c:up", "`up`"),
+        ] {
+            let (status, body) = get(&router, &format!("/api/search?q=*&sort={bad}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+            assert_eq!(body["detail"]["parameter"], "sort", "{body}");
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains(named), "{bad}: {error}");
+        }
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use tantivy::query::{BooleanQuery, EnableScoring, Occur, Query, RangeQuery, Term
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
 use utoipa::ToSchema;
-use windsock_core::event::Envelope;
+use windsock_core::event::{Envelope, Observation};
 
 /// How many values each facet lists.
 pub const FACET_SIZE: u32 = 20;
@@ -28,16 +28,115 @@ pub const REGION_FACET_SIZE: u32 = 1000;
 /// no use for more, and each is an entry of the aggregation and of the answer.
 pub const MAX_BUCKETS: i64 = 2000;
 
-/// The order of the hits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+/// The order of the hits: `newest`, `oldest`, `relevance`, or by a numeric field
+/// (`temperature_c:desc`). Written and read as that text (see [`Sort::parse`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub enum Sort {
     #[default]
     Newest,
     Oldest,
     /// By score (BM25), best first.
     Relevance,
+    /// By one of the observation metrics ([`Observation::METRICS`], fast f64 fields), events
+    /// without it last, then newest first among equal values.
+    Field {
+        field: &'static str,
+        descending: bool,
+    },
 }
+
+/// Why a `sort` was refused: the text, and a sentence naming what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SortError {
+    pub value: String,
+    pub reason: String,
+}
+
+impl Sort {
+    /// The words `newest`, `oldest` and `relevance` (`desc`, `asc`, `score` as aliases), or
+    /// `FIELD:asc|desc` for a numeric field ([`Observation::METRICS`]); the field alone sorts
+    /// descending. Anything else is an error naming the field or the order.
+    pub fn parse(text: &str) -> Result<Sort, SortError> {
+        let refuse = |reason: String| SortError {
+            value: text.to_string(),
+            reason,
+        };
+        match text {
+            "newest" | "desc" => return Ok(Sort::Newest),
+            "oldest" | "asc" => return Ok(Sort::Oldest),
+            "relevance" | "score" => return Ok(Sort::Relevance),
+            _ => {}
+        }
+        let (name, order) = text.split_once(':').unwrap_or((text, "desc"));
+        let descending = match order {
+            "desc" => true,
+            "asc" => false,
+            other => {
+                return Err(refuse(format!(
+                    "the order `{other}` is neither `asc` nor `desc`"
+                )))
+            }
+        };
+        let field = Observation::METRICS
+            .iter()
+            .copied()
+            .find(|m| *m == name)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "`{name}` is not a field to sort by (numeric fields: {})",
+                    Observation::METRICS.join(", ")
+                ))
+            })?;
+        Ok(Sort::Field { field, descending })
+    }
+}
+
+impl std::fmt::Display for Sort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sort::Newest => f.write_str("newest"),
+            Sort::Oldest => f.write_str("oldest"),
+            Sort::Relevance => f.write_str("relevance"),
+            Sort::Field { field, descending } => {
+                write!(f, "{field}:{}", if *descending { "desc" } else { "asc" })
+            }
+        }
+    }
+}
+
+impl From<Sort> for String {
+    fn from(sort: Sort) -> String {
+        sort.to_string()
+    }
+}
+
+// By hand, not derived: a derive would borrow the field name (`&'static str`) from the
+// input, which only a `'static` input could give.
+impl<'de> Deserialize<'de> for Sort {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sort, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Sort::parse(&text).map_err(|e| serde::de::Error::custom(e.reason))
+    }
+}
+
+impl utoipa::PartialSchema for Sort {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!(
+                "`newest`, `oldest`, `relevance` (best score first), or `FIELD:asc` / \
+                 `FIELD:desc` for a numeric field ({}), events without it last",
+                Observation::METRICS.join(", ")
+            )))
+            .pattern(Some("^(newest|oldest|relevance|[a-z_]+:(asc|desc))$"))
+            .examples(["newest", "temperature_c:desc"])
+            .into()
+    }
+}
+
+impl ToSchema for Sort {}
 
 #[derive(Clone, Debug)]
 pub struct SearchRequest {
@@ -224,6 +323,27 @@ impl EventIndex {
                     top.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
                     aggs,
                 )
+            }
+            Sort::Field { field, descending } => {
+                let order = if descending { Order::Desc } else { Order::Asc };
+                // Ties (a whole region at 25.0 °C) newest first, as a page without a sort.
+                let by_field = top.order_by((
+                    (
+                        tantivy::collector::sort_key::SortByStaticFastValue::<f64>::for_field(
+                            field,
+                        ),
+                        order,
+                    ),
+                    (
+                        tantivy::collector::sort_key::SortByStaticFastValue::<
+                            tantivy::DateTime,
+                        >::for_field("timestamp"),
+                        Order::Desc,
+                    ),
+                ));
+                let (total, top, aggs) =
+                    searcher.search(&query, &(Count, by_field, aggregations))?;
+                (total, top.into_iter().map(|(_, a)| a).collect(), aggs)
             }
             sort => {
                 let order = if sort == Sort::Oldest {
