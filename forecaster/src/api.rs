@@ -6,7 +6,7 @@
 //! ([`openapi`]) cannot describe a route that is not served, nor miss one that is.
 
 use crate::calibration::{CalibrationMethod, Scores};
-use crate::engine::{self, Backtest, EngineError, Refit, Setup};
+use crate::engine::{self, Backtest, EngineError, Refit};
 use crate::models::ModelKind;
 use crate::predict::{self, Grid, InputError, PredictRequest, PredictResponse, Prediction};
 use crate::series;
@@ -514,29 +514,13 @@ async fn post_predict(
     let naive_dates = rows.naive_dates;
     let (grid, refit) = shared
         .compute(move || {
-            let setup = predict_setup(&grid, horizon);
-            let refit = engine::refit(&grid.series, &mut Default::default(), &setup, horizon);
+            let refit = predict::forecast(&grid, horizon);
             (grid, refit)
         })
         .await
         .map_err(failed)?;
     let refit = refit.map_err(|e: EngineError| ApiError::bad_request(e.to_string()))?;
     Ok(Json(predictions(&grid, &refit, level, naive_dates)?))
-}
-
-/// A stateless request is modelled on all it sent, calibrated by a backfilled backtest.
-fn predict_setup(grid: &Grid, horizon: usize) -> Setup {
-    let season = grid.season;
-    Setup {
-        season,
-        // As the bus history: 28 days at most (what MSTL needs; Prophet's habit of fitting
-        // on everything sent costs time and helps no 24-step forecast).
-        train_len: grid.series.len().min(season.map_or(1000, |p| 28 * p)),
-        calibration_horizon: horizon.min(season.unwrap_or(horizon)).max(1),
-        calibration_window: grid.series.len() as i64,
-        backfill_origins: 12,
-        backfill_spacing: season.map_or(1, |p| (p / 4).max(1)),
-    }
 }
 
 fn predictions(

@@ -100,6 +100,46 @@ impl Ledger {
         }
         StepErrors { by_step }
     }
+
+    /// The errors of a weighted sum of models' forecasts (weights summing to one), over the
+    /// origins in `[from, to)` where every weighted model forecast: what their combination
+    /// would have erred.
+    pub fn combined_errors(
+        &self,
+        weights: &[(ModelKind, f64)],
+        actual: &RegularSeries,
+        from: i64,
+        to: i64,
+        steps: usize,
+    ) -> StepErrors {
+        let mut by_step = vec![Vec::new(); steps];
+        let in_range = |e: &&PastForecast| e.origin >= from && e.origin < to;
+        let mut entries = self.entries.iter().filter(in_range).peekable();
+        while let Some(first) = entries.peek().map(|e| e.origin) {
+            let mut same_origin = Vec::new();
+            while let Some(entry) = entries.next_if(|e| e.origin == first) {
+                same_origin.push(entry);
+            }
+            let parts: Option<Vec<(&PastForecast, f64)>> = weights
+                .iter()
+                .map(|(kind, w)| {
+                    same_origin
+                        .iter()
+                        .find(|e| e.model == *kind)
+                        .map(|e| (*e, *w))
+                })
+                .collect();
+            let Some(parts) = parts else { continue };
+            let len = parts.iter().map(|(e, _)| e.points.len()).min().unwrap_or(0);
+            for (h, errors) in by_step.iter_mut().enumerate().take(len) {
+                if let Some(truth) = actual.at(first + h as i64) {
+                    let predicted: f64 = parts.iter().map(|(e, w)| w * e.points[h]).sum();
+                    errors.push(truth - predicted);
+                }
+            }
+        }
+        StepErrors { by_step }
+    }
 }
 
 /// Errors by step ahead (index 0 is one step ahead).
@@ -139,6 +179,7 @@ impl StepErrors {
         Calibration {
             pools,
             method: CalibrationMethod::Conformal,
+            range: None,
         }
     }
 }
@@ -160,7 +201,14 @@ pub enum CalibrationMethod {
 pub struct Calibration {
     pools: Vec<Vec<f64>>,
     pub method: CalibrationMethod,
+    /// The plausible range of the values: bounds are clipped to it.
+    range: Option<(f64, f64)>,
 }
+
+/// How far past the observed values an interval may reach, as a fraction of their range:
+/// a day ahead rarely leaves the last weeks' range by more than a quarter of it, and a band
+/// from -1.3 to 43.6 °C around 25 °C tells nobody anything.
+pub const RANGE_MARGIN: f64 = 0.25;
 
 impl Calibration {
     /// From the series itself: at step h, the absolute changes `|y[t+h] - y[t]|`.
@@ -177,6 +225,33 @@ impl Calibration {
         Calibration {
             pools,
             method: CalibrationMethod::SeriesChanges,
+            range: None,
+        }
+    }
+
+    /// Clips intervals to the observed values' range widened by [`RANGE_MARGIN`] of it on
+    /// each side (at least one unit, so a flat series keeps a band).
+    pub fn within_range_of(mut self, values: &[f64]) -> Calibration {
+        let (min, max) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(*v), hi.max(*v))
+            });
+        if min.is_finite() && max.is_finite() {
+            let margin = ((max - min) * RANGE_MARGIN).max(1.0);
+            self.range = Some((min - margin, max + margin));
+        }
+        self
+    }
+
+    /// An interval clipped to the plausible range; an unbounded one (nothing to calibrate
+    /// from) stays unbounded, and a point outside the range keeps a bound at the point.
+    pub fn clip(&self, point: f64, lower: f64, upper: f64) -> (f64, f64) {
+        match self.range {
+            Some((min, max)) if lower.is_finite() && upper.is_finite() => {
+                (lower.max(min).min(point), upper.min(max).max(point))
+            }
+            _ => (lower, upper),
         }
     }
 

@@ -61,7 +61,7 @@ impl ModelForecast {
             .calibration
             .half_width(step, level)
             .unwrap_or(f64::INFINITY);
-        (point - width, point + width)
+        self.calibration.clip(point, point - width, point + width)
     }
 }
 
@@ -158,10 +158,13 @@ pub fn refit(
             kind,
             ModelForecast {
                 points,
-                calibration,
+                calibration: calibration.within_range_of(train),
                 backtest_mae: errors.mae(),
             },
         );
+    }
+    if let Some(combined) = combine(&models, ledger, series, window_start, origin, setup, train) {
+        models.insert(ModelKind::Combined, combined);
     }
     let chosen = choose(&models).ok_or_else(|| {
         EngineError::NoModel(
@@ -180,25 +183,71 @@ pub fn refit(
     })
 }
 
-/// A baseline replaces the default model only when its backtest MAE is lower by more than
-/// this fraction: a few days of errors are noisy, and across real series the default wins.
-pub const SWITCH_MARGIN: f64 = 0.10;
+/// [`ModelKind::Combined`] from the forecasts of [`ModelKind::COMBINED`], each weighted by
+/// the inverse of its backtest MAE, scored on the same past origins; `None` when one of them
+/// has no forecast or no backtest yet.
+fn combine(
+    models: &BTreeMap<ModelKind, ModelForecast>,
+    ledger: &Ledger,
+    series: &RegularSeries,
+    window_start: i64,
+    origin: i64,
+    setup: &Setup,
+    train: &[f64],
+) -> Option<ModelForecast> {
+    let parts: Vec<(&ModelForecast, f64)> = ModelKind::COMBINED
+        .iter()
+        .map(|kind| {
+            let model = models.get(kind)?;
+            // A perfect backtest would take all the weight: the floor keeps the division finite.
+            Some((model, 1.0 / model.backtest_mae?.max(1e-9)))
+        })
+        .collect::<Option<_>>()?;
+    let total: f64 = parts.iter().map(|(_, w)| w).sum();
+    let weights: Vec<(ModelKind, f64)> = ModelKind::COMBINED
+        .iter()
+        .zip(&parts)
+        .map(|(kind, (_, w))| (*kind, w / total))
+        .collect();
+    let len = parts.iter().map(|(m, _)| m.points.len()).min()?;
+    let points = (0..len)
+        .map(|h| {
+            parts
+                .iter()
+                .map(|(m, w)| w / total * m.points[h])
+                .sum::<f64>()
+        })
+        .collect();
+    let errors = ledger.combined_errors(
+        &weights,
+        series,
+        window_start,
+        origin,
+        setup.calibration_horizon,
+    );
+    let calibration = errors.calibration();
+    if calibration.calibrated_steps() == 0 {
+        return None;
+    }
+    Some(ModelForecast {
+        points,
+        calibration: calibration.within_range_of(train),
+        backtest_mae: errors.mae(),
+    })
+}
 
-/// The model with the lowest backtest MAE (the default keeps a [`SWITCH_MARGIN`] edge); the
-/// default when none has been scored yet.
+/// The model with the lowest backtest MAE (a tie goes to the default); the default when none
+/// has been scored yet. No model gets an edge: serving a model whose own backtest erred more
+/// than another's is what the region page showed as wrong (issue 18).
 fn choose(models: &BTreeMap<ModelKind, ModelForecast>) -> Option<ModelKind> {
-    let handicap = |kind: ModelKind| {
-        if kind == ModelKind::DEFAULT {
-            1.0 - SWITCH_MARGIN
-        } else {
-            1.0
-        }
-    };
     let best_scored = models
         .iter()
-        .filter_map(|(kind, m)| m.backtest_mae.map(|mae| (mae * handicap(*kind), *kind)))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, kind)| kind);
+        .filter_map(|(kind, m)| {
+            let rank = u8::from(*kind != ModelKind::DEFAULT);
+            m.backtest_mae.map(|mae| (mae, rank, *kind))
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+        .map(|(_, _, kind)| kind);
     best_scored.or_else(|| {
         [
             ModelKind::DEFAULT,
@@ -217,28 +266,62 @@ fn training_window(series: &RegularSeries, end: i64, len: usize) -> &[f64] {
 
 /// Forecasts from past origins (the newest a whole calibration horizon back, so its actuals
 /// are all in), as the models would have made them then.
+///
+/// A stateless `/predict` backfills 12 origins per request, and a start-up every region:
+/// with a daily season, MSTL + ETS forecasts of every origin come from one decomposition of
+/// the window ending at the newest origin ([`models::mstl_ets_past_origins`]), the fits of
+/// different origins in parallel on rayon's pool (one thread per core).
 fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
     let newest = series.end() - setup.calibration_horizon as i64;
-    for k in 0..setup.backfill_origins {
-        let origin = newest - (k * setup.backfill_spacing) as i64;
-        let train = training_window(series, origin, setup.train_len);
-        if train.len() < setup.min_points() {
-            break;
-        }
-        for kind in ModelKind::ALL {
-            if ledger.has(origin, kind) {
-                continue;
-            }
-            if let Ok(points) =
-                models::forecast(kind, train, setup.season, setup.calibration_horizon)
-            {
-                ledger.record(PastForecast {
+    let missing: Vec<(i64, ModelKind)> = (0..setup.backfill_origins)
+        .map(|k| newest - (k * setup.backfill_spacing) as i64)
+        .take_while(|origin| {
+            training_window(series, *origin, setup.train_len).len() >= setup.min_points()
+        })
+        .flat_map(|origin| ModelKind::ALL.map(|kind| (origin, kind)))
+        .filter(|(origin, kind)| !ledger.has(*origin, *kind))
+        .collect();
+    let mut forecasts = Vec::new();
+    if let Some(season) = setup.season {
+        let window = training_window(series, newest, setup.train_len);
+        let window_start = newest - window.len() as i64;
+        let origins: Vec<i64> = missing
+            .iter()
+            .filter(|(_, kind)| *kind == ModelKind::MstlEts)
+            .map(|(origin, _)| *origin)
+            .collect();
+        let ends: Vec<usize> = origins
+            .iter()
+            .map(|origin| (origin - window_start) as usize)
+            .collect();
+        let shared =
+            models::mstl_ets_past_origins(window, season, &ends, setup.calibration_horizon);
+        for (origin, points) in origins.into_iter().zip(shared) {
+            if let Some(points) = points {
+                forecasts.push(PastForecast {
                     origin,
-                    model: kind,
+                    model: ModelKind::MstlEts,
                     points,
                 });
             }
         }
+    }
+    let shared_done = setup.season.is_some();
+    forecasts.extend(missing.into_iter().filter_map(|(origin, model)| {
+        if shared_done && model == ModelKind::MstlEts {
+            return None;
+        }
+        let train = training_window(series, origin, setup.train_len);
+        let points =
+            models::forecast(model, train, setup.season, setup.calibration_horizon).ok()?;
+        Some(PastForecast {
+            origin,
+            model,
+            points,
+        })
+    }));
+    for forecast in forecasts {
+        ledger.record(forecast);
     }
 }
 

@@ -2,11 +2,16 @@
 //! JSON `{"latitude":..,"longitude":..,"data":[{"ds":"2023-07-21 10:00:00","y":27.1},..]}`
 //! or the same rows as CSV (`ds,y`). Every problem is reported with the row it is on.
 
+use crate::engine::{self, EngineError, Refit, Setup};
 use crate::models::{self, ModelKind};
 use crate::series::{regularize, RegularSeries};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, LazyLock};
 use utoipa::ToSchema;
 
 /// The most rows one request may carry.
@@ -327,6 +332,90 @@ impl Grid {
             _ => format!("{s}s"),
         }
     }
+}
+
+/// How a stateless request is modelled: on all it sent (28 days at most), calibrated by a
+/// backfilled backtest.
+pub fn setup(grid: &Grid, horizon: usize) -> Setup {
+    let season = grid.season;
+    Setup {
+        season,
+        // As the bus history: 28 days at most (what MSTL needs; Prophet's habit of fitting
+        // on everything sent costs time and helps no 24-step forecast).
+        train_len: grid.series.len().min(season.map_or(1000, |p| 28 * p)),
+        calibration_horizon: horizon.min(season.unwrap_or(horizon)).max(1),
+        calibration_window: grid.series.len() as i64,
+        backfill_origins: 12,
+        backfill_spacing: season.map_or(1, |p| (p / 4).max(1)),
+    }
+}
+
+/// Forecasts learned from recent requests, so that a repeated request (a dashboard polling,
+/// a client retrying) costs a lookup instead of 13 fits.
+pub const CACHED_FORECASTS: usize = 64;
+
+/// What a cached forecast was made from: the whole grid (compared, not only hashed, so a
+/// hash collision can never answer with another series' forecast) and the horizon.
+#[derive(PartialEq)]
+struct CacheKey {
+    epoch: DateTime<Utc>,
+    step_seconds: i64,
+    horizon: usize,
+    start: i64,
+    values: Vec<u64>,
+}
+
+impl CacheKey {
+    fn new(grid: &Grid, horizon: usize) -> Self {
+        CacheKey {
+            epoch: grid.epoch,
+            step_seconds: grid.step_seconds,
+            horizon,
+            start: grid.series.start,
+            values: grid.series.values.iter().map(|v| v.to_bits()).collect(),
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (self.epoch, self.step_seconds, self.horizon, self.start).hash(&mut hasher);
+        self.values.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+type ForecastCache = lru::LruCache<u64, (CacheKey, Arc<Refit>)>;
+
+static CACHE: LazyLock<Mutex<ForecastCache>> = LazyLock::new(|| {
+    Mutex::new(lru::LruCache::new(
+        NonZeroUsize::new(CACHED_FORECASTS).expect("a positive capacity"),
+    ))
+});
+
+/// The forecast of a stateless request: every model fitted on the rows, scored on a backfilled
+/// backtest, chosen and calibrated by [`engine::refit`]; answered from [`CACHED_FORECASTS`]
+/// recent ones when the same rows and horizon came before. Blocking: run it off async threads.
+pub fn forecast(grid: &Grid, horizon: usize) -> Result<Arc<Refit>, EngineError> {
+    let key = CacheKey::new(grid, horizon);
+    let hash = key.hash();
+    if let Some((cached_key, refit)) = CACHE.lock().get(&hash) {
+        if *cached_key == key {
+            return Ok(refit.clone());
+        }
+    }
+    let refit = Arc::new(engine::refit(
+        &grid.series,
+        &mut Default::default(),
+        &setup(grid, horizon),
+        horizon,
+    )?);
+    CACHE.lock().put(hash, (key, refit.clone()));
+    Ok(refit)
+}
+
+/// Forgets every cached forecast (for benchmarks that time the fits themselves).
+pub fn clear_cache() {
+    CACHE.lock().clear();
 }
 
 /// Puts the rows on the grid of their own step (the smallest interval between rows).

@@ -553,7 +553,11 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
         );
     }
     let mae = forecast["backtest_mae"].as_object().unwrap();
-    assert_eq!(mae.len(), 3, "every model is scored: {mae:?}");
+    assert_eq!(
+        mae.len(),
+        4,
+        "every model and their combination is scored: {mae:?}"
+    );
     let model = forecast["model"].as_str().unwrap();
     assert!(mae.contains_key(model));
     assert_eq!(forecast["calibration"]["method"], "conformal");
