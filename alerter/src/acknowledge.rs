@@ -13,7 +13,6 @@ use crate::store::{Store, StoreError};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
-use std::collections::HashMap;
 use utoipa::ToSchema;
 
 /// Created with the store's other tables (`Store::open`).
@@ -158,19 +157,6 @@ impl Store {
     /// Sets each alert's acknowledgement from the log (see the module's notes).
     pub fn overlay_acknowledgements(&self, alerts: &mut [Alert]) -> Result<(), StoreError> {
         overlay(&self.connection(), alerts)
-    }
-
-    /// Who acknowledged each of these occurrences, and when (only those acknowledged now).
-    pub fn acknowledged(
-        &self,
-        alerts: &[Alert],
-    ) -> Result<HashMap<String, (String, DateTime<Utc>)>, StoreError> {
-        let mut copies = alerts.to_vec();
-        self.overlay_acknowledgements(&mut copies)?;
-        Ok(copies
-            .into_iter()
-            .filter_map(|a| Some((a.id, (a.acknowledged_by?, a.acknowledged_at?))))
-            .collect())
     }
 }
 
