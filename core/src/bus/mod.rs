@@ -654,3 +654,49 @@ mod run_subscription_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::*;
+
+    fn owned(partitions: &[(i32, u64)]) -> Assignment {
+        let mut assignment = Assignment::default();
+        for (partition, since) in partitions {
+            assignment.take(Topic::Observations, [*partition], *since);
+        }
+        assignment.take(Topic::Logs, [9], 1);
+        assignment
+    }
+
+    #[test]
+    fn a_change_names_what_came_what_went_and_what_was_lost_meanwhile() {
+        let before = owned(&[(0, 1), (1, 1), (2, 1)]);
+        // 0 kept throughout; 1 gone; 2 lost and regained (owned since a later rebalance); 3 new.
+        let now = owned(&[(0, 1), (2, 4), (3, 4)]);
+        let change = now.change_since(&before, Topic::Observations);
+        assert_eq!(change.assigned, [2, 3]);
+        assert_eq!(change.revoked, [1, 2]);
+        assert!(
+            now.change_since(&before, Topic::Logs).is_empty(),
+            "per topic"
+        );
+        assert!(now.change_since(&now, Topic::Observations).is_empty());
+        assert_eq!(
+            now.partitions(Topic::Observations),
+            BTreeSet::from([0, 2, 3])
+        );
+    }
+
+    #[test]
+    fn taking_a_partition_again_keeps_since_when_it_was_owned() {
+        let mut assignment = owned(&[(0, 1)]);
+        assert!(
+            !assignment.take(Topic::Observations, [0], 5),
+            "already owned"
+        );
+        assert_eq!(assignment.give_up(Topic::Observations, 0), Some(1));
+        assert!(!assignment.owns(Topic::Observations, 0));
+        assert!(assignment.retain(Topic::Logs, &BTreeSet::new()));
+        assert_eq!(assignment, Assignment::default());
+    }
+}
