@@ -71,7 +71,9 @@ fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-/// Sets every alert's acknowledgement from its latest log entry (none: not acknowledged).
+/// Sets every alert's acknowledgement from its latest log entry. An alert with no entry keeps
+/// what its record says: nobody acknowledged it here, or it was acknowledged on another
+/// instance and moved here with its region (its record carries the acknowledgement).
 pub(crate) fn overlay(db: &Connection, alerts: &mut [Alert]) -> Result<(), StoreError> {
     if alerts.is_empty() {
         return Ok(());
@@ -94,7 +96,8 @@ pub(crate) fn overlay(db: &Connection, alerts: &mut [Alert]) -> Result<(), Store
             Some((action, by, at)) if AckAction::parse(&action) == AckAction::Acknowledged => {
                 (Some(by), Some(time(at)))
             }
-            _ => (None, None),
+            Some(_) => (None, None),
+            None => continue,
         };
     }
     Ok(())
@@ -187,7 +190,7 @@ mod tests {
             inhibited_by: None,
             notified_firing: true,
             last_notified_at: Some(t),
-            // A body written by a commit that raced the log: the log wins.
+            // A record written by a commit that raced the log: the log wins.
             acknowledged_by: Some("stale".into()),
             acknowledged_at: Some(t),
         }
@@ -215,7 +218,11 @@ mod tests {
         assert_eq!(alerts[0].acknowledged_by.as_deref(), Some("awa"));
         assert_eq!(alerts[0].acknowledged_at, Some(at));
         assert_eq!(alerts[1].acknowledged_by, None, "withdrawn");
-        assert_eq!(alerts[2].acknowledged_by, None, "never acknowledged");
+        assert_eq!(
+            alerts[2].acknowledged_by.as_deref(),
+            Some("stale"),
+            "no entry here: the record stands (a region moved from another instance)"
+        );
         let log = store.acknowledgements("a2").unwrap();
         let actions: Vec<AckAction> = log.iter().map(|a| a.action).collect();
         assert_eq!(
