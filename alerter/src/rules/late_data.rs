@@ -192,7 +192,8 @@ impl LateDataRule {
                 self.severity
             },
             verdict,
-            value: Some(silent_for.num_milliseconds() as f64 / 1000.0),
+            // Whole seconds: people read `178 s`, not `178.874`.
+            value: Some(silent_for.num_seconds() as f64),
             expected: Some(crate::wording::reports_every(
                 self.interval(),
                 self.late_after.to_std().unwrap_or_default(),
