@@ -236,11 +236,14 @@ pub struct Engine {
     silences: BTreeMap<String, Silence>,
     /// The latest finding per fingerprint, and the fingerprints each entry found.
     findings: HashMap<String, Finding>,
-    by_key: BTreeMap<Key, Vec<String>>,
+    by_key: HashMap<Key, Vec<String>>,
     /// Entries to judge at the next evaluation.
     dirty: HashSet<Key>,
     /// Entries whose memory changed since the last [`Engine::take_memory`].
-    memory_dirty: BTreeSet<Key>,
+    memory_dirty: HashSet<Key>,
+    /// Entries with a row in the store: a rule forgetting one is a delete, and one it never
+    /// knew (a forecast-deviation region without a forecast) costs no write.
+    stored: HashSet<Key>,
     /// Regions whose state changed since the last [`Engine::changed_regions`].
     changed: BTreeSet<String>,
     /// Every entry is judged at the next evaluation (after start-up).
@@ -263,9 +266,10 @@ impl Engine {
             open: BTreeSet::new(),
             silences: BTreeMap::new(),
             findings: HashMap::new(),
-            by_key: BTreeMap::new(),
+            by_key: HashMap::new(),
             dirty: HashSet::new(),
-            memory_dirty: BTreeSet::new(),
+            memory_dirty: HashSet::new(),
+            stored: HashSet::new(),
             changed: BTreeSet::new(),
             full: true,
             owner: None,
@@ -311,8 +315,9 @@ impl Engine {
             }
         }
         for ((name, region), value) in memory {
-            if let Some(rule) = self.rules.iter_mut().find(|r| r.name() == name) {
-                rule.restore_region(&region, Some(value));
+            if let Some(i) = self.rules.iter().position(|r| r.name() == name) {
+                self.rules[i].restore_region(&region, Some(value));
+                self.stored.insert((i, region));
             }
         }
         self.full = true;
@@ -353,17 +358,25 @@ impl Engine {
 
     /// The memory entries that changed since the last call, to write with the decisions.
     pub fn take_memory(&mut self) -> Vec<MemoryEntry> {
-        std::mem::take(&mut self.memory_dirty)
-            .into_iter()
-            .map(|(i, region)| {
-                let rule = &self.rules[i];
-                MemoryEntry {
-                    rule: rule.name().to_string(),
-                    body: rule.region_memory(&region).map(|m| m.to_string()),
-                    region,
+        let dirty = std::mem::take(&mut self.memory_dirty);
+        let mut entries = Vec::with_capacity(dirty.len());
+        for key in dirty {
+            let rule = &self.rules[key.0];
+            let body = rule.region_memory_text(&key.1);
+            if body.is_some() {
+                if !self.stored.contains(&key) {
+                    self.stored.insert(key.clone());
                 }
-            })
-            .collect()
+            } else if !self.stored.remove(&key) {
+                continue;
+            }
+            entries.push(MemoryEntry {
+                rule: rule.name().to_string(),
+                region: key.1,
+                body,
+            });
+        }
+        entries
     }
 
     /// When an evaluation is next due without any input (the earliest late-data deadline,
@@ -378,9 +391,10 @@ impl Engine {
 
     /// The latest findings: rule by rule, region by region.
     pub fn findings(&self) -> Vec<Finding> {
-        self.by_key
-            .values()
-            .flatten()
+        let mut keys: Vec<&Key> = self.by_key.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter()
+            .flat_map(|key| &self.by_key[key])
             .filter_map(|fp| self.findings.get(fp).cloned())
             .collect()
     }
@@ -453,11 +467,22 @@ impl Engine {
             let before = self.by_key.remove(&key).unwrap_or_default();
             let mut found = Vec::with_capacity(out.len());
             for finding in out.drain(..) {
-                let fp = fingerprint_of(
-                    &finding.rule,
-                    finding.region.as_deref(),
-                    finding.subject.as_deref(),
-                );
+                // The same alert as last time (the usual case) keeps its fingerprint: no hash.
+                let same = |fp: &&String| {
+                    self.findings.get(*fp).is_some_and(|f| {
+                        f.rule == finding.rule
+                            && f.region == finding.region
+                            && f.subject == finding.subject
+                    })
+                };
+                let fp = match before.iter().find(same) {
+                    Some(fp) => fp.clone(),
+                    None => fingerprint_of(
+                        &finding.rule,
+                        finding.region.as_deref(),
+                        finding.subject.as_deref(),
+                    ),
+                };
                 if let Some(change) = self.step(fp.clone(), &finding, now) {
                     changes.push(change);
                 }
@@ -577,6 +602,8 @@ impl Engine {
             let key = (i, region.to_string());
             self.dirty.remove(&key);
             self.memory_dirty.remove(&key);
+            // The store drops its rows (`Store::forget_region`).
+            self.stored.remove(&key);
         }
         self.changed.remove(region);
     }
@@ -743,7 +770,11 @@ impl Engine {
     /// The occurrence `id`, if it is the one the engine holds for its fingerprint (the
     /// acknowledgement API records who is on it there).
     pub fn alert_mut(&mut self, id: &str) -> Option<&mut Alert> {
-        self.alerts.values_mut().find(|a| a.id == id)
+        let alert = self.alerts.values_mut().find(|a| a.id == id)?;
+        // Its region's state is about to change (what a changelog must carry).
+        self.changed
+            .insert(region_key(alert.region.as_deref()).to_string());
+        Some(alert)
     }
 
     /// Forgets silences that ended before `before`; returns their ids.

@@ -295,6 +295,8 @@ impl Rule for LateDataRule {
             due.extend(self.overdue.iter().cloned());
         }
         self.seen = seen;
+        due.sort_unstable();
+        due.dedup();
         due
     }
 
@@ -584,6 +586,65 @@ mod tests {
             grace: Duration::from_secs(5),
             pipeline_down: true,
         }
+    }
+
+    #[test]
+    fn a_backfilled_observation_is_not_an_arrival() {
+        let (mut rule, t0) = rule(&["A", "B"]);
+        let s = chrono::Duration::seconds;
+        observe(&mut rule, t0, "A");
+        observe(&mut rule, t0, "B");
+        // B's backfill keeps coming; only A reports live.
+        for round in 1..=3 {
+            observe(&mut rule, t0 + s(10 * round), "A");
+            let backfilled = Observation {
+                region: "B".into(),
+                observed_at: t0 - chrono::Duration::hours(round),
+                backfill: true,
+                ..Default::default()
+            };
+            rule.observe(t0 + s(10 * round), &backfilled);
+        }
+        let v = verdicts(&rule, t0 + s(26));
+        assert_eq!(v[2], (Some("B".into()), Verdict::Active), "{v:?}");
+        assert_eq!(
+            rule.region_memory("B"),
+            Some(serde_json::json!({"last_seen": t0})),
+            "its last arrival is the live one"
+        );
+    }
+
+    /// The timer: an evaluation is told only the regions whose deadline passed (and `""`,
+    /// the pipeline), not every region.
+    #[test]
+    fn only_regions_past_their_deadline_are_due() {
+        let names: Vec<String> = (0..1000).map(|i| format!("R{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (mut rule, t0) = rule(&refs);
+        let s = chrono::Duration::seconds;
+        for name in &refs {
+            observe(&mut rule, t0, name);
+        }
+        assert_eq!(rule.due(t0 + s(1)), [""]);
+        // R7 stops; everyone else reports every 10 s.
+        for round in 1..=2 {
+            for name in refs.iter().filter(|n| **n != "R7") {
+                observe(&mut rule, t0 + s(10 * round), name);
+            }
+            let due = rule.due(t0 + s(10 * round));
+            assert!(
+                due.len() <= 1,
+                "round {round}: {:?}",
+                &due[..due.len().min(5)]
+            );
+        }
+        assert!(rule.next_due().unwrap() <= t0 + s(26));
+        let due = rule.due(t0 + s(26));
+        assert_eq!(due, ["", "R7"]);
+        let mut out = Vec::new();
+        rule.evaluate_region(t0 + s(26), "R7", &mut out);
+        assert_eq!(out[0].verdict, Verdict::Active);
+        assert!(rule.due(t0 + s(27)).len() <= 1, "R7 is due once");
     }
 
     #[test]

@@ -115,6 +115,11 @@ pub trait Rule: Send + Sync {
     fn region_memory(&self, region: &str) -> Option<serde_json::Value> {
         region.is_empty().then(|| self.snapshot())
     }
+    /// [`Rule::region_memory`] as JSON text, what the store writes (rules override it to
+    /// skip the intermediate `Value`: it is written for each observation).
+    fn region_memory_text(&self, region: &str) -> Option<String> {
+        self.region_memory(region).map(|m| m.to_string())
+    }
     /// Replaces what it knows of one region (`None`: forgets it).
     fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
         if let (true, Some(memory)) = (region.is_empty(), memory) {

@@ -315,6 +315,10 @@ impl Rule for OutlierRule {
         serde_json::to_value(self.memory.regions.get(region)?).ok()
     }
 
+    fn region_memory_text(&self, region: &str) -> Option<String> {
+        serde_json::to_string(self.memory.regions.get(region)?).ok()
+    }
+
     fn restore_region(&mut self, region: &str, memory: Option<serde_json::Value>) {
         match memory.and_then(|m| serde_json::from_value(m).ok()) {
             Some(memory) => self.memory.regions.insert(region.to_string(), memory),
