@@ -125,6 +125,9 @@ fn width_text(ms: i64) -> String {
     format!("{ms}ms")
 }
 
+/// A search's query, time range and interval (milliseconds; None: `auto`).
+type SearchParts = (String, DateTime<Utc>, DateTime<Utc>, Option<i64>);
+
 /// The time range, query and interval of a search's parameters, checked as `/api/search`
 /// checks them.
 fn search_parts(
@@ -133,7 +136,7 @@ fn search_parts(
     from: Option<String>,
     to: Option<String>,
     interval: Option<String>,
-) -> Result<(String, DateTime<Utc>, DateTime<Utc>, Option<i64>), ApiError> {
+) -> Result<SearchParts, ApiError> {
     let params = SearchParams {
         q,
         from,

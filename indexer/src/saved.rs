@@ -105,8 +105,12 @@ impl SavedSearches {
         if all.len() >= MAX_SAVED {
             return Err(SavedError::Full);
         }
+        // The hash is seeded anew each time: another try never gives the same id.
+        let id = std::iter::repeat_with(|| new_id(now, &new.name, all.len()))
+            .find(|id| all.iter().all(|s| s.id != *id))
+            .unwrap_or_default();
         let saved = SavedSearch {
-            id: new_id(now, &new.name, all.len()),
+            id,
             name: new.name,
             query: new.query,
             from: new.from,
@@ -162,14 +166,9 @@ impl SavedSearches {
 
 /// An id unique in practice: the time in microseconds and a hash of the name and position.
 fn new_id(now: DateTime<Utc>, name: &str, position: usize) -> String {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    (name, position).hash(&mut hasher);
-    format!(
-        "{:x}-{:04x}",
-        now.timestamp_micros(),
-        hasher.finish() & 0xffff
-    )
+    use std::hash::BuildHasher;
+    let hash = std::collections::hash_map::RandomState::new().hash_one((name, position));
+    format!("{:x}-{:04x}", now.timestamp_micros(), hash & 0xffff)
 }
 
 /// `new`, trimmed, or every problem it has in one message.
