@@ -266,6 +266,9 @@ impl Event {
     /// The bus key: a region's events share a key so they stay ordered.
     pub fn key(&self) -> String {
         match self {
+            // Health reports (see [`health`]) are about the pipeline: the key of the
+            // region-less state (`""`), so the one alerter owning its partition reads them all.
+            Event::Log(l) if l.region.is_none() && l.health().is_some() => String::new(),
             Event::Log(l) => l.region.clone().unwrap_or_else(|| l.service.clone()),
             Event::Alert(a) => a.region.clone().unwrap_or_else(|| a.rule.clone()),
             Event::DeadLetter(d) => d.topic.clone(),
@@ -603,6 +606,29 @@ pub struct DeadLetter {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn health_reports_share_the_key_of_the_regionless_state() {
+        use super::*;
+        let now = Utc::now();
+        let report = |service: &str| {
+            Event::Log(LogEvent::health_condition(
+                service,
+                health::SERVICE_FAILING,
+                true,
+                None,
+                "failing".into(),
+                now,
+            ))
+        };
+        assert_eq!(report("indexer").key(), "");
+        assert_eq!(report("forecaster").key(), "");
+        let Event::Log(mut other) = report("indexer") else {
+            unreachable!()
+        };
+        other.fields.clear();
+        assert_eq!(Event::Log(other).key(), "indexer", "other logs: by service");
+    }
+
     use super::*;
     use chrono::TimeZone;
 
