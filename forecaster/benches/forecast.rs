@@ -92,7 +92,13 @@ fn main() {
             ),
         }
     }
-    let baselines = python_baselines(&loaded);
+    // `cargo bench ... -- --no-baselines` skips Python (a quicker run while tuning).
+    let baselines = if std::env::args().any(|a| a == "--no-baselines") {
+        println!("skipping Prophet and statsforecast: --no-baselines");
+        None
+    } else {
+        python_baselines(&loaded)
+    };
     for (dataset, points) in &loaded {
         predict_backtest(dataset.name, points, baselines.as_ref());
     }

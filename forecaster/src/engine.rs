@@ -268,9 +268,9 @@ fn training_window(series: &RegularSeries, end: i64, len: usize) -> &[f64] {
 /// are all in), as the models would have made them then.
 ///
 /// A stateless `/predict` backfills 12 origins per request, and a start-up every region:
-/// with a daily season, MSTL + ETS forecasts of every origin come from one decomposition of
-/// the window ending at the newest origin ([`models::mstl_ets_past_origins`]), the fits of
-/// different origins in parallel on rayon's pool (one thread per core).
+/// with a daily season, MSTL + ETS forecasts of every origin share one search of the ETS
+/// model on the window ending at the newest origin ([`models::mstl_ets_past_origins`]), the
+/// fits of different origins in parallel on rayon's pool (one thread per core).
 fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
     let newest = series.end() - setup.calibration_horizon as i64;
     let missing: Vec<(i64, ModelKind)> = (0..setup.backfill_origins)
@@ -435,6 +435,35 @@ mod tests {
             "{:?}",
             refit.backtest_mae()
         );
+    }
+
+    #[test]
+    fn the_lowest_backtest_mae_serves_and_the_default_has_no_edge() {
+        let model = |mae: Option<f64>| ModelForecast {
+            points: vec![0.0],
+            calibration: Calibration::default(),
+            backtest_mae: mae,
+        };
+        // The region page of issue 18: MSTL+ETS 1.05 was served over seasonal naive 0.95.
+        let mut models = BTreeMap::from([
+            (ModelKind::MstlEts, model(Some(1.05))),
+            (ModelKind::SeasonalNaive, model(Some(0.95))),
+            (ModelKind::Persistence, model(Some(1.4))),
+        ]);
+        assert_eq!(choose(&models), Some(ModelKind::SeasonalNaive));
+        models.insert(ModelKind::Combined, model(Some(0.9)));
+        assert_eq!(choose(&models), Some(ModelKind::Combined));
+        models.insert(ModelKind::MstlEts, model(Some(0.9)));
+        assert_eq!(
+            choose(&models),
+            Some(ModelKind::MstlEts),
+            "a tie goes to the default"
+        );
+        let unscored = BTreeMap::from([
+            (ModelKind::SeasonalNaive, model(None)),
+            (ModelKind::MstlEts, model(None)),
+        ]);
+        assert_eq!(choose(&unscored), Some(ModelKind::MstlEts));
     }
 
     #[test]
