@@ -268,6 +268,52 @@ const UI_READS: &[(&str, &str, &[&str])] = &[
     ),
     // search.js: the region facet lists every configured region, those without hits too.
     ("/api/regions", "search", &["regions.[].name"]),
+    // aggregate.js: the chart under the search histogram.
+    (
+        "/api/aggregate",
+        "aggregate",
+        &[
+            "metric",
+            "by",
+            "interval",
+            "series.[].key",
+            "series.[].other",
+            "series.[].points.[].start",
+            "series.[].points.[].value",
+            "series.[].points.[].count",
+        ],
+    ),
+    // saved.js: the saved searches on the search page.
+    (
+        "/api/saved-searches",
+        "saved",
+        &[
+            "saved_searches.[].id",
+            "saved_searches.[].name",
+            "saved_searches.[].query",
+            "saved_searches.[].from",
+            "saved_searches.[].to",
+            "saved_searches.[].columns",
+        ],
+    ),
+    // daily.js: the daily view.
+    (
+        "/api/daily",
+        "daily",
+        &[
+            "from",
+            "to",
+            "regions.[].region",
+            "regions.[].days.[].date",
+            "regions.[].days.[].observed.min",
+            "regions.[].days.[].observed.mean",
+            "regions.[].days.[].observed.max",
+            "regions.[].days.[].observed.count",
+            "regions.[].days.[].forecast.min",
+            "regions.[].days.[].forecast.mean",
+            "regions.[].days.[].forecast.max",
+        ],
+    ),
     // regions.js
     (
         "/api/regions",

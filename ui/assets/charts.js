@@ -235,3 +235,59 @@ export function temperatureChart(container, { observed, forecast, now = Date.now
   }
   container.replaceChildren(svg);
 }
+
+/** Series colours, cycled: distinct in both themes (the stylesheet sets them per index). */
+export const SERIES_COLOURS = 8;
+
+/**
+ * One line per series over time (`series`: [{key, points: [{t, v}]}], v null where a bucket
+ * has no value), with a legend naming each series. Returns how many lines were drawn.
+ */
+export function lineChart(container, series, { from, to, unit = "" }) {
+  const width = widthOf(container, 900);
+  const height = 200;
+  const pad = { left: 48, right: 8, top: 8, bottom: 22 };
+  const values = series.flatMap((one) => one.points.map((p) => p.v)).filter(Number.isFinite);
+  const times = series.flatMap((one) => one.points.map((p) => p.t));
+  const t0 = Math.min(from, ...times), t1 = Math.max(to, ...times, t0 + 1);
+  let v0 = values.length ? Math.min(...values) : 0, v1 = values.length ? Math.max(...values) : 1;
+  if (v0 > 0 && v0 < v1 / 2) v0 = 0; // counts and the like start at 0
+  if (v1 - v0 < 1e-9) { v0 -= 1; v1 += 1; }
+  const ticks = niceTicks(v0, v1, 4);
+  if (ticks.length > 1) {
+    const gap = ticks[1] - ticks[0];
+    v0 = Math.floor(v0 / gap) * gap;
+    v1 = Math.ceil(v1 / gap) * gap;
+  }
+  const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
+  const y = (v) => pad.top + (1 - (v - v0) / (v1 - v0)) * (height - pad.top - pad.bottom);
+  const svg = s("svg", { class: "chart lines", width, height, viewBox: `0 0 ${width} ${height}`, role: "img", dataset: { series: String(series.length) }, "aria-label": `${series.length} series over time` });
+  const grid = s("g", { class: "grid" });
+  const axis = s("g", { class: "axis" });
+  for (const tick of niceTicks(v0, v1, 4)) {
+    grid.append(s("line", { x1: pad.left, x2: width - pad.right, y1: y(tick), y2: y(tick) }));
+    axis.append(s("text", { x: pad.left - 6, y: y(tick) + 4, "text-anchor": "end" }, `${compactValue(tick)}${unit}`));
+  }
+  for (const tick of timeTicks(t0, t1, Math.max(2, Math.floor(width / 120)))) {
+    if (x(tick) < pad.left + 20 || x(tick) > width - pad.right - 30) continue;
+    axis.append(s("text", { x: x(tick), y: height - 6, "text-anchor": "middle" }, tickLabel(new Date(tick), t1 - t0)));
+  }
+  svg.append(grid, axis);
+  series.forEach((one, i) => {
+    const line = s("path", { class: `series series-${i % SERIES_COLOURS}`, d: linePath(one.points, x, y), dataset: { key: one.key } }, s("title", null, one.key));
+    svg.append(line);
+    // A lone value between gaps draws no line: a dot shows it.
+    one.points.forEach((p, j) => {
+      const alone = Number.isFinite(p.v) && !Number.isFinite(one.points[j - 1]?.v) && !Number.isFinite(one.points[j + 1]?.v);
+      if (alone) svg.append(s("circle", { class: `series-dot series-${i % SERIES_COLOURS}`, cx: x(p.t), cy: y(p.v), r: 2.5 }));
+    });
+  });
+  container.replaceChildren(svg);
+  return series.length;
+}
+
+/** `27.4`, `1.2k`: a value axis label that fits the margin. */
+function compactValue(n) {
+  if (Math.abs(n) >= 1e4) return compactCount(n);
+  return String(Number(n.toFixed(2)));
+}

@@ -7,6 +7,7 @@ import * as health from "./health.js";
 import * as apidocs from "./apidocs.js";
 import * as overview from "./overview.js";
 import * as alert from "./alert.js";
+import * as daily from "./daily.js";
 
 const meta = (name) => Number(document.querySelector(`meta[name="${name}"]`).content);
 const ctx = {
@@ -28,6 +29,7 @@ function route(pathname) {
   if (pathname === "/alerts" || pathname === "/alerts/") return { name: "alerts", module: alerts, title: "Alerts" };
   if (pathname.startsWith("/alerts/")) return { name: "alerts", module: alert, title: `Alert ${alert.idFromPath(pathname)}` };
   if (pathname === "/health") return { name: "health", module: health, title: "Health" };
+  if (pathname === "/daily") return { name: "daily", module: daily, title: "Daily" };
   // Exactly `/api`: everything under `/api/` is the APIs themselves.
   if (pathname === "/api") return { name: "api", module: apidocs, title: "API" };
   return null;

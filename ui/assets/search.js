@@ -4,6 +4,9 @@
 import { api, withQuery } from "./api.js";
 import { h, replace, announce, unavailable } from "./dom.js";
 import { histogram } from "./charts.js";
+import { AggregateChart } from "./aggregate.js";
+import { fieldExplorer, fieldStats, sortable, valueOf } from "./fields.js";
+import { SavedSearches, queryHistory, remember } from "./saved.js";
 import { PRESETS, duration, formatTime, isRelative, parseLocalInput, resolve, rfc3339, toLocalInput } from "./time.js";
 
 export const FACET_FIELDS = ["kind", "region", "level", "service"];
@@ -15,6 +18,8 @@ export const FACET_TOP = 10;
 /** The histogram's intervals: `auto` lets the indexer choose; the others are its `interval`. */
 export const INTERVALS = [["auto", "Auto"], ["1m", "1 minute"], ["1h", "1 hour"], ["1d", "1 day"]];
 const INTERVAL_MS = { "1m": 60e3, "1h": 3600e3, "1d": 86400e3 };
+/** The most extra columns a search shows (each a field of the hits). */
+export const MAX_COLUMNS = 8;
 /** The indexer's bound on buckets (`indexer::api::MAX_BUCKETS`): an interval that would give
  * more over the range is offered disabled, saying why, rather than answered with a 400. */
 export const MAX_BUCKETS = 2000;
@@ -37,6 +42,11 @@ export function stateFromUrl(search) {
     excludes: pairs("exclude"),
     live: params.get("live") === "1",
     sort: params.get("sort") || "",
+    // Extra columns: fields of the hits (`col=temperature_c&col=condition`), in order.
+    columns: [...new Set(params.getAll("col").filter((c) => /^[\w.-]{1,100}$/.test(c)))].slice(0, MAX_COLUMNS),
+    // The chart under the histogram (`metric=avg(temperature_c)&by=region`); none: off.
+    metric: params.get("metric") || "",
+    by: params.get("by") || "",
     interval: INTERVALS.some(([value]) => value === params.get("interval")) ? params.get("interval") : "auto",
     limit: Math.max(1, Math.min(1000, Number(params.get("limit")) || PAGE_SIZE)),
   };
@@ -51,6 +61,9 @@ export function urlFromState(state) {
   for (const f of state.excludes) params.append("exclude", `${f.field}:${f.value}`);
   if (state.live) params.set("live", "1");
   if (state.sort) params.set("sort", state.sort);
+  for (const column of state.columns || []) params.append("col", column);
+  if (state.metric) params.set("metric", state.metric);
+  if (state.metric && state.by) params.set("by", state.by);
   if (state.interval && state.interval !== "auto") params.set("interval", state.interval);
   if (state.limit !== PAGE_SIZE) params.set("limit", String(state.limit));
   return `${SEARCH_PATH}?${params}`;
@@ -111,6 +124,7 @@ class SearchPage {
   constructor(main, ctx) {
     this.ctx = ctx;
     this.expanded = new Set();
+    this.loaded = []; // the hits shown, for the field explorer
     this.controller = null;
     this.timer = null;
     this.build(main);
@@ -140,8 +154,15 @@ class SearchPage {
       h("div", { class: "field" }, h("label", { for: "from" }, "From"), this.fromInput),
       h("div", { class: "field" }, h("label", { for: "to" }, "To"), this.toInput));
     this.liveButton = h("button", { type: "button", class: "ghost", id: "live", "aria-pressed": "false", title: `Refresh every ${this.ctx.liveSeconds} s`, onclick: () => this.toggleLive() }, "● Live");
+    // The queries run in this browser: picking one puts it in the box and runs it.
+    this.historyList = h("select", { id: "query-history", class: "small", "aria-label": "Recent queries", onchange: () => {
+      if (!this.historyList.value) return;
+      this.query.value = this.historyList.value;
+      this.historyList.value = "";
+      this.submit();
+    } });
     this.form = h("form", { class: "searchbar", role: "search", onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      h("div", { class: "field query" }, h("label", { for: "q" }, "Query"), this.query),
+      h("div", { class: "field query" }, h("label", { for: "q" }, "Query"), this.query, this.historyList),
       h("div", { class: "field" }, h("label", { for: "range" }, "Time range"), this.range),
       this.custom,
       h("button", { type: "submit" }, "Search"),
@@ -162,6 +183,19 @@ class SearchPage {
     this.error = h("div", { id: "query-error", class: "query-error error-box", role: "alert", hidden: true });
     this.filterBar = h("div", { class: "filters", "aria-label": "Active filters" });
     this.status = h("div", { class: "status-line", role: "status" });
+    // Downloads of every hit of the search (plain links: the browser streams the file).
+    this.csvLink = h("a", { class: "button ghost small export-link", id: "export-csv", download: "" }, "CSV");
+    this.ndjsonLink = h("a", { class: "button ghost small export-link", id: "export-ndjson", download: "" }, "NDJSON");
+    this.tools = h("div", { class: "search-tools" }, h("span", { class: "muted" }, "Download every hit:"), this.csvLink, this.ndjsonLink);
+    this.aggregate = new AggregateChart((metric, by) => this.go({ ...this.state, metric, by }));
+    this.fields = h("div", { class: "field-explorer" });
+    this.saved = new SavedSearches({
+      current: () => ({ query: effectiveQuery(this.state) === "*" ? "" : effectiveQuery(this.state), from: this.state.from, to: this.state.to, columns: this.state.columns }),
+      open: (saved) => {
+        this.query.value = saved.query;
+        this.go({ ...stateFromUrl(""), q: saved.query, from: saved.from || "now-15m", to: saved.to || "now", columns: saved.columns || [] });
+      },
+    });
     this.facets = h("aside", { class: "facets", "aria-label": "Top values" });
     this.chart = h("div", { class: "histogram", tabindex: "0", role: "group", "aria-label": "Hits over time. Left and right arrows move the range, plus and minus zoom.", onkeydown: (e) => this.onHistogramKey(e) });
     this.zoomOut = h("button", { type: "button", class: "ghost small", onclick: () => this.zoomOutRange() }, "Zoom out");
@@ -179,25 +213,26 @@ class SearchPage {
         h("th", { scope: "col", class: "col-kind" }, "Kind"),
         h("th", { scope: "col", class: "col-region" }, "Region"),
         h("th", { scope: "col", class: "col-level" }, "Level"),
-        h("th", { scope: "col" }, "Message"))),
+        (this.messageHeader = h("th", { scope: "col" }, "Message")))),
       this.tbody);
     this.tbody.addEventListener("click", (event) => this.onTableClick(event));
     // The histogram is drawn to the pixel width it has: redraw it when that changes.
     this.onResize = () => {
       clearTimeout(this.resizeTimer);
-      this.resizeTimer = setTimeout(() => { if (this.lastHistogram) this.renderHistogram(...this.lastHistogram); }, 150);
+      this.resizeTimer = setTimeout(() => { if (this.lastHistogram) this.renderHistogram(...this.lastHistogram); this.aggregate.draw(); }, 150);
     };
     window.addEventListener("resize", this.onResize);
     replace(main,
       h("h1", { class: "visually-hidden" }, "Search events"),
-      this.form, this.error, this.filterBar, this.status,
+      this.form, this.error, this.filterBar, this.status, this.tools,
       (this.layout = h("div", { class: "search-layout" },
-        this.facets,
+        h("div", { class: "sidebar" }, this.saved.element, this.facets, this.fields),
         h("section", { "aria-label": "Results" },
           h("div", { class: "panel" },
             h("div", { class: "histogram-bar" }, h("label", { for: "interval" }, "Interval"), this.interval, (this.intervalNote = h("span", { class: "muted interval-note" }))),
             this.chart,
             h("p", { class: "histogram-hint" }, "Drag across the chart, or click a bar, to zoom in (keys: ← → + −). ", this.zoomOut)),
+          this.aggregate.element,
           h("div", { class: "results-wrap" }, table),
           this.more))));
   }
@@ -211,8 +246,10 @@ class SearchPage {
     this.fillRange(state);
     this.fillInterval(state);
     this.renderFilters();
+    this.renderColumns();
     this.showSort();
     this.setLive(state.live);
+    this.fillHistory();
     this.run();
   }
 
@@ -289,7 +326,9 @@ class SearchPage {
     this.fillRange(next);
     this.fillInterval(next);
     this.renderFilters();
+    this.renderColumns();
     this.showSort();
+    this.fillHistory(remember(next.q));
     this.run();
   }
 
@@ -311,14 +350,22 @@ class SearchPage {
   }
 
   toggleSort() {
-    this.go({ ...this.state, sort: this.state.sort === "oldest" ? "" : "oldest" });
+    this.go({ ...this.state, sort: this.state.sort === "" ? "oldest" : "" });
+  }
+
+  /** Sorts by a numeric field, highest first when `descending`. */
+  sortBy(name, descending) {
+    this.go({ ...this.state, sort: `${name}:${descending ? "desc" : "asc"}`, live: false });
+    this.setLive(false);
   }
 
   showSort() {
     const oldest = this.state.sort === "oldest";
-    this.timeHeader.setAttribute("aria-sort", oldest ? "ascending" : "descending");
-    this.sortButton.textContent = oldest ? "Time ↑" : "Time ↓";
-    this.sortButton.setAttribute("aria-label", oldest ? "Time, oldest first: show newest first" : "Time, newest first: show oldest first");
+    const byField = this.state.sort.includes(":");
+    if (byField) this.timeHeader.removeAttribute("aria-sort");
+    else this.timeHeader.setAttribute("aria-sort", oldest ? "ascending" : "descending");
+    this.sortButton.textContent = byField ? "Time" : oldest ? "Time ↑" : "Time ↓";
+    this.sortButton.setAttribute("aria-label", byField ? `Sorted by ${this.state.sort}: show newest first` : oldest ? "Time, oldest first: show newest first" : "Time, newest first: show oldest first");
   }
 
   /** Keys on the focused histogram: ← → move the range by a quarter, + zooms in, − zooms out. */
@@ -344,6 +391,59 @@ class SearchPage {
     const span = to - from;
     const end = Math.min(Date.now(), to.getTime() + span / 2);
     this.go({ ...this.state, from: rfc3339(new Date(end - span * 2)), to: rfc3339(new Date(end)) });
+  }
+
+  // ---- Columns, fields, history, downloads, the chart ----
+
+  /** The extra columns' headers (a numeric one sorts the hits by it), before Message. */
+  renderColumns() {
+    const row = this.messageHeader.parentNode;
+    for (const old of row.querySelectorAll("th.col-extra")) old.remove();
+    for (const column of this.state.columns) {
+      const down = this.state.sort === `${column}:desc`, up = this.state.sort === `${column}:asc`;
+      const label = h("span", null, column);
+      const header = h("th", { scope: "col", class: "col-extra", dataset: { column }, "aria-sort": down ? "descending" : up ? "ascending" : null },
+        sortable(column)
+          ? h("button", { type: "button", class: "sort", title: "Sort by this field", onclick: () => this.sortBy(column, !down) }, label, down ? " ↓" : up ? " ↑" : "")
+          : label,
+        h("button", { type: "button", class: "ghost small column-remove", "aria-label": `Remove the column ${column}`, onclick: () => this.setColumn(column, false) }, "×"));
+      row.insertBefore(header, this.messageHeader);
+    }
+    this.layout.classList.toggle("with-columns", this.state.columns.length > 0);
+  }
+
+  setColumn(name, add) {
+    const columns = this.state.columns.filter((c) => c !== name);
+    if (add) columns.push(name);
+    this.go({ ...this.state, columns: columns.slice(0, MAX_COLUMNS) });
+  }
+
+  renderFields() {
+    const stats = fieldStats(this.loaded, this.lastFacets || {});
+    this.fields.replaceChildren(fieldExplorer(stats, this.loaded.length, {
+      columns: this.state.columns,
+      sort: this.state.sort,
+      onColumn: (name, add) => this.setColumn(name, add),
+      onSort: (name, descending) => this.sortBy(name, descending),
+      onFilter: (name, value, exclude) => this.addFilter(name, value, exclude),
+      filterable: (name) => FACET_FIELDS.includes(name) || name === "source",
+    }));
+  }
+
+  fillHistory(list = queryHistory()) {
+    replace(this.historyList, h("option", { value: "" }, `Recent (${list.length})`), list.map((q) => h("option", { value: q }, q)));
+    this.historyList.disabled = !list.length;
+  }
+
+  /** The download links and the chart, for the search about to run. */
+  updateTools(quiet) {
+    const q = effectiveQuery(this.state);
+    for (const [link, format] of [[this.csvLink, "csv"], [this.ndjsonLink, "ndjson"]]) {
+      link.href = withQuery("/api/export", { q: q === "*" ? undefined : q, from: this.state.from, to: this.state.to, format });
+    }
+    // Live refreshes redraw the chart too, but not more often than every third refresh.
+    this.liveRuns = quiet ? (this.liveRuns || 0) + 1 : 0;
+    if (!quiet || this.liveRuns % 3 === 0) this.aggregate.update(this.state, q);
   }
 
   // ---- Live mode ----
@@ -373,6 +473,7 @@ class SearchPage {
     const limit = Math.min(this.state.limit, this.ctx.resultWindow - offset);
     const url = withQuery("/api/search", { q: effectiveQuery(this.state), from: this.state.from, to: this.state.to, limit, offset: offset || undefined, sort: this.state.sort, interval: this.state.interval === "auto" ? undefined : this.state.interval });
     if (!quiet && !append) this.status.replaceChildren(h("span", null, "Searching…"));
+    if (!append) this.updateTools(quiet);
     let answer;
     try {
       answer = await api(url, { signal: controller.signal });
@@ -398,9 +499,12 @@ class SearchPage {
       this.renderFacets(answer.facets);
       this.renderHistogram(readHistogram(answer), answer.histogram.interval_ms);
       this.tbody.replaceChildren();
+      this.loaded = [];
       this.appendRows(hits);
       this.shown = hits.length;
     }
+    this.loaded.push(...hits);
+    this.renderFields();
     this.renderMore();
     void this.tbody.offsetHeight; // include style and layout in the measured time, not just DOM building
     const renderMs = performance.now() - started;
@@ -531,7 +635,7 @@ class SearchPage {
 
   /** Appends one row per hit: cloned from one template row and filled by textContent. */
   appendRows(hits) {
-    const template = rowTemplate();
+    const template = rowTemplate(this.state.columns.length);
     const fragment = document.createDocumentFragment();
     const reopen = [];
     for (const hit of hits) {
@@ -547,7 +651,12 @@ class SearchPage {
       cells[3].textContent = field(hit, "region");
       cells[4].firstChild.textContent = level;
       cells[4].firstChild.className = `level ${level}`;
-      cells[5].textContent = messageOf(hit);
+      this.state.columns.forEach((column, i) => {
+        const cell = cells[5 + i];
+        cell.textContent = valueOf(hit, column);
+        cell.dataset.label = column;
+      });
+      cells[5 + this.state.columns.length].textContent = messageOf(hit);
       fragment.append(row);
       if (this.expanded.has(row.dataset.id)) reopen.push(row);
     }
@@ -588,7 +697,7 @@ class SearchPage {
       h("button", { type: "button", class: "ghost small", onclick: showJson }, "JSON"),
       h("button", { type: "button", class: "ghost small context-button", onclick: showContext }, "Surrounding events"));
     showTable();
-    row.after(h("tr", { class: "detail" }, h("td", { colspan: "6" }, tabs, body)));
+    row.after(h("tr", { class: "detail" }, h("td", { colspan: String(6 + this.state.columns.length) }, tabs, body)));
   }
 
   /** The events just before and after `hit`; by default only those matching the search
@@ -625,6 +734,7 @@ class SearchPage {
   /** Called when leaving the page. */
   stop() {
     clearInterval(this.timer);
+    this.aggregate.stop();
     window.removeEventListener("resize", this.onResize);
     if (this.controller) this.controller.abort();
   }
@@ -677,18 +787,21 @@ function shareBar(fraction) {
   return bar;
 }
 
-let cachedTemplate = null;
-function rowTemplate() {
-  if (!cachedTemplate) {
-    cachedTemplate = h("tr", { class: "hit" },
+const templates = new Map();
+/** A row of the results with `extra` column cells before the message. */
+function rowTemplate(extra) {
+  if (!templates.has(extra)) {
+    templates.set(extra, h("tr", { class: "hit" },
       h("td", null, h("button", { type: "button", class: "expander", "aria-expanded": "false", "aria-label": "Show the full event" }, "▸")),
       // The time cell also holds kind and region, shown only on a phone, where their own
       // columns give way to the message.
       h("td", { class: "time" }, h("span", { class: "when" }), h("span", { class: "phone-meta" })),
       h("td", { class: "col-kind" }), h("td", { class: "col-region" }),
-      h("td", null, h("span", { class: "level" })), h("td", { class: "msg" }));
+      h("td", null, h("span", { class: "level" })),
+      Array.from({ length: extra }, () => h("td", { class: "col-extra" })),
+      h("td", { class: "msg" })));
   }
-  return cachedTemplate;
+  return templates.get(extra);
 }
 
 /** Every leaf of `value` as [dotted.path, value]. */
