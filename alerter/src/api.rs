@@ -284,12 +284,12 @@ async fn alert_history(
 }
 
 fn history_of(shared: &Shared, id: String) -> Result<AlertHistory, ApiError> {
-    let Some(alert) = shared.store.alert(&id)? else {
-        return Err(ApiError::not_found(format!(
-            "no alert or fingerprint `{}`",
-            shown(&id)
-        )));
-    };
+    // As its page shows it: live, acknowledgement included, its summary matching its state.
+    let alert = as_shown(
+        current(shared, &id)?,
+        shared.config.alerter.min_hold,
+        shared.clock.now(),
+    );
     let history = shared.store.history(&id)?;
     let deliveries = if id == alert.fingerprint {
         Vec::new()
