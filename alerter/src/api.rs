@@ -1497,6 +1497,47 @@ mod tests {
     }
 
     #[test]
+    fn a_firing_alert_inside_its_hold_says_it_still_fires() {
+        let t = |s| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 12, 0, s).unwrap();
+        let alert = Alert {
+            id: "a1".into(),
+            fingerprint: "f1".into(),
+            rule: "late_data".into(),
+            region: Some("Dakar".into()),
+            subject: None,
+            severity: windsock_core::config::Severity::Warning,
+            state: AlertState::Firing,
+            started_at: t(0),
+            fired_at: Some(t(0)),
+            resolved_at: None,
+            value: Some(3.0),
+            expected: None,
+            summary: "Dakar is reporting (last report 3 s ago)".into(),
+            clear_since: Some(t(10)),
+            silenced_by: None,
+            inhibited_by: None,
+            notified_firing: true,
+            last_notified_at: Some(t(0)),
+            acknowledged_by: None,
+            acknowledged_at: None,
+        };
+        let hold = std::time::Duration::from_secs(60);
+        let shown = as_shown(alert.clone(), hold, t(30));
+        assert_eq!(
+            shown.summary,
+            "Still firing: clear for 20 s of the 1 min it must stay clear to resolve. \
+             Dakar is reporting (last report 3 s ago)"
+        );
+        let mut resolved = alert;
+        resolved.state = AlertState::Resolved;
+        resolved.clear_since = None;
+        assert_eq!(
+            as_shown(resolved, hold, t(30)).summary,
+            "Dakar is reporting (last report 3 s ago)"
+        );
+    }
+
+    #[test]
     fn a_store_that_cannot_write_is_a_503_and_other_failures_a_bare_500() {
         let full = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
