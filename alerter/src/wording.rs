@@ -217,10 +217,30 @@ pub fn describe(config: &RuleConfig, interval: Duration) -> String {
                 count(u64::from(*consecutive), "observation")
             )
         }
-        RuleConfig::Outlier { metric, .. } => format!(
-            "Fires when a region's {} stands out from the others",
-            metric_name(metric)
-        ),
+        RuleConfig::Outlier {
+            metric,
+            scope,
+            consecutive,
+            ..
+        } => {
+            let against = match scope {
+                windsock_core::config::OutlierScope::Regions => {
+                    "the other regions' in the same round"
+                }
+                windsock_core::config::OutlierScope::History => "its own recent readings",
+            };
+            let mut text = format!(
+                "Fires when a region's {} stands out from {against}",
+                metric_name(metric)
+            );
+            if *consecutive > 1 {
+                text.push_str(&format!(
+                    ", {} in a row",
+                    count(u64::from(*consecutive), "reading")
+                ));
+            }
+            text
+        }
         RuleConfig::PipelineHealth { .. } => {
             "Fires when a windsock service reports it is failing or its disk is full".to_string()
         }
