@@ -237,12 +237,14 @@ late_after = "3s"
         ),
     };
     alerters[owner].kill9();
+    let killed = Instant::now();
     silent.lock().unwrap().clear();
     let survivor = 1 - owner;
     // Past the session timeout (6 s) and the heartbeat that notices it (see the module docs).
     std::thread::sleep(Duration::from_secs(8));
     let mut replacement = alerter("c");
     replacement.start().unwrap();
+    let joined = Instant::now();
     let [first, second] = alerters;
     let alerters = [first, second, replacement];
 
@@ -251,6 +253,12 @@ late_after = "3s"
         Duration::from_secs(40),
         || !dakar(&slack.lock().unwrap(), "RESOLVED").is_empty(),
         || logs(&alerters),
+    );
+    // Not asserted (no timed assertions): what a run took, for the record.
+    eprintln!(
+        "resolved notice {:.1?} after the kill, {:.1?} after the replacement was healthy",
+        killed.elapsed(),
+        joined.elapsed()
     );
     std::thread::sleep(Duration::from_secs(3));
     let resolver = [survivor, 2]
