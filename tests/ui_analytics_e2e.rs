@@ -50,20 +50,54 @@ fn chart_export_saved_searches_fields_and_daily_view_in_a_real_browser() {
     let config_path = dir.path().join("windsock.toml");
     std::fs::write(&config_path, config()).unwrap();
     let config_arg = config_path.display().to_string();
-    let mut windsock = WindsockProcess::new(
-        BIN,
-        &["--config", &config_arg, "up"],
-        &dir.path().join("data"),
-    )
-    .env("WINDSOCK_COLLECTOR__SCHEDULE", "*/1 * * * * *")
-    .env("WINDSOCK_COLLECTOR__BACKFILL", "0s")
-    .env("WINDSOCK_API_TOKEN", TOKEN);
+    let data = dir.path().join("data");
+
+    // Run 1: three days of history every 20 minutes through backfill (the forecaster needs two
+    // days before it forecasts, and the daily view then has days of figures), a clean stop.
+    let mut windsock = WindsockProcess::new(BIN, &["--config", &config_arg, "up"], &data)
+        .env("WINDSOCK_COLLECTOR__SCHEDULE", "0 */20 * * * *")
+        .env("WINDSOCK_COLLECTOR__BACKFILL", "72h");
     windsock.start().unwrap();
     let base = windsock.base_url();
+    let backfilled = eventually(Duration::from_secs(60), || {
+        let answer = get_json(&format!(
+            "{base}/api/search?q=kind:observation&from=now-4d&limit=0"
+        ))?;
+        (answer["total"].as_u64()? >= 210 * REGIONS.len() as u64).then_some(())
+    });
+    assert!(
+        backfilled.is_some(),
+        "3 days of backfill were not indexed within 60 s:\n{}",
+        windsock.logs()
+    );
+    assert!(
+        windsock.stop(Duration::from_secs(30)),
+        "unclean stop after the backfill:\n{}",
+        windsock.logs()
+    );
+    drop(windsock);
+
+    // Run 2: every second, no further backfill, a fast refit schedule.
+    let mut windsock = WindsockProcess::new(BIN, &["--config", &config_arg, "up"], &data)
+        .env("WINDSOCK_COLLECTOR__SCHEDULE", "*/1 * * * * *")
+        .env("WINDSOCK_COLLECTOR__BACKFILL", "0s")
+        .env("WINDSOCK_FORECASTER__SCHEDULE", "*/2 * * * * *")
+        .env("WINDSOCK_API_TOKEN", TOKEN);
+    windsock.start().unwrap();
+    let base = windsock.base_url();
+    let forecast = eventually(Duration::from_secs(60), || {
+        get_json(&format!("{base}/api/forecast/Dakar"))
+            .filter(|f| f["points"].as_array().is_some_and(|p| !p.is_empty()))
+    });
+    assert!(
+        forecast.is_some(),
+        "no forecast for Dakar within 60 s:\n{}",
+        windsock.logs()
+    );
     // Enough rounds that every region has several observations.
     let indexed = eventually(Duration::from_secs(60), || {
         let answer = get_json(&format!(
-            "{base}/api/search?q=kind:observation&from=now-1h&limit=0"
+            "{base}/api/search?q=kind:observation&from=now-1m&limit=0"
         ))?;
         (answer["total"].as_u64()? >= 8 * REGIONS.len() as u64).then_some(())
     });
@@ -421,10 +455,11 @@ async fn saved_search_round_trips(b: &Browser, base: &str) {
     let opened = b
         .wait(
             "the saved search opened",
-            "const p = new URLSearchParams(location.search); return p.get('q') === document.getElementById('q').value && document.querySelectorAll('tr.hit').length > 0 && [p.get('q'), p.get('from'), [...document.querySelectorAll('tr.hit')].every(r => r.children[3].textContent === 'Dakar')]",
+            "const p = new URLSearchParams(location.search); const rows = [...document.querySelectorAll('tr.hit')]; return p.get('q') === document.getElementById('q').value && rows.length > 0 && rows.every(r => r.children[3].textContent === 'Dakar') && [p.get('q'), p.get('from')]",
         )
         .await;
-    assert_eq!(opened, json!([QUERY, "now-5m", true]));
+    // Its query and range, and only its hits (the region it names).
+    assert_eq!(opened, json!([QUERY, "now-5m"]));
     let listed = get_json(&format!("{base}/api/saved-searches")).unwrap();
     assert_eq!(listed["saved_searches"][0]["query"], QUERY, "{listed}");
     b.screenshot("analytics-saved").await;
@@ -443,26 +478,37 @@ async fn daily_view_has_a_row_per_region_per_day(b: &Browser, base: &str) {
     let rows = b
         .wait(
             "the daily rows",
-            "const rows = [...document.querySelectorAll('table.daily tbody tr')]; return rows.length > 0 && rows.map(r => [r.dataset.region, r.dataset.date, r.querySelector('.observed').textContent])",
+            "const rows = [...document.querySelectorAll('table.daily tbody tr')]; return rows.length > 0 && rows.map(r => [r.dataset.region, r.dataset.date, r.querySelector('.observed').textContent, r.querySelector('.forecast').textContent])",
         )
         .await;
     let rows = rows.as_array().unwrap();
-    // Three UTC days (two days ago to today; two or four at a midnight) for every region.
+    // Three UTC days (two days ago to today) for every region, each with the observed
+    // figures (three days of history were backfilled).
     let days: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r[1].as_str().unwrap()).collect();
-    assert!((3..=4).contains(&days.len()), "{days:?}");
+    assert_eq!(days.len(), 3, "{days:?}");
     assert_eq!(rows.len(), REGIONS.len() * days.len(), "{rows:?}");
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     for (region, _) in REGIONS {
-        let observed = rows
-            .iter()
-            .find(|r| r[0] == region && r[1] == today.as_str())
-            .unwrap_or_else(|| panic!("no row for {region} today: {rows:?}"));
-        assert!(
-            observed[2].as_str().unwrap().contains("°C"),
-            "today's figures for {region}: {observed}"
-        );
+        for day in &days {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == region && r[1] == *day)
+                .unwrap_or_else(|| panic!("no row for {region} on {day}: {rows:?}"));
+            let observed = row[2].as_str().unwrap();
+            assert_eq!(observed.matches("°C").count(), 3, "min / mean / max: {row}");
+        }
     }
+    // Beside them, the forecast's figures of the days it covers (today, the forecast being of
+    // the hours to come).
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let forecast = rows
+        .iter()
+        .find(|r| r[0] == "Dakar" && r[1] == today.as_str())
+        .unwrap();
+    assert!(
+        forecast[3].as_str().unwrap().contains("°C"),
+        "the forecast beside today's figures: {forecast}"
+    );
     assert_eq!(
         b.js("return document.querySelector('nav a[aria-current=page]').textContent")
             .await,
