@@ -382,7 +382,10 @@ fn generated_queries_and_ids_never_panic_nor_5xx() {
         Just("/api/rules?".to_string()),
         Just("/api/silences?".to_string()),
         "[a-zA-Z0-9%._~-]{0,80}".prop_map(|id| format!("/api/alerts/{id}/history?")),
-        "[a-zA-Z0-9%._~-]{0,80}".prop_map(|id| format!("/api/alerts/{id}?")),
+        // Led by a letter: an empty or dot segment (`/api/alerts/`, `/api/alerts/..`) is no
+        // route of the alerter's (the served process answers its JSON 404 from the hardening
+        // layer).
+        "[a-zA-Z0-9%._~-]{0,80}".prop_map(|id| format!("/api/alerts/a{id}?")),
     ];
     let pair = (
         prop::sample::select(vec!["state", "region", "limit", "status", "x", ""]),
