@@ -28,6 +28,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/events/{id}"),
     ("get", "/api/events/{id}/context"),
     ("get", "/api/regions"),
+    ("get", "/api/aggregate"),
+    ("get", "/api/daily"),
+    ("get", "/api/export"),
+    ("get", "/api/saved-searches"),
+    ("post", "/api/saved-searches"),
+    ("delete", "/api/saved-searches/{id}"),
     ("get", "/api/alerts"),
     ("get", "/api/alerts/{id}/history"),
     ("get", "/api/alerts/{id}"),
@@ -53,6 +59,8 @@ const CHANGING: &[(&str, &str)] = &[
     ("delete", "/api/silences/{id}"),
     ("post", "/api/alerts/{id}/acknowledge"),
     ("delete", "/api/alerts/{id}/acknowledge"),
+    ("post", "/api/saved-searches"),
+    ("delete", "/api/saved-searches/{id}"),
 ];
 
 #[test]

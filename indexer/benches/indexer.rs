@@ -6,7 +6,9 @@
 //! 2. search latency p50/p99 of a fixed mix (term, phrase, range, term + time range with
 //!    histogram and facets), beside SQLite FTS5 answering the same queries on the same events,
 //!    at each index size asked for;
-//! 3. index size on disk per million events, and the indexer's peak memory.
+//! 3. index size on disk per million events, and the indexer's peak memory;
+//! 4. aggregations (`/api/aggregate`: a metric per bucket, split by region) p50/p99 beside
+//!    the same search without aggregation, and an export's rate (events/s).
 //!
 //! - `WINDSOCK_BENCH_EVENTS`: events ingested (default 1,000,000);
 //! - `WINDSOCK_BENCH_ROUNDS`: ingest rounds, raw then pipeline each time (default 3; the
@@ -205,6 +207,7 @@ fn main() {
     for size in sizes {
         if size == n {
             search_section(&index, size, searches, with_sqlite);
+            aggregate_section(&index, size, searches);
         } else {
             let other = tempfile::tempdir().unwrap();
             let built = build_index(size, other.path());
@@ -216,6 +219,7 @@ fn main() {
                 bytes as f64 / 1e6 / (size as f64 / 1e6)
             );
             search_section(&built.0, size, searches, with_sqlite);
+            aggregate_section(&built.0, size, searches);
         }
     }
 }
@@ -612,4 +616,112 @@ fn proc_status_kb(key: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// Aggregation latency (p50/p99) over `index` (of `n` events) beside the same search without
+/// aggregation (the total and 50 hits), and with the search page's histogram and facets; then
+/// how fast an export reads every observation out.
+fn aggregate_section(index: &EventIndex, n: usize, searches: usize) {
+    use windsock_indexer::aggregate::{AggregateRequest, Metric};
+    use windsock_indexer::export::ExportFormat;
+    let (from, to) = (
+        start() - Duration::days(1),
+        start() + Duration::days(SPAN_DAYS + 1),
+    );
+    let width = bucket_width_ms((to - from).num_milliseconds());
+    let q = "kind:observation";
+    let search = |aggregate: bool| {
+        let request = SearchRequest {
+            q: q.into(),
+            from,
+            to,
+            limit: 50,
+            offset: 0,
+            sort: Sort::Newest,
+            aggregate,
+        };
+        move || index.search(&request).unwrap().total
+    };
+    let aggregate = |metric: &str, by: Option<usize>| {
+        let request = AggregateRequest {
+            q: q.into(),
+            from,
+            to,
+            interval_ms: width,
+            metric: Metric::parse(metric, index).unwrap(),
+            by: by.map(|size| ("region".to_string(), size)),
+        };
+        move || {
+            let results = index.aggregate(&request).unwrap();
+            std::hint::black_box(results.series.len());
+            results.total as usize
+        }
+    };
+    println!(
+        "\n## aggregations over {n} events ({searches} runs each; `{q}` over the whole span, {} buckets)",
+        (to - from).num_milliseconds() / width + 1
+    );
+    println!(
+        "  {:<66} {:>9} {:>9} {:>8}",
+        "request", "p50 ms", "p99 ms", "x search"
+    );
+    let (_, base) = time(searches, search(false));
+    let base_p50 = percentile(&base, 0.5);
+    type Run<'a> = Box<dyn FnMut() -> usize + 'a>;
+    let runs: Vec<(&str, Run)> = vec![
+        (
+            "search: total + 50 newest hits (no aggregation)",
+            Box::new(search(false)),
+        ),
+        (
+            "search: + histogram and facets (the search page)",
+            Box::new(search(true)),
+        ),
+        ("aggregate count", Box::new(aggregate("count", None))),
+        (
+            "aggregate avg(temperature_c)",
+            Box::new(aggregate("avg(temperature_c)", None)),
+        ),
+        (
+            "aggregate p95(temperature_c)",
+            Box::new(aggregate("p95(temperature_c)", None)),
+        ),
+        (
+            "aggregate avg(temperature_c) by=region (all 14)",
+            Box::new(aggregate("avg(temperature_c)", Some(100))),
+        ),
+        (
+            "aggregate avg(temperature_c) by=region size=3 + other",
+            Box::new(aggregate("avg(temperature_c)", Some(3))),
+        ),
+    ];
+    for (name, mut run) in runs {
+        let (hits, latencies) = time(searches, &mut run);
+        let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+        println!(
+            "  {:<66} {p50:>9.2} {p99:>9.2} {:>7.1}x",
+            format!("{name} ({hits} hits)"),
+            p50 / base_p50
+        );
+    }
+
+    // An export of every observation (NDJSON), bytes counted and dropped.
+    let started = Instant::now();
+    let export = index
+        .export(q, from, to, ExportFormat::Ndjson, u64::MAX)
+        .unwrap();
+    let total = export.total;
+    let mut bytes = 0usize;
+    export
+        .write(|chunk| {
+            bytes += chunk.len();
+            true
+        })
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "  export of {total} observations as NDJSON: {seconds:.1} s, {:.0} events/s, {:.0} MB",
+        total as f64 / seconds,
+        bytes as f64 / 1e6
+    );
 }

@@ -12,6 +12,7 @@ use crate::export::ExportFormat;
 use crate::saved::{NewSavedSearch, SavedError, SavedSearch, SavedSearches, MAX_SAVED};
 use crate::search::{bucket_width_ms, SearchError};
 use crate::timespec::{self, parse_time};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -562,6 +563,7 @@ pub(crate) async fn save_search(
     params(("id" = String, Path, description = "The saved search's id")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "The id does not decode", body = ErrorBody),
         (status = 401, description = "Missing or wrong API token", body = ErrorBody),
         (status = 404, description = "No saved search has this id", body = ErrorBody),
         (status = 500, description = "The list cannot be written (details in the log)", body = ErrorBody),
@@ -571,9 +573,14 @@ pub(crate) async fn save_search(
 pub(crate) async fn delete_saved_search(
     State(service): State<SearchService>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     authorize(&service, &headers)?;
+    // Read by hand so an id that does not decode (`%FF`) is our 400, not axum's text.
+    let Path(id) = id.map_err(|e| {
+        ApiError::bad_request(format!("invalid id in the path: {}", e.body_text()))
+            .with_detail(json!({"parameter": "id", "reason": "path"}))
+    })?;
     let store = store(&service);
     let shown = id.chars().take(100).collect::<String>();
     let deleted = blocking(move || store.delete(&id).map_err(saved_error)).await?;
@@ -581,5 +588,74 @@ pub(crate) async fn delete_saved_search(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no saved search `{shown}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_describes_these_routes_as_served() {
+        let doc = serde_json::to_value(crate::api::openapi()).unwrap();
+        for path in PATHS {
+            assert!(doc["paths"][path].is_object(), "{path} is not documented");
+        }
+        let export = &doc["paths"]["/api/export"]["get"]["responses"]["200"];
+        let content = export["content"].as_object().unwrap();
+        let types: Vec<&str> = content.keys().map(String::as_str).collect();
+        assert_eq!(types, ["application/x-ndjson", "text/csv"], "{export}");
+        for header in ["X-Windsock-Export-Total", "X-Windsock-Export-Truncated"] {
+            assert!(export["headers"][header].is_object(), "{export}");
+        }
+        for (method, path) in [
+            ("post", "/api/saved-searches"),
+            ("delete", "/api/saved-searches/{id}"),
+        ] {
+            let operation = &doc["paths"][path][method];
+            assert_eq!(operation["security"], json!([{"bearer": []}]), "{path}");
+            assert_eq!(operation["tags"][0], TAG);
+        }
+        let aggregate = &doc["paths"]["/api/aggregate"]["get"];
+        let names: Vec<&str> = aggregate["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["q", "from", "to", "interval", "metric", "by", "size"]
+        );
+        let schemas = &doc["components"]["schemas"];
+        for schema in [
+            "AggregateResponse",
+            "Series",
+            "Point",
+            "DailyResponse",
+            "DailyRegion",
+            "Day",
+            "DailyFigures",
+            "SavedSearch",
+            "NewSavedSearch",
+            "SavedSearchesResponse",
+        ] {
+            assert!(schemas[schema].is_object(), "{schema} missing");
+        }
+        assert_eq!(
+            schemas["Point"]["required"],
+            json!(["start", "value", "count"]),
+            "a point's value is always there, null when no hit has the field"
+        );
+    }
+
+    #[test]
+    fn widths_read_in_their_largest_unit() {
+        assert_eq!(width_text(3_600_000), "1h");
+        assert_eq!(width_text(86_400_000), "1d");
+        assert_eq!(width_text(90_000), "90s");
+        assert_eq!(width_text(1_800_000), "30m");
+        assert_eq!(width_text(250), "250ms");
+        assert_eq!(width_text(604_800_000 * 2), "2w");
     }
 }
