@@ -244,6 +244,33 @@ pub fn describe(config: &RuleConfig, interval: Duration) -> String {
         RuleConfig::PipelineHealth { .. } => {
             "Fires when a windsock service reports it is failing or its disk is full".to_string()
         }
+        RuleConfig::Query {
+            query,
+            window,
+            above,
+            below,
+            group_by,
+            pending_for,
+            ..
+        } => {
+            let bound = match (above, below) {
+                (Some(a), Some(b)) => format!("more than {a} or fewer than {b}"),
+                (Some(a), None) => format!("more than {a}"),
+                (None, Some(b)) => format!("fewer than {b}"),
+                (None, None) => "any number of".to_string(),
+            };
+            let mut text = format!(
+                "Fires when {bound} logs match `{query}` within {}",
+                duration(*window)
+            );
+            if let Some(field) = group_by {
+                text.push_str(&format!(", one alert per {field}"));
+            }
+            if !pending_for.is_zero() {
+                text.push_str(&format!(", for {}", duration(*pending_for)));
+            }
+            text
+        }
     }
 }
 

@@ -6,12 +6,14 @@ mod deviation;
 mod late_data;
 mod outlier;
 mod pipeline_health;
+pub mod query;
 mod threshold;
 
 pub use deviation::ForecastDeviationRule;
 pub use late_data::{LateDataRule, PIPELINE_DOWN};
 pub use outlier::{is_outlier, OutlierRule};
 pub use pipeline_health::PipelineHealthRule;
+pub use query::QueryRule;
 pub use threshold::ThresholdRule;
 
 use chrono::{DateTime, Utc};
@@ -154,6 +156,7 @@ pub fn build(configs: &[RuleConfig], context: &RuleContext) -> Vec<Box<dyn Rule>
                 RuleConfig::PipelineHealth { .. } => {
                     Box::new(PipelineHealthRule::new(config, context))
                 }
+                RuleConfig::Query { .. } => Box::new(QueryRule::new(config, context)),
             }
         })
         .collect()

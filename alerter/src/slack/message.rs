@@ -55,6 +55,14 @@ pub fn related_search_link(alert: &Alert, public_url: &str, until: DateTime<Utc>
     let started = alert.fired_at.unwrap_or(alert.started_at);
     let from = started - chrono::Duration::hours(1);
     let to = until + chrono::Duration::minutes(15);
+    // A query rule's alert links to the search it counts (in its group).
+    if let Some(search) = crate::rules::query::search_of(
+        &alert.rule,
+        alert.region.as_deref(),
+        alert.subject.as_deref(),
+    ) {
+        return link_to(public_url, &search, from, to);
+    }
     match (&alert.region, &alert.subject) {
         (None, Some(service)) => link_to(
             public_url,

@@ -241,7 +241,37 @@ pub enum RuleConfig {
         #[serde(default = "default_startup_window", with = "humantime_serde")]
         startup_window: Duration,
     },
+    /// The count of events matching a search (the language of `/api/search`, see the
+    /// `windsock-query` crate) over the last `window`, above or below a number; with
+    /// `group_by`, one alert per value of that field (`region`, `service`, ...).
+    Query {
+        name: String,
+        #[serde(default = "warning")]
+        severity: Severity,
+        query: String,
+        #[serde(default = "default_query_window", with = "humantime_serde")]
+        window: Duration,
+        /// Fires when more than this many events matched within the window.
+        #[serde(default)]
+        above: Option<u64>,
+        /// Fires when fewer than this many events matched within the window.
+        #[serde(default)]
+        below: Option<u64>,
+        /// One alert per value of this field (`region`, `service`, `level`, `source`,
+        /// `kind` or `fields.<attribute>`).
+        #[serde(default)]
+        group_by: Option<String>,
+        #[serde(rename = "for", default, with = "humantime_serde")]
+        pending_for: Duration,
+    },
 }
+
+fn default_query_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// The longest window a query rule may count over (its memory is a count per second).
+pub const MAX_QUERY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 fn default_startup_window() -> Duration {
     Duration::from_secs(60)
@@ -285,7 +315,8 @@ impl RuleConfig {
             | RuleConfig::Threshold { name, .. }
             | RuleConfig::ForecastDeviation { name, .. }
             | RuleConfig::Outlier { name, .. }
-            | RuleConfig::PipelineHealth { name, .. } => name,
+            | RuleConfig::PipelineHealth { name, .. }
+            | RuleConfig::Query { name, .. } => name,
         }
     }
 
@@ -295,7 +326,8 @@ impl RuleConfig {
             | RuleConfig::Threshold { severity, .. }
             | RuleConfig::ForecastDeviation { severity, .. }
             | RuleConfig::Outlier { severity, .. }
-            | RuleConfig::PipelineHealth { severity, .. } => *severity,
+            | RuleConfig::PipelineHealth { severity, .. }
+            | RuleConfig::Query { severity, .. } => *severity,
         }
     }
 
@@ -306,6 +338,7 @@ impl RuleConfig {
             RuleConfig::ForecastDeviation { .. } => "forecast_deviation",
             RuleConfig::Outlier { .. } => "outlier",
             RuleConfig::PipelineHealth { .. } => "pipeline_health",
+            RuleConfig::Query { .. } => "query",
         }
     }
 
@@ -381,8 +414,58 @@ impl RuleConfig {
                 }
             }
             RuleConfig::PipelineHealth { .. } => {}
+            RuleConfig::Query {
+                name,
+                query,
+                window,
+                above,
+                below,
+                group_by,
+                ..
+            } => {
+                if let Err(error) = windsock_query::parse(query) {
+                    problems.push(
+                        at("query"),
+                        format!(
+                            "rule `{name}`: {} (at byte {} of the query)",
+                            error.message, error.position
+                        ),
+                    );
+                }
+                if window.as_secs() < 1 || *window > MAX_QUERY_WINDOW {
+                    problems.push(at("window"), "must be from 1s to 24h");
+                }
+                if above.is_none() && below.is_none() {
+                    problems.push(key, "a query rule needs `above` or `below` (or both)");
+                }
+                if let (Some(a), Some(b)) = (above, below) {
+                    if b > a {
+                        problems.push(
+                            at("below"),
+                            format!("{b} must not be more than `above` ({a})"),
+                        );
+                    }
+                }
+                if let Some(field) = group_by {
+                    if !is_group_field(field) {
+                        problems.push(
+                            at("group_by"),
+                            format!(
+                                "`{field}` cannot group alerts: one of region, service, level, \
+                                 source, kind or fields.<attribute>"
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
+}
+
+/// Whether a query rule may group its counts by `field`.
+pub fn is_group_field(field: &str) -> bool {
+    matches!(field, "region" | "service" | "level" | "source" | "kind")
+        || field.strip_prefix("fields.").is_some_and(|p| !p.is_empty())
 }
 
 fn check_metric(metric: &str, key: &str, problems: &mut Problems) {
@@ -628,6 +711,71 @@ mod tests {
         ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
+    }
+
+    #[test]
+    fn a_query_rule_parses_and_a_malformed_query_names_the_rule() {
+        let config = load(
+            r#"
+            [[alerter.rules]]
+            kind = "query"
+            name = "source_failing"
+            query = "service:collector AND fields.status:failed"
+            window = "1m"
+            above = 3
+            group_by = "region"
+            "#,
+        )
+        .unwrap();
+        match &config.alerter.rules[0] {
+            RuleConfig::Query {
+                window,
+                above,
+                group_by,
+                ..
+            } => {
+                assert_eq!(*window, Duration::from_secs(60));
+                assert_eq!(*above, Some(3));
+                assert_eq!(group_by.as_deref(), Some("region"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = load(
+            r#"
+            [[alerter.rules]]
+            kind = "query"
+            name = "broken"
+            query = "service:collector AND (fields.status:failed"
+            above = 3
+            [[alerter.rules]]
+            kind = "query"
+            name = "neither"
+            query = "regoin:Dakar"
+            window = "2d"
+            group_by = "message"
+            "#,
+        )
+        .unwrap_err();
+        let problem = |key: &str| {
+            err.problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("{key} missing from {:?}", err.problems))
+                .message
+                .clone()
+        };
+        assert!(problem("alerter.rules[0].query").contains("rule `broken`"));
+        assert!(problem("alerter.rules[0].query").contains("syntax"));
+        assert!(problem("alerter.rules[1].query").contains("unknown field `regoin`"));
+        problem("alerter.rules[1].window");
+        problem("alerter.rules[1].group_by");
+        problem("alerter.rules[1]");
+    }
+
+    /// The query crate keeps its own copy of the metrics (it cannot depend on core).
+    #[test]
+    fn the_query_language_knows_every_metric() {
+        assert_eq!(windsock_query::METRICS, crate::event::Observation::METRICS);
     }
 
     #[test]
