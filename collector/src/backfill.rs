@@ -95,9 +95,13 @@ impl Collector {
         {
             let mut status = inner.status.lock();
             let progress = &mut status.backfill_progress;
+            // From zero: a run restarted after a failure backfills again.
             progress.state = BackfillState::Running;
             progress.regions_total = inner.config.regions.len();
+            progress.regions_done = 0;
             progress.instants = ticks.len();
+            progress.observations = 0;
+            progress.published = 0;
         }
         self.fetch_past(&ticks, Phase::Backfill, &mut report).await;
         report

@@ -295,3 +295,20 @@ async fn a_429_pauses_the_whole_backfill_for_its_retry_after() {
         .collect();
     assert!(during.len() <= 2, "requests during the pause: {during:?}");
 }
+
+#[tokio::test]
+async fn a_second_backfill_counts_its_progress_from_zero() {
+    let mut config = config(SourceKind::Simulated, "http://unused", 3);
+    config.collector.schedule = Some("*/10 * * * * *".into());
+    config.collector.backfill = Duration::from_secs(60);
+    let bus = bus();
+    let (collector, _) = collector(config, &bus, noon() + chrono::Duration::seconds(3));
+    for _ in 0..2 {
+        collector.backfill().await;
+        let answer = status(&collector).await;
+        let progress = &answer["backfill_progress"];
+        assert_eq!(progress["state"], "finished", "{answer:#}");
+        assert_eq!(progress["regions_done"], 3);
+        assert_eq!(progress["observations"], 3 * 6);
+    }
+}
