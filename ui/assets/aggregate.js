@@ -91,7 +91,9 @@ export class AggregateChart {
       answer = await api(url, { signal: controller.signal });
     } catch (err) {
       if (err.name === "AbortError") return;
-      replace(this.plot, unavailable("Chart", err));
+      // A query the search refuses is said once, above the results; the chart only points there.
+      const aboutQuery = err.status === 400 && err.detail && typeof err.detail === "object" && (err.detail.position || err.detail.parameter === "q");
+      replace(this.plot, aboutQuery ? h("p", { class: "muted" }, "No chart: the search could not run.") : unavailable("Chart", err));
       this.legend.replaceChildren();
       this.note.textContent = "";
       return;

@@ -622,6 +622,11 @@ class SearchPage {
   /** Past the result window, paging by offset ends: a new search narrowed to end (or start,
    * oldest first) at the last hit shown reaches the rest. */
   pastTheWindow() {
+    if (this.state.sort.includes(":")) {
+      // Sorted by a field, the hits past the window have no time to continue from.
+      return h("p", { class: "notice window-end", role: "status" },
+        `${this.shown.toLocaleString()} hits shown, the most one search pages through: narrow the query or the time range to see the rest.`);
+    }
     const oldest = this.state.sort === "oldest";
     // Millisecond precision: hits in the same second as the last one must not be skipped.
     const at = new Date(Date.parse(this.lastHit.timestamp)).toISOString();
