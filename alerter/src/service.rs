@@ -443,8 +443,9 @@ fn until_next_due(shared: &Shared) -> Duration {
 
 /// The event a message from the bus holds; `None` for a log that is no health report (most
 /// of the logs topic, passed over undecoded); the reason it does not decode.
-fn read(delivery: &Delivery) -> Result<Option<Event>, String> {
-    if delivery.topic == Topic::Logs {
+/// With `every_log` (a query rule counts logs), every log is decoded.
+fn read(delivery: &Delivery, every_log: bool) -> Result<Option<Event>, String> {
+    if delivery.topic == Topic::Logs && !every_log {
         // The logs topic carries every log record of the pipeline, and only health reports
         // matter here: a substring search is far cheaper than decoding each one.
         let Ok(text) = std::str::from_utf8(&delivery.payload) else {
@@ -472,7 +473,13 @@ fn ingest(
 ) {
     let now = shared.clock.now();
     COUNTERS.received(1);
-    match read(&delivery) {
+    let every_log = shared
+        .config
+        .alerter
+        .rules
+        .iter()
+        .any(|r| matches!(r, windsock_core::config::RuleConfig::Query { .. }));
+    match read(&delivery, every_log) {
         Ok(Some(Event::Observation(observation))) => {
             shared.engine.lock().observe(now, &observation)
         }
