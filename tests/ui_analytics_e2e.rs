@@ -384,6 +384,21 @@ async fn field_explorer_columns_and_sort(b: &Browser, base: &str) {
         .await,
     )
     .unwrap();
+    // A time field sorts by time: newest first, then oldest first.
+    let time_sort =
+        "document.querySelector('.field-entry[data-field=\"observed_at\"] .field-sort').click()";
+    b.js(time_sort).await;
+    b.wait(
+        "newest first from the explorer",
+        "return !location.search.includes('sort=') && document.querySelector('th.col-time').getAttribute('aria-sort') === 'descending'",
+    )
+    .await;
+    b.js(time_sort).await;
+    b.wait(
+        "oldest first from the explorer",
+        "return location.search.includes('sort=oldest') && document.querySelector('th.col-time').getAttribute('aria-sort') === 'ascending'",
+    )
+    .await;
     assert!(
         ascending.first() <= descending.last(),
         "{ascending:?} {descending:?}"

@@ -919,6 +919,10 @@ mod tests {
             "{cold_first:?}"
         );
         assert_eq!(cold_first.first(), readings.last());
+        // The time is a field too.
+        let (status, body) = get(&router, "/api/search?q=*&sort=timestamp:asc").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["sort"], "oldest");
 
         for (bad, named) in [
             ("colour:desc", "`colour`"),

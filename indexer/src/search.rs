@@ -55,8 +55,9 @@ pub struct SortError {
 
 impl Sort {
     /// The words `newest`, `oldest` and `relevance` (`desc`, `asc`, `score` as aliases), or
-    /// `FIELD:asc|desc` for a numeric field ([`Observation::METRICS`]); the field alone sorts
-    /// descending. Anything else is an error naming the field or the order.
+    /// `FIELD:asc|desc` for a numeric field ([`Observation::METRICS`]) or `timestamp` (the same
+    /// as `newest`/`oldest`); the field alone sorts descending. Anything else is an error naming
+    /// the field or the order.
     pub fn parse(text: &str) -> Result<Sort, SortError> {
         let refuse = |reason: String| SortError {
             value: text.to_string(),
@@ -78,13 +79,21 @@ impl Sort {
                 )))
             }
         };
+        // The time is a field too: `timestamp:asc` is `oldest`.
+        if name == "timestamp" {
+            return Ok(if descending {
+                Sort::Newest
+            } else {
+                Sort::Oldest
+            });
+        }
         let field = Observation::METRICS
             .iter()
             .copied()
             .find(|m| *m == name)
             .ok_or_else(|| {
                 refuse(format!(
-                    "`{name}` is not a field to sort by (numeric fields: {})",
+                    "`{name}` is not a field to sort by (`timestamp` or a numeric field: {})",
                     Observation::METRICS.join(", ")
                 ))
             })?;
@@ -127,7 +136,8 @@ impl utoipa::PartialSchema for Sort {
             .schema_type(Type::String)
             .description(Some(format!(
                 "`newest`, `oldest`, `relevance` (best score first), or `FIELD:asc` / \
-                 `FIELD:desc` for a numeric field ({}), events without it last",
+                 `FIELD:desc` for a numeric field ({}), events without it last \
+                 (`timestamp:asc` and `timestamp:desc` are `oldest` and `newest`)",
                 Observation::METRICS.join(", ")
             )))
             .pattern(Some("^(newest|oldest|relevance|[a-z_]+:(asc|desc))$"))

@@ -66,9 +66,19 @@ export function fieldStats(hits, facets = {}) {
     .sort((a, b) => b.present - a.present || a.name.localeCompare(b.name));
 }
 
-/** Whether the indexer sorts hits by this field (`sort=FIELD:desc`). */
+/** The attributes that are an event's own time (the indexer's `timestamp`): sorting by one
+ * sorts by time, newest or oldest first. */
+export const TIME_FIELDS = ["timestamp", "observed_at", "generated_at", "at"];
+
+/** Whether the indexer sorts hits by this field (`sort=FIELD:desc`, or by time). */
 export function sortable(name) {
-  return NUMERIC_FIELDS.includes(name);
+  return NUMERIC_FIELDS.includes(name) || TIME_FIELDS.includes(name);
+}
+
+/** The page's `sort` for this field, highest (newest) first when `descending`. */
+export function sortFor(name, descending) {
+  if (TIME_FIELDS.includes(name)) return descending ? "" : "oldest";
+  return `${name}:${descending ? "desc" : "asc"}`;
 }
 
 /**
@@ -83,7 +93,7 @@ export function fieldExplorer(stats, loaded, actions) {
       h("button", { type: "button", class: "ghost small field-column", "aria-pressed": String(shown), "aria-label": `${shown ? "Remove" : "Add"} the column ${field.name}`, onclick: () => actions.onColumn(field.name, !shown) }, shown ? "− column" : "+ column"),
     ];
     if (sortable(field.name)) {
-      const down = actions.sort === `${field.name}:desc`;
+      const down = actions.sort === sortFor(field.name, true);
       buttons.push(h("button", { type: "button", class: "ghost small field-sort", "aria-label": `Sort by ${field.name}, ${down ? "lowest" : "highest"} first`, onclick: () => actions.onSort(field.name, !down) }, down ? "sort ↑" : "sort ↓"));
     }
     const canFilter = actions.filterable(field.name);

@@ -5,7 +5,7 @@ import { api, withQuery } from "./api.js";
 import { h, replace, announce, unavailable } from "./dom.js";
 import { histogram } from "./charts.js";
 import { AggregateChart } from "./aggregate.js";
-import { fieldExplorer, fieldStats, sortable, valueOf } from "./fields.js";
+import { fieldExplorer, fieldStats, sortable, sortFor, valueOf } from "./fields.js";
 import { SavedSearches, queryHistory, remember } from "./saved.js";
 import { PRESETS, duration, formatTime, isRelative, parseLocalInput, resolve, rfc3339, toLocalInput } from "./time.js";
 
@@ -355,7 +355,7 @@ class SearchPage {
 
   /** Sorts by a numeric field, highest first when `descending`. */
   sortBy(name, descending) {
-    this.go({ ...this.state, sort: `${name}:${descending ? "desc" : "asc"}`, live: false });
+    this.go({ ...this.state, sort: sortFor(name, descending), live: false });
     this.setLive(false);
   }
 
@@ -400,7 +400,8 @@ class SearchPage {
     const row = this.messageHeader.parentNode;
     for (const old of row.querySelectorAll("th.col-extra")) old.remove();
     for (const column of this.state.columns) {
-      const down = this.state.sort === `${column}:desc`, up = this.state.sort === `${column}:asc`;
+      const down = sortable(column) && this.state.sort === sortFor(column, true);
+      const up = sortable(column) && this.state.sort === sortFor(column, false);
       const label = h("span", null, column);
       const header = h("th", { scope: "col", class: "col-extra", dataset: { column }, "aria-sort": down ? "descending" : up ? "ascending" : null },
         sortable(column)
