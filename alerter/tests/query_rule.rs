@@ -14,9 +14,11 @@ use windsock_core::event::{Event, Level, LogEvent};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn query_rule(group_by: Option<&str>) -> RuleConfig {
+/// Each test names its rule differently: the search link of a rule is looked up by its name
+/// in the process (see `rules::query::search_of`), and tests share the process.
+fn query_rule(name: &str, group_by: Option<&str>) -> RuleConfig {
     RuleConfig::Query {
-        name: "source_failing".into(),
+        name: name.into(),
         severity: Severity::Warning,
         query: "service:collector AND fields.status:failed".into(),
         window: Duration::from_secs(60),
@@ -54,7 +56,7 @@ async fn matching_logs_above_the_count_page_with_the_search_and_resolve_when_the
     let config = config(
         dir.path(),
         Some(&slack.url),
-        vec![query_rule(None)],
+        vec![query_rule("source_failing", None)],
         regions(&["Dakar"]),
     );
     let h = Harness::start(config, ManualClock::new(t0())).await;
@@ -141,7 +143,7 @@ async fn grouped_by_region_one_alert_per_region() {
     let config = config(
         dir.path(),
         Some(&slack.url),
-        vec![query_rule(Some("region"))],
+        vec![query_rule("source_failing_in_region", Some("region"))],
         regions(&["Dakar", "Thiès", "Kaolack"]),
     );
     let h = Harness::start(config, ManualClock::new(t0())).await;

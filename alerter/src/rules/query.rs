@@ -56,7 +56,9 @@ struct Memory {
 type Searches = HashMap<String, (String, Option<String>)>;
 
 /// (query, group_by) of every query rule built, by rule name: what the Slack message's
-/// search link shows (an alert carries its rule's name, not its search).
+/// search link shows (an alert carries its rule's name, not its search). One alerter per
+/// process has one rule of a name; two alerters in one process (tests) with rules of the same
+/// name and different queries would share the last one's link.
 fn searches() -> &'static RwLock<Searches> {
     static SEARCHES: OnceLock<RwLock<Searches>> = OnceLock::new();
     SEARCHES.get_or_init(Default::default)
