@@ -43,6 +43,8 @@ pub struct QueryRule {
     pending_for: Duration,
     /// `below` is judged from here on (a whole window after the start).
     below_from: DateTime<Utc>,
+    /// Whether `below` has been judged since `below_from` (the deadline was due once).
+    below_started: bool,
     memory: Memory,
     said_other: bool,
 }
@@ -122,6 +124,7 @@ impl QueryRule {
             group_by: group_by.clone(),
             pending_for: *pending_for,
             below_from: context.since + chrono::Duration::seconds(window_secs),
+            below_started: false,
             memory: Memory::default(),
             said_other: false,
         }
@@ -320,9 +323,8 @@ impl Rule for QueryRule {
     }
 
     fn due(&mut self, now: DateTime<Utc>) -> Vec<String> {
-        let below_starts = self.below.is_some()
-            && now >= self.below_from
-            && now - chrono::Duration::seconds(1) < self.below_from;
+        let below_starts = self.below.is_some() && !self.below_started && now >= self.below_from;
+        self.below_started |= below_starts;
         if self.prune(now) || below_starts {
             vec![String::new()]
         } else {
@@ -338,7 +340,8 @@ impl Rule for QueryRule {
             .filter_map(|b| b.front().map(|(second, _)| *second))
             .min()
             .and_then(|second| DateTime::from_timestamp(second + self.window_secs, 0));
-        let below = self.below.map(|_| self.below_from);
+        // Once only: a deadline left in the past would be due at every evaluation.
+        let below = (self.below.is_some() && !self.below_started).then_some(self.below_from);
         oldest.into_iter().chain(below).min()
     }
 
@@ -465,11 +468,18 @@ mod tests {
     }
 
     #[test]
-    fn below_waits_for_a_whole_window() {
-        let rule = rule(None, Some(1));
+    fn below_waits_for_a_whole_window_and_is_due_once_then() {
+        let mut rule = rule(None, Some(1));
         assert_eq!(verdicts(&rule, start()), vec![(None, Verdict::Clear, 0.0)]);
         let later = start() + chrono::Duration::seconds(60);
-        assert_eq!(verdicts(&rule, later), vec![(None, Verdict::Active, 0.0)]);
+        assert_eq!(rule.next_due(), Some(later));
+        assert!(rule.due(start()).is_empty());
+        // Evaluations need not fall on the deadline's second.
+        let after = later + chrono::Duration::milliseconds(2500);
+        assert_eq!(rule.due(after), vec![String::new()]);
+        assert_eq!(verdicts(&rule, after), vec![(None, Verdict::Active, 0.0)]);
+        assert_eq!(rule.next_due(), None);
+        assert!(rule.due(after + chrono::Duration::seconds(1)).is_empty());
     }
 
     #[test]
