@@ -115,16 +115,23 @@ pub fn refit(
     }
     let origin = series.end();
     let window_start = origin - setup.calibration_window;
-    if ledger.scored_origins(series, window_start, origin) * 2 < setup.backfill_origins {
-        backfill(series, ledger, setup);
-    }
-
     let train = training_window(series, origin, setup.train_len);
     let steps = horizon.max(setup.calibration_horizon);
+    let fit_all =
+        || ModelKind::ALL.map(|kind| (kind, models::forecast(kind, train, setup.season, steps)));
+    // The backfill and today's fits are independent: side by side, a stateless request's
+    // wall time is their larger share rather than their sum.
+    let fitted = if ledger.scored_origins(series, window_start, origin) * 2 < setup.backfill_origins
+    {
+        rayon::join(|| backfill(series, ledger, setup), fit_all).1
+    } else {
+        fit_all()
+    };
+
     let mut forecasts = BTreeMap::new();
     let mut failures = BTreeMap::new();
-    for kind in ModelKind::ALL {
-        match models::forecast(kind, train, setup.season, steps) {
+    for (kind, fit) in fitted {
+        match fit {
             Ok(points) => {
                 ledger.record(PastForecast {
                     origin,
