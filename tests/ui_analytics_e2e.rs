@@ -305,6 +305,22 @@ async fn field_explorer_columns_and_sort(b: &Browser, base: &str) {
         "{fields:?}"
     );
 
+    // A field shown open stays open when the list is drawn again (a new search, a live refresh).
+    b.js("document.querySelector('.field-entry[data-field=\"lat\"] details').open = true")
+        .await;
+    b.wait(
+        "lat open",
+        "return document.querySelector('.field-entry[data-field=\"lat\"] details').open",
+    )
+    .await;
+    b.js("window.searchesBefore = Number(document.body.dataset.searches); document.querySelector('form.searchbar').requestSubmit()")
+        .await;
+    b.wait(
+        "lat still open after a new search",
+        "return Number(document.body.dataset.searches) > window.searchesBefore && document.querySelector('.field-entry[data-field=\"lat\"] details').open",
+    )
+    .await;
+
     // Added as a column: a header, and each row shows its hit's latitude.
     b.js("document.querySelector('.field-entry[data-field=\"lat\"] .field-column').click()")
         .await;
@@ -391,6 +407,12 @@ async fn field_explorer_columns_and_sort(b: &Browser, base: &str) {
     b.wait(
         "newest first from the explorer",
         "return !location.search.includes('sort=') && document.querySelector('th.col-time').getAttribute('aria-sort') === 'descending'",
+    )
+    .await;
+    // The explorer drawn again for the newest-first hits offers oldest first.
+    b.wait(
+        "the explorer's time sort redrawn",
+        "return document.querySelector('.field-entry[data-field=\"observed_at\"] .field-sort').textContent === 'sort ↑'",
     )
     .await;
     b.js(time_sort).await;

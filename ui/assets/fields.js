@@ -83,7 +83,8 @@ export function sortFor(name, descending) {
 
 /**
  * The explorer's panel for `stats` of `loaded` hits. `actions`: `columns` (those shown),
- * `sort` (the current), `onColumn(name, add)`, `onSort(name, descending)`,
+ * `sort` (the current), `open` (a Set of the fields shown open, kept across redraws, as a
+ * live refresh redraws the list), `onColumn(name, add)`, `onSort(name, descending)`,
  * `onFilter(name, value, exclude)`, `filterable(name)`.
  */
 export function fieldExplorer(stats, loaded, actions) {
@@ -98,7 +99,7 @@ export function fieldExplorer(stats, loaded, actions) {
     }
     const canFilter = actions.filterable(field.name);
     return h("li", { class: "field-entry", dataset: { field: field.name } },
-      h("details", null,
+      h("details", { open: actions.open.has(field.name), ontoggle: (e) => { if (e.target.open) actions.open.add(field.name); else actions.open.delete(field.name); } },
         h("summary", null,
           h("span", { class: "field-name" }, field.name),
           h("span", { class: "count", title: `${field.present} of ${loaded} loaded hits have it; ${field.distinct} distinct values` }, `${field.present}/${loaded}`)),

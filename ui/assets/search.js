@@ -125,6 +125,7 @@ class SearchPage {
     this.ctx = ctx;
     this.expanded = new Set();
     this.loaded = []; // the hits shown, for the field explorer
+    this.fieldsOpen = new Set(); // the explorer's fields shown open
     this.controller = null;
     this.timer = null;
     this.build(main);
@@ -424,6 +425,7 @@ class SearchPage {
     this.fields.replaceChildren(fieldExplorer(stats, this.loaded.length, {
       columns: this.state.columns,
       sort: this.state.sort,
+      open: this.fieldsOpen,
       onColumn: (name, add) => this.setColumn(name, add),
       onSort: (name, descending) => this.sortBy(name, descending),
       onFilter: (name, value, exclude) => this.addFilter(name, value, exclude),
