@@ -507,7 +507,9 @@ class SearchPage {
       this.shown = hits.length;
     }
     this.loaded.push(...hits);
-    this.renderFields();
+    // The field explorer after the rows have painted: they are what is looked at first.
+    clearTimeout(this.fieldsTimer);
+    this.fieldsTimer = setTimeout(() => this.renderFields(), 0);
     this.renderMore();
     void this.tbody.offsetHeight; // include style and layout in the measured time, not just DOM building
     const renderMs = performance.now() - started;
@@ -742,6 +744,7 @@ class SearchPage {
   /** Called when leaving the page. */
   stop() {
     clearInterval(this.timer);
+    clearTimeout(this.fieldsTimer);
     this.aggregate.stop();
     window.removeEventListener("resize", this.onResize);
     if (this.controller) this.controller.abort();
