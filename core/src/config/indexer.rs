@@ -251,6 +251,16 @@ mod tests {
     }
 
     #[test]
+    fn an_export_of_nothing_is_refused() {
+        let config = IndexerConfig {
+            max_export_events: 0,
+            ..Default::default()
+        };
+        assert_eq!(problems(config), ["indexer.max_export_events"]);
+        assert_eq!(IndexerConfig::default().max_export_events, 1_000_000);
+    }
+
+    #[test]
     fn replica_urls_and_names_are_checked() {
         let config = IndexerConfig {
             url: vec!["http://a:8080".into(), "ftp://user:pw@b".into()],
