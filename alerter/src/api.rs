@@ -3,10 +3,12 @@
 //! - `GET /api/alerts?state=firing|pending|resolved|all&region=&limit=`
 //! - `GET /api/alerts/{id}/history` (an occurrence id, or a fingerprint for all occurrences)
 //! - `GET /api/silences`, `POST /api/silences`, `DELETE /api/silences/{id}`
-//! - `GET /api/rules`: each rule's latest evaluation, region by region
+//! - `GET /api/rules`: each rule's latest evaluation, region by region, with its origin
+//! - `POST /api/rules`, `PUT /api/rules/{name}`, `DELETE /api/rules/{name}`: query rules
+//!   created through the API (persisted; the file's rules cannot be changed here)
 //! - `GET /api/deliveries?status=&limit=`: the outbox, with counts per status
 //!
-//! Changing silences needs `Authorization: Bearer <token>` when `http.api_token` is set.
+//! Changing silences or rules needs `Authorization: Bearer <token>` when `http.api_token` is set.
 //!
 //! Every route is described by its `#[utoipa::path]` and the types it really returns, and
 //! [`router`] is built from those very descriptions, so [`openapi`] cannot drift from what is
@@ -37,7 +39,7 @@ use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use windsock_core::config::RuleConfig;
+use windsock_core::config::{RuleConfig, Severity};
 use windsock_core::event::{stable_id, AlertState};
 use windsock_core::http::{ApiError, Body, ErrorBody, Params};
 
@@ -65,7 +67,8 @@ fn described() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(acknowledge_alert, unacknowledge_alert))
         .routes(routes!(list_silences, create_silence))
         .routes(routes!(expire_silence))
-        .routes(routes!(list_rules))
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(replace_rule, delete_rule))
         .routes(routes!(list_deliveries))
 }
 
@@ -1105,6 +1108,9 @@ struct RuleView {
     kind: String,
     /// The rule's own name in the configuration.
     rule: String,
+    /// Where the rule comes from: the configuration file, or the API (only those can be
+    /// changed or deleted through the API).
+    origin: RuleOrigin,
     /// The rule's configuration (`alerter.rules`) as configured, keys left unset omitted
     /// (never `null`).
     #[schema(value_type = Object)]
@@ -1126,6 +1132,16 @@ fn without_nulls(config: &RuleConfig) -> serde_json::Value {
     value
 }
 
+/// Where a rule comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum RuleOrigin {
+    /// `alerter.rules` in the configuration file: changed by editing it.
+    File,
+    /// Created through `POST /api/rules` (or the search page): kept in the alerter's store.
+    Api,
+}
+
 /// `GET /api/rules`.
 #[derive(Serialize, ToSchema)]
 struct RulesAnswer {
@@ -1140,17 +1156,34 @@ struct RulesAnswer {
     tag = TAG
 )]
 async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
-    let interval = collection_interval(&shared);
+    Json(RulesAnswer {
+        rules: rule_views(&shared, None),
+    })
+}
+
+/// The views of every rule (or of the rule named `only`), one per name its alerts carry.
+fn rule_views(shared: &Shared, only: Option<&str>) -> Vec<RuleView> {
+    let interval = collection_interval(shared);
     let engine = shared.engine.lock();
+    let api_rules = shared.api_rules.lock();
     let findings = engine.findings();
     let mut rules = Vec::new();
     for rule in engine.rules() {
-        let config = shared
+        if only.is_some_and(|name| name != rule.name()) {
+            continue;
+        }
+        let file = shared
             .config
             .alerter
             .rules
             .iter()
             .find(|c| c.name() == rule.name());
+        let origin = if file.is_some() {
+            RuleOrigin::File
+        } else {
+            RuleOrigin::Api
+        };
+        let config = file.or_else(|| api_rules.iter().find(|c| c.name() == rule.name()));
         // One entry per name its alerts carry (late_data's pipeline_down, pipeline_health's
         // service_failing and disk_full): the names silences take.
         for name in rule.alert_names() {
@@ -1172,6 +1205,7 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
                 name: name.to_string(),
                 kind: rule.kind().to_string(),
                 rule: rule.name().to_string(),
+                origin,
                 config: config
                     .map(without_nulls)
                     .unwrap_or_else(|| serde_json::json!({})),
@@ -1181,7 +1215,318 @@ async fn list_rules(State(shared): State<Arc<Shared>>) -> Json<RulesAnswer> {
             });
         }
     }
-    Json(RulesAnswer { rules })
+    rules
+}
+
+/// The longest name of a rule created through the API (it is part of URLs and messages).
+pub const MAX_RULE_NAME_CHARS: usize = 100;
+/// The longest search of a rule created through the API.
+pub const MAX_RULE_QUERY_CHARS: usize = 2000;
+
+/// `POST /api/rules` and `PUT /api/rules/{name}` body: a query rule, with the keys of a
+/// `kind = "query"` table of `alerter.rules` (checked by the same code as `config check`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRule {
+    /// `query` (the only kind the API creates; absent means `query`).
+    #[schema(example = "query")]
+    kind: Option<String>,
+    /// Letters, digits, `_`, `-`, `.`; at most 100 characters; unique among every rule.
+    /// Required by `POST`; in a `PUT`, absent or the name of the path.
+    #[schema(example = "source_failing")]
+    name: Option<String>,
+    /// A search in the language of `/api/search` (at most 2000 characters).
+    #[schema(example = "service:collector AND fields.status:failed")]
+    query: String,
+    /// The window the matching events are counted over, from 1s to 24h: `1m` when absent.
+    #[schema(example = "5m")]
+    window: Option<String>,
+    /// Fires when more than this many events matched within the window.
+    above: Option<u64>,
+    /// Fires when fewer than this many events matched within the window.
+    below: Option<u64>,
+    /// One alert per value of this field (`region`, `service`, `level`, `source`, `kind` or
+    /// `fields.<attribute>`).
+    group_by: Option<String>,
+    /// `info`, `warning` (when absent) or `critical`.
+    severity: Option<Severity>,
+    /// How long the condition must hold before firing (`0s` when absent).
+    #[serde(rename = "for")]
+    #[schema(example = "2m")]
+    pending_for: Option<String>,
+}
+
+/// The rule `body` describes, named `name`, checked as `config check` checks a rule of the
+/// file (the problems under `rule.<key>`), or a 400 listing every problem.
+fn rule_of(name: &str, body: NewRule) -> Result<RuleConfig, ApiError> {
+    let mut problems = Vec::new();
+    if let Some(kind) = body.kind.as_deref().filter(|k| *k != "query") {
+        problems.push(format!(
+            "`kind` `{}`: only query rules are created through the API; other kinds are \
+             configured in the file (alerter.rules)",
+            shown(kind)
+        ));
+    }
+    if name.is_empty() {
+        problems.push("`name` must not be empty".to_string());
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        problems.push(format!(
+            "`name` `{}` may hold letters, digits, `_`, `-` and `.` only",
+            shown(name)
+        ));
+    }
+    check_length(&mut problems, "name", name, MAX_RULE_NAME_CHARS);
+    check_length(&mut problems, "query", &body.query, MAX_RULE_QUERY_CHARS);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(problems.join("; ")));
+    }
+    // Through the configuration's own reading: the same defaults, durations and checks.
+    let mut table = serde_json::json!({
+        "kind": "query",
+        "name": name,
+        "query": body.query,
+    });
+    let fields = [
+        ("window", body.window.map(serde_json::Value::from)),
+        ("above", body.above.map(serde_json::Value::from)),
+        ("below", body.below.map(serde_json::Value::from)),
+        ("group_by", body.group_by.map(serde_json::Value::from)),
+        (
+            "severity",
+            body.severity.map(|s| serde_json::Value::from(s.as_str())),
+        ),
+        ("for", body.pending_for.map(serde_json::Value::from)),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            table[key] = value;
+        }
+    }
+    let rule: RuleConfig = serde_json::from_value(table)
+        .map_err(|err| ApiError::bad_request(format!("the rule does not read: {err}")))?;
+    let problems = rule.check("rule");
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        return Err(ApiError::bad_request(text.join("; "))
+            .with_detail(serde_json::json!({ "keys": problems.iter().map(|p| p.key.clone()).collect::<Vec<_>>() })));
+    }
+    Ok(rule)
+}
+
+/// A 409 for a rule of the configuration file.
+fn file_rule(name: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "rule `{}` is defined in the configuration file (alerter.rules): change or delete it \
+         there, not through the API",
+        shown(name)
+    ))
+    .with_detail(serde_json::json!({ "origin": "file" }))
+}
+
+/// What creating, replacing or deleting an API rule does, under one lock so two requests
+/// cannot both take the last place or the same name.
+enum RuleChange {
+    Create(RuleConfig),
+    Replace(RuleConfig),
+    Delete(String),
+}
+
+/// Applies `change`: checked against the rules as they are, written to the store, then the
+/// engine's rules are rebuilt (the other rules keep their memory and alerts). Runs on the
+/// blocking pool (the store's write).
+fn apply_rule_change(shared: &Shared, change: RuleChange) -> Result<Option<RuleView>, ApiError> {
+    static CHANGING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _one_at_a_time = CHANGING.lock();
+    let name = match &change {
+        RuleChange::Create(rule) | RuleChange::Replace(rule) => rule.name().to_string(),
+        RuleChange::Delete(name) => name.clone(),
+    };
+    if shared.config.alerter.rules.iter().any(|r| r.name() == name) {
+        return Err(file_rule(&name));
+    }
+    let exists = shared.api_rules.lock().iter().any(|r| r.name() == name);
+    let now = shared.clock.now();
+    match change {
+        RuleChange::Create(rule) => {
+            if exists {
+                return Err(ApiError::conflict(format!(
+                    "a rule named `{}` exists already: names are unique (PUT /api/rules/{{name}} \
+                     replaces it)",
+                    shown(&name)
+                )));
+            }
+            let count = shared.api_rules.lock().len();
+            if count >= crate::rule_store::MAX_API_RULES {
+                return Err(ApiError::conflict(format!(
+                    "there are {count} rules created through the API, the most allowed: delete \
+                     one first"
+                ))
+                .with_detail(serde_json::json!({ "limit": crate::rule_store::MAX_API_RULES })));
+            }
+            put_rule(shared, rule, now)?;
+        }
+        RuleChange::Replace(rule) => {
+            if !exists {
+                return Err(ApiError::not_found(format!(
+                    "no rule `{}` (POST /api/rules creates one)",
+                    shown(&name)
+                )));
+            }
+            put_rule(shared, rule, now)?;
+        }
+        RuleChange::Delete(name) => {
+            if !exists {
+                return Err(ApiError::not_found(format!("no rule `{}`", shown(&name))));
+            }
+            let view = rule_views(shared, Some(&name)).into_iter().next();
+            shared.store.delete_api_rule(&name)?;
+            shared.engine.lock().remove_rule(&name);
+            shared.api_rules.lock().retain(|r| r.name() != name);
+            shared.refresh_every_log();
+            tracing::info!(rule = %name, "rule deleted through the API");
+            return Ok(view);
+        }
+    }
+    Ok(rule_views(shared, Some(&name)).into_iter().next())
+}
+
+/// Writes `rule` and runs it (added, or replacing the API rule of its name).
+fn put_rule(shared: &Shared, rule: RuleConfig, now: DateTime<Utc>) -> Result<(), ApiError> {
+    shared.store.put_api_rule(&rule, now)?;
+    let built = crate::rules::build(std::slice::from_ref(&rule), &shared.rule_context());
+    {
+        let mut engine = shared.engine.lock();
+        for built in built {
+            engine.set_rule(built);
+        }
+    }
+    {
+        let mut api_rules = shared.api_rules.lock();
+        match api_rules.iter_mut().find(|r| r.name() == rule.name()) {
+            Some(slot) => *slot = rule.clone(),
+            None => api_rules.push(rule.clone()),
+        }
+    }
+    shared.refresh_every_log();
+    tracing::info!(
+        rule = rule.name(),
+        "rule created or replaced through the API"
+    );
+    Ok(())
+}
+
+fn changed_view(view: Option<RuleView>) -> Result<Json<RuleView>, ApiError> {
+    view.map(Json)
+        .ok_or_else(|| ApiError::internal("the rule changed is not among the engine's rules"))
+}
+
+/// Creates a query rule: it counts from now on, and is kept across restarts.
+#[utoipa::path(
+    post,
+    path = "/api/rules",
+    request_body = NewRule,
+    responses(
+        (status = 201, description = "The rule created, as `GET /api/rules` lists it", body = RuleView),
+        (status = 400, description = "The rule is invalid (a malformed query, a bad window, a kind other than query); the message lists every problem", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 409, description = "The name is taken, or 100 rules exist already through the API", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
+async fn create_rule(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Result<Body<NewRule>, ApiError>,
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+    authorize(&shared, &headers)?;
+    let Body(body) = body.map_err(body_error)?;
+    let name = body.name.clone().unwrap_or_default().trim().to_string();
+    let rule = rule_of(&name, body)?;
+    let view = blocking(move || apply_rule_change(&shared, RuleChange::Create(rule))).await?;
+    Ok((StatusCode::CREATED, changed_view(view)?))
+}
+
+/// Replaces a query rule created through the API (it starts counting afresh; its open
+/// alerts carry on if it finds them again, else they resolve).
+#[utoipa::path(
+    put,
+    path = "/api/rules/{name}",
+    params(("name" = String, Path, description = "The rule's name")),
+    request_body = NewRule,
+    responses(
+        (status = 200, description = "The rule as replaced", body = RuleView),
+        (status = 400, description = "The rule is invalid; the message lists every problem", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 404, description = "No rule of that name", body = ErrorBody),
+        (status = 409, description = "The rule is the configuration file's: it is changed there", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as JSON", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
+async fn replace_rule(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Body<NewRule>, ApiError>,
+) -> Result<Json<RuleView>, ApiError> {
+    authorize(&shared, &headers)?;
+    let Path(name) = name?;
+    let Body(body) = body.map_err(body_error)?;
+    if let Some(other) = body.name.as_deref().filter(|n| n.trim() != name) {
+        return Err(ApiError::bad_request(format!(
+            "`name` `{}` is not the rule of the path `{}`: a rule is not renamed (delete it and \
+             create another)",
+            shown(other),
+            shown(&name)
+        )));
+    }
+    if shared.config.alerter.rules.iter().any(|r| r.name() == name) {
+        return Err(file_rule(&name));
+    }
+    let rule = rule_of(&name, body)?;
+    let view = blocking(move || apply_rule_change(&shared, RuleChange::Replace(rule))).await?;
+    changed_view(view)
+}
+
+/// Deletes a query rule created through the API. Its open alerts resolve as if their
+/// condition cleared (after `min_hold`; the resolution is announced if the firing was).
+#[utoipa::path(
+    delete,
+    path = "/api/rules/{name}",
+    params(("name" = String, Path, description = "The rule's name")),
+    responses(
+        (status = 200, description = "The rule deleted, as it was last listed", body = RuleView),
+        (status = 400, description = "The name is not valid UTF-8", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API token", body = ErrorBody),
+        (status = 404, description = "No rule of that name", body = ErrorBody),
+        (status = 409, description = "The rule is the configuration file's: it is deleted there", body = ErrorBody),
+        (status = 500, description = "Internal error (logged)", body = ErrorBody),
+        (status = 503, description = "The alert store cannot write (a full disk)", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+    tag = TAG
+)]
+async fn delete_rule(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Json<RuleView>, ApiError> {
+    authorize(&shared, &headers)?;
+    let Path(name) = name?;
+    let view = blocking(move || apply_rule_change(&shared, RuleChange::Delete(name))).await?;
+    changed_view(view)
 }
 
 /// Which messages `GET /api/deliveries` lists (read by hand, so a wrong value is quoted).
@@ -1314,6 +1659,9 @@ mod tests {
             ("/api/silences", "post", "201", "SilenceView", true),
             ("/api/silences/{id}", "delete", "200", "SilenceView", true),
             ("/api/rules", "get", "200", "RulesAnswer", false),
+            ("/api/rules", "post", "201", "RuleView", true),
+            ("/api/rules/{name}", "put", "200", "RuleView", true),
+            ("/api/rules/{name}", "delete", "200", "RuleView", true),
             ("/api/deliveries", "get", "200", "DeliveriesAnswer", false),
         ];
         for (path, method, status, schema, secured) in routes {

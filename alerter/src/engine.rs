@@ -385,6 +385,66 @@ impl Engine {
         self.rules.iter().filter_map(|r| r.next_due()).min()
     }
 
+    /// Adds `rule`, or replaces the rule of its name, at run time (rules created through the
+    /// API). A replaced rule starts afresh: its memory is forgotten (the stored rows are
+    /// deleted with the next [`Engine::take_memory`]); its open alerts carry on when the new
+    /// rule finds them again, else they clear (after `min_hold`, announced if their firing
+    /// was). The other rules keep their memory and alerts.
+    pub fn set_rule(&mut self, rule: Box<dyn Rule>) {
+        match self.rules.iter().position(|r| r.name() == rule.name()) {
+            Some(i) => {
+                self.forget_findings_of(i);
+                self.rules[i] = rule;
+                // The old rule's stored memory: deleted, as the new rule has none of it.
+                let stored: Vec<Key> = self.stored.iter().filter(|k| k.0 == i).cloned().collect();
+                self.memory_dirty.extend(stored);
+                self.dirty.retain(|k| k.0 != i);
+            }
+            None => self.rules.push(rule),
+        }
+        self.full = true;
+    }
+
+    /// Removes the rule `name` at run time; whether there was one. Its open alerts are no
+    /// longer spoken of by any rule: they clear like any other (resolved after `min_hold`, the
+    /// resolution announced if and only if the firing was), so every page gets its closure.
+    /// Its stored memory is the caller's to delete (`Store::delete_api_rule`).
+    pub fn remove_rule(&mut self, name: &str) -> bool {
+        let Some(removed) = self.rules.iter().position(|r| r.name() == name) else {
+            return false;
+        };
+        self.forget_findings_of(removed);
+        self.rules.remove(removed);
+        // Entries are keyed by the rule's index: those after it move down by one.
+        let shift = |keys: HashSet<Key>| -> HashSet<Key> {
+            keys.into_iter()
+                .filter(|k| k.0 != removed)
+                .map(|(i, region)| (if i > removed { i - 1 } else { i }, region))
+                .collect()
+        };
+        self.dirty = shift(std::mem::take(&mut self.dirty));
+        self.memory_dirty = shift(std::mem::take(&mut self.memory_dirty));
+        self.stored = shift(std::mem::take(&mut self.stored));
+        self.by_key = std::mem::take(&mut self.by_key)
+            .into_iter()
+            .filter(|(k, _)| k.0 != removed)
+            .map(|((i, region), fps)| ((if i > removed { i - 1 } else { i }, region), fps))
+            .collect();
+        self.full = true;
+        true
+    }
+
+    /// Forgets the latest findings of rule `i` (its open alerts then clear unless it finds
+    /// them again).
+    fn forget_findings_of(&mut self, i: usize) {
+        let keys: Vec<Key> = self.by_key.keys().filter(|k| k.0 == i).cloned().collect();
+        for key in keys {
+            for fp in self.by_key.remove(&key).unwrap_or_default() {
+                self.findings.remove(&fp);
+            }
+        }
+    }
+
     pub fn rules(&self) -> impl Iterator<Item = &dyn Rule> {
         self.rules.iter().map(|r| r.as_ref())
     }

@@ -12,6 +12,7 @@
 pub mod acknowledge;
 pub mod api;
 pub mod engine;
+pub mod rule_store;
 pub mod rules;
 pub mod schedule;
 mod ownership;

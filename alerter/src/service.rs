@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use windsock_core::bus::{publish_event, BusError, Delivery, EventSubscription, RunSubscription};
 use windsock_core::clock::{self, SharedClock};
-use windsock_core::config::{Severity, HEALTH_CONDITIONS};
+use windsock_core::config::{RuleConfig, Severity, HEALTH_CONDITIONS};
 use windsock_core::event::{AlertEvent, AlertState, Envelope, Event};
 use windsock_core::telemetry::Counters;
 use windsock_core::{Config, SharedBus, Topic};
@@ -52,6 +52,31 @@ pub(crate) struct Shared {
     pub wake_delivery: Arc<Notify>,
     /// How many evaluations finished (tests and benchmarks wait on it).
     pub evaluations: tokio::sync::watch::Sender<u64>,
+    /// The rules created through the API (the file's are `config.alerter.rules`), as the
+    /// engine runs them; changed with the engine's lock held after it.
+    pub api_rules: Mutex<Vec<RuleConfig>>,
+    /// Whether a query rule runs (then every log is decoded, see [`read`]).
+    pub every_log: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// What rules built now need to know (`since`: now, so a new rule's `below` waits for a
+    /// whole window of its own).
+    pub(crate) fn rule_context(&self) -> RuleContext {
+        RuleContext {
+            regions: self.config.regions.iter().map(|r| r.name.clone()).collect(),
+            collection_interval: schedule::collection_interval(&self.config.collector.schedule())
+                .unwrap_or(schedule::FALLBACK_INTERVAL),
+            since: self.clock.now(),
+        }
+    }
+
+    /// Whether logs must be decoded whole: some rule, from the file or the API, counts them.
+    pub(crate) fn refresh_every_log(&self) {
+        let any = self.engine.lock().rules().any(|r| r.kind() == "query");
+        self.every_log
+            .store(any, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The alerter's state region by region: what moves with a region when another instance
@@ -168,9 +193,11 @@ impl Alerter {
         let (store, loaded) = run_blocking(move || {
             let store = Store::open(&dir)?;
             let loaded = store.load()?;
-            Ok::<_, StoreError>((Arc::new(store), loaded))
+            let api_rules = store.api_rules()?;
+            Ok::<_, StoreError>((Arc::new(store), (loaded, api_rules)))
         })
         .await??;
+        let (loaded, api_rules) = loaded;
         let collection_interval = schedule::collection_interval(&config.collector.schedule()).unwrap_or_else(|| {
             tracing::warn!("cannot read the collector schedule; late data is judged against a 15-minute interval");
             schedule::FALLBACK_INTERVAL
@@ -184,7 +211,23 @@ impl Alerter {
             min_hold: config.alerter.min_hold,
             repeat_interval: config.alerter.repeat_interval,
         };
-        let mut engine = Engine::new(rules::build(&config.alerter.rules, &context), lifecycle);
+        // The API's rules after the file's; a name the file took since is the file's.
+        let api_rules: Vec<RuleConfig> = api_rules
+            .into_iter()
+            .filter(|api| {
+                let shadowed = config.alerter.rules.iter().any(|r| r.name() == api.name());
+                if shadowed {
+                    tracing::warn!(rule = api.name(), "a rule created through the API has the name of a rule of the configuration file: the file's is used");
+                }
+                !shadowed
+            })
+            .collect();
+        let mut all_rules = config.alerter.rules.clone();
+        all_rules.extend(api_rules.iter().cloned());
+        let every_log = all_rules
+            .iter()
+            .any(|r| matches!(r, RuleConfig::Query { .. }));
+        let mut engine = Engine::new(rules::build(&all_rules, &context), lifecycle);
         let open = loaded.open.len();
         engine.restore(loaded.open, loaded.silences, loaded.memory, loaded.legacy);
         if open > 0 {
@@ -214,6 +257,8 @@ impl Alerter {
                 clock,
                 wake_delivery: Arc::new(Notify::new()),
                 evaluations: tokio::sync::watch::Sender::new(0),
+                api_rules: Mutex::new(api_rules),
+                every_log: std::sync::atomic::AtomicBool::new(every_log),
             }),
             bus,
             subscription,
@@ -473,12 +518,7 @@ fn ingest(
 ) {
     let now = shared.clock.now();
     COUNTERS.received(1);
-    let every_log = shared
-        .config
-        .alerter
-        .rules
-        .iter()
-        .any(|r| matches!(r, windsock_core::config::RuleConfig::Query { .. }));
+    let every_log = shared.every_log.load(std::sync::atomic::Ordering::Relaxed);
     match read(&delivery, every_log) {
         Ok(Some(Event::Observation(observation))) => {
             shared.engine.lock().observe(now, &observation)

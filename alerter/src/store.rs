@@ -308,6 +308,7 @@ impl Store {
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(crate::acknowledge::SCHEMA)?;
+        db.execute_batch(crate::rule_store::SCHEMA)?;
         let legacy: i64 = db.query_row("SELECT COUNT(*) FROM memory", [], |row| row.get(0))?;
         Ok(Self {
             db: Mutex::new(db),

@@ -342,6 +342,25 @@ impl RuleConfig {
         }
     }
 
+    /// The problems of this rule on its own, as `config check` finds them under `key` (a rule
+    /// given through the API is checked by the same code; uniqueness across rules is the
+    /// caller's). A name of a built-in alert is refused here too.
+    pub fn check(&self, key: &str) -> Vec<super::ConfigProblem> {
+        let mut problems = Problems::default();
+        self.validate(key, &mut problems);
+        if HEALTH_CONDITIONS.contains(&self.name()) || self.name() == "pipeline_down" {
+            problems.push(
+                format!("{key}.name"),
+                format!(
+                    "`{}` is the name of a built-in alert (pipeline_down, {})",
+                    self.name(),
+                    HEALTH_CONDITIONS.join(", ")
+                ),
+            );
+        }
+        problems.0
+    }
+
     fn validate(&self, key: &str, problems: &mut Problems) {
         let at = |field: &str| format!("{key}.{field}");
         if self.name().trim().is_empty() {
