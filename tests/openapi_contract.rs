@@ -43,6 +43,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/silences"),
     ("delete", "/api/silences/{id}"),
     ("get", "/api/rules"),
+    ("post", "/api/rules"),
+    ("put", "/api/rules/{name}"),
+    ("delete", "/api/rules/{name}"),
     ("get", "/api/deliveries"),
     ("get", "/api/forecast/{region}"),
     ("get", "/api/forecast/{region}/backtest"),
@@ -61,6 +64,9 @@ const CHANGING: &[(&str, &str)] = &[
     ("delete", "/api/alerts/{id}/acknowledge"),
     ("post", "/api/saved-searches"),
     ("delete", "/api/saved-searches/{id}"),
+    ("post", "/api/rules"),
+    ("put", "/api/rules/{name}"),
+    ("delete", "/api/rules/{name}"),
 ];
 
 #[test]
@@ -294,6 +300,19 @@ fn every_get_route_answers_what_its_schema_documents() {
         ),
     );
     check(&doc, &components, "post", "/api/silences", &created);
+    // A query rule through the API, created, replaced and deleted: each answer as documented.
+    let mut rule = json!({"name": "contract_rule", "query": "level:error", "window": "1m",
+                          "above": 100});
+    let posted = request(&base, "POST", "/api/rules", Some(rule.clone()));
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    check(&doc, &components, "post", "/api/rules", &posted);
+    rule["group_by"] = json!("region");
+    let put = request(&base, "PUT", "/api/rules/contract_rule", Some(rule));
+    assert_eq!(put.status, 200, "{}", put.body);
+    check(&doc, &components, "put", "/api/rules/{name}", &put);
+    let deleted = request(&base, "DELETE", "/api/rules/contract_rule", None);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    check(&doc, &components, "delete", "/api/rules/{name}", &deleted);
     // A saved search, so their list has one to validate; the POST answer too.
     let saved = request(
         &base,
