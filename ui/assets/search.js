@@ -7,6 +7,7 @@ import { histogram } from "./charts.js";
 import { AggregateChart } from "./aggregate.js";
 import { fieldExplorer, fieldStats, sortable, sortFor, valueOf } from "./fields.js";
 import { SavedSearches, queryHistory, remember } from "./saved.js";
+import { AlertRuleForm } from "./alert_rule.js";
 import { PRESETS, duration, formatTime, isRelative, parseLocalInput, resolve, rfc3339, toLocalInput } from "./time.js";
 
 export const FACET_FIELDS = ["kind", "region", "level", "service"];
@@ -227,7 +228,7 @@ class SearchPage {
       h("h1", { class: "visually-hidden" }, "Search events"),
       this.form, this.error, this.filterBar, this.status, this.tools,
       (this.layout = h("div", { class: "search-layout" },
-        h("div", { class: "sidebar" }, this.saved.element, this.facets, this.fields),
+        h("div", { class: "sidebar" }, this.saved.element, new AlertRuleForm(() => effectiveQuery(this.state)).element, this.facets, this.fields),
         h("section", { "aria-label": "Results" },
           h("div", { class: "panel" },
             h("div", { class: "histogram-bar" }, h("label", { for: "interval" }, "Interval"), this.interval, (this.intervalNote = h("span", { class: "muted interval-note" }))),

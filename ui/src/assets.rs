@@ -34,6 +34,7 @@ pub static ASSETS: &[Asset] = embed![
     "aggregate.js",
     "fields.js",
     "saved.js",
+    "alert_rule.js",
     "daily.js",
     "regions.js",
     "alerts.js",
