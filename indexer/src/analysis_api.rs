@@ -425,11 +425,20 @@ pub(crate) async fn export(
         tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHANNEL);
     tokio::task::spawn_blocking(move || {
         let sent = sender.clone();
-        let result = export.write(|chunk| sent.blocking_send(Ok(chunk)).is_ok());
-        if let Err(e) = result {
+        // A panic (a bug, here or in tantivy) is a failure like an error, not a body that
+        // ends as if it were whole.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            export.write(|chunk| sent.blocking_send(Ok(chunk)).is_ok())
+        }));
+        let failure = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("a panic".to_string()),
+        };
+        if let Some(error) = failure {
             // Headers are gone: the stream ends in an error, which cuts the connection, so a
             // client cannot take a part for the whole.
-            tracing::warn!(error = %e, "export failed");
+            tracing::warn!(%error, "export failed");
             let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
         }
     });
