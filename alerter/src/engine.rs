@@ -917,6 +917,92 @@ mod tests {
             .collect()
     }
 
+    /// What was announced, by rule.
+    fn announced(changes: &[Change]) -> Vec<(NoticeKind, String)> {
+        changes
+            .iter()
+            .filter_map(|c| Some((c.notice?, c.alert.rule.clone())))
+            .collect()
+    }
+
+    #[test]
+    fn a_removed_rule_resolves_its_alerts_and_the_rules_after_it_keep_theirs() {
+        let warm = RuleConfig::Threshold {
+            name: "warm".into(),
+            severity: Severity::Warning,
+            metric: "temperature_c".into(),
+            region: None,
+            above: Some(30.0),
+            below: None,
+            pending_for: Duration::ZERO,
+            hysteresis: 1.0,
+        };
+        let mut e = engine(vec![warm, hot(0)], &[], 30, 0);
+        reading(&mut e, t0(), "Dakar", 42.0);
+        let mut fired = announced(&e.evaluate(t0()));
+        fired.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            fired,
+            [
+                (NoticeKind::Firing, "hot".to_string()),
+                (NoticeKind::Firing, "warm".to_string())
+            ]
+        );
+        e.take_memory();
+        assert!(e.remove_rule("warm"));
+        assert!(!e.remove_rule("warm"), "gone");
+        assert_eq!(e.rules().map(|r| r.name()).collect::<Vec<_>>(), ["hot"]);
+        // `hot` moved to index 0: its memory and alert are still its own.
+        assert!(announced(&e.evaluate(t0() + S(10))).is_empty());
+        reading(&mut e, t0() + S(20), "Dakar", 20.0);
+        let memory: Vec<String> = e.take_memory().into_iter().map(|m| m.rule).collect();
+        assert_eq!(memory, ["hot"]);
+        // `warm` clear since its removal (t0 + 10 s): resolved after the 30 s hold, once;
+        // `hot` clear since t0 + 20 s: 10 s later.
+        assert!(announced(&e.evaluate(t0() + S(20))).is_empty());
+        assert_eq!(
+            announced(&e.evaluate(t0() + S(40))),
+            [(NoticeKind::Resolved, "warm".to_string())]
+        );
+        assert_eq!(
+            announced(&e.evaluate(t0() + S(50))),
+            [(NoticeKind::Resolved, "hot".to_string())]
+        );
+        assert!(announced(&e.evaluate(t0() + S(60))).is_empty());
+        assert!(e.open_alerts().next().is_none());
+    }
+
+    #[test]
+    fn a_replaced_rule_starts_afresh_and_its_alert_carries_on_if_found_again() {
+        let mut e = engine(vec![hot(0)], &[], 30, 0);
+        reading(&mut e, t0(), "Dakar", 42.0);
+        assert_eq!(announced(&e.evaluate(t0())).len(), 1);
+        let context = RuleContext {
+            regions: vec![],
+            collection_interval: Duration::from_secs(10),
+            since: t0(),
+        };
+        let lower = RuleConfig::Threshold {
+            name: "hot".into(),
+            severity: Severity::Critical,
+            metric: "temperature_c".into(),
+            region: None,
+            above: Some(35.0),
+            below: None,
+            pending_for: Duration::ZERO,
+            hysteresis: 1.0,
+        };
+        e.set_rule(rules::build(&[lower], &context).remove(0));
+        assert_eq!(e.rules().count(), 1, "replaced, not added");
+        // The new rule has no reading yet; one above its limit finds the same alert again.
+        reading(&mut e, t0() + S(5), "Dakar", 38.0);
+        assert!(
+            announced(&e.evaluate(t0() + S(5))).is_empty(),
+            "still the one alert"
+        );
+        assert_eq!(e.open_alerts().count(), 1);
+    }
+
     #[test]
     fn pending_for_then_firing_then_resolved_after_the_hold() {
         let mut e = engine(vec![hot(60)], &[], 30, 0);
