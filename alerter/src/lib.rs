@@ -12,10 +12,10 @@
 pub mod acknowledge;
 pub mod api;
 pub mod engine;
+mod ownership;
 pub mod rule_store;
 pub mod rules;
 pub mod schedule;
-mod ownership;
 mod service;
 pub mod silence;
 pub mod slack;
