@@ -13,7 +13,6 @@ use crate::store::EventIndex;
 use crate::timespec::{self, parse_interval, parse_time};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use windsock_core::clock::SharedClock;
 use windsock_core::config::Config;
-use windsock_core::http::{error_response, ApiError, ErrorBody, Params};
+use windsock_core::http::{ApiError, ErrorBody, Params};
 
 /// Defaults of `/api/search` when a parameter is absent.
 pub const DEFAULT_FROM: &str = "now-24h";
@@ -456,20 +455,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn routes(service: SearchService) -> Router {
     let (router, _) = router().split_for_parts();
-    router
-        // axum's own answer is an empty 405; ours says which methods there are.
-        .method_not_allowed_fallback(|| async {
-            (
-                // HTTP requires it with a 405; axum answers HEAD wherever it answers GET.
-                [(axum::http::header::ALLOW, "GET,HEAD")],
-                error_response(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method not allowed: the search API answers GET only",
-                    Some(json!({"allowed": ["GET", "HEAD"]})),
-                ),
-            )
-        })
-        .with_state(service)
+    // A wrong method gets axum's empty 405 with the `Allow` header of its own path (GET,HEAD
+    // here, GET,HEAD,POST on /api/saved-searches), which `http::harden` turns into JSON
+    // naming that method, the path and the allowed methods: no fixed list to keep in step.
+    router.with_state(service)
 }
 
 /// Runs index work on the blocking pool: searches are CPU-bound. A panic in it (a bug, in
@@ -655,7 +644,7 @@ async fn regions(State(service): State<SearchService>) -> Result<Json<RegionsRes
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Request;
+    use axum::http::{Request, StatusCode};
     use std::collections::BTreeSet;
     use tower::ServiceExt;
     use windsock_core::clock;
@@ -1075,5 +1064,55 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(described.contains("detail.position") && described.contains("QueryPosition"));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_method_is_a_405_naming_the_methods_of_its_own_path() {
+        let config = Config::default();
+        let router = windsock_core::http::harden(routes(service()), &config.http);
+        for (method, uri, allowed) in [
+            ("PUT", "/api/saved-searches", vec!["GET", "HEAD", "POST"]),
+            ("POST", "/api/search", vec!["GET", "HEAD"]),
+            ("GET", "/api/saved-searches/3", vec!["DELETE"]),
+        ] {
+            let response = router
+                .clone()
+                .oneshot(
+                    Request::builder()
+                        .method(method)
+                        .uri(uri)
+                        .header("host", "127.0.0.1")
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {uri}"
+            );
+            let mut header: Vec<String> = response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .collect();
+            header.sort();
+            assert_eq!(header, allowed, "{method} {uri}");
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"], format!("{method} is not allowed on {uri}"));
+            let mut listed: Vec<&str> = body["detail"]["allowed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap())
+                .collect();
+            listed.sort();
+            assert_eq!(listed, allowed, "{method} {uri}: {body}");
+        }
     }
 }
