@@ -8,6 +8,9 @@
 //! (no connection, a timeout, a 5xx) is skipped for a backoff that grows while it keeps
 //! failing, then tried again. Each move to the next replica is counted in
 //! `windsock_proxy_failovers_total{service}`.
+//!
+//! `/api/export` (hundreds of MB at most) is streamed through as the indexer sends it rather
+//! than read into memory first; its time is bounded per read, not as a whole.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -28,13 +31,29 @@ const FORWARDED_REQUEST_HEADERS: &[HeaderName] = &[
     header::IF_NONE_MATCH,
 ];
 
-const FORWARDED_RESPONSE_HEADERS: &[HeaderName] = &[
+static FORWARDED_RESPONSE_HEADERS: [HeaderName; 8] = [
     header::CONTENT_TYPE,
     header::CACHE_CONTROL,
     header::ETAG,
     header::RETRY_AFTER,
     header::WWW_AUTHENTICATE,
+    // The export's: the file name to save it under, and how many events matched and
+    // whether it was cut.
+    header::CONTENT_DISPOSITION,
+    HeaderName::from_static("x-windsock-export-total"),
+    HeaderName::from_static("x-windsock-export-truncated"),
 ];
+
+/// The paths whose answer is streamed through rather than read whole: the export, whose size
+/// is bounded by `indexer.max_export_events`, not by what fits in memory here.
+const STREAMED_PREFIXES: &[&str] = &["/api/export"];
+
+fn is_streamed(path: &str) -> bool {
+    STREAMED_PREFIXES.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
 
 /// A service whose API the UI reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +98,10 @@ pub fn service_for(path: &str) -> Option<Service> {
         ("/api/search", Service::Indexer),
         ("/api/events", Service::Indexer),
         ("/api/regions", Service::Indexer),
+        ("/api/aggregate", Service::Indexer),
+        ("/api/daily", Service::Indexer),
+        ("/api/export", Service::Indexer),
+        ("/api/saved-searches", Service::Indexer),
         ("/api/forecast", Service::Forecaster),
         ("/predict", Service::Forecaster),
         ("/api/alerts", Service::Alerter),
@@ -139,6 +162,9 @@ impl Replica {
 enum Failure {
     /// No answer: no connection, a timeout, a broken body.
     Unreachable(reqwest::Error),
+    /// No answer's head within the time left (a streamed request, whose client has no
+    /// overall timeout).
+    TimedOut,
     /// A 5xx answer, kept: when no replica does better, it is the answer.
     ServerError(Response),
 }
@@ -147,6 +173,9 @@ enum Failure {
 /// client for all of them.
 pub struct Upstreams {
     client: reqwest::Client,
+    /// The client of the streamed paths: no overall timeout (an export may take longer than
+    /// `ui.proxy_timeout` to flow through), but each read waits at most that long.
+    streaming_client: reqwest::Client,
     services: Vec<(Service, Vec<Replica>)>,
     /// The largest request body forwarded: the services' own limit (`http.max_body_bytes`),
     /// so a body the service would refuse is refused here without being sent.
@@ -192,8 +221,14 @@ impl Upstreams {
             // A redirect is the API's answer to the browser, not something to chase here.
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let streaming_client = reqwest::Client::builder()
+            .read_timeout(config.ui.proxy_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.ui.proxy_timeout))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Self {
             client,
+            streaming_client,
             services,
             max_body_bytes: config.http.max_body_bytes,
             timeout: config.ui.proxy_timeout,
@@ -263,8 +298,8 @@ impl Upstreams {
 
     /// Forwards `request` to `service`. When the service has several replicas, one that
     /// does not answer (no connection, a timeout) or answers 5xx is skipped for a while and
-    /// the next one is asked; a 4xx is the answer. A request that is not idempotent (a POST)
-    /// goes to the next replica only when it was not sent (no connection). An unreachable or
+    /// the next one is asked; a 4xx is the answer. A write (POST, PUT, DELETE) goes to the
+    /// next replica only when it was not sent (no connection). An unreachable or
     /// slow service is a 502 or 504 with a JSON body naming it, never a broken page.
     pub async fn forward(&self, service: Service, request: Request) -> Response {
         let replicas = self.order(service);
@@ -293,6 +328,7 @@ impl Upstreams {
             }
         };
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let streamed = is_streamed(parts.uri.path());
         let deadline = Instant::now() + self.timeout;
         // The last 5xx answer (the service's own words, given when no replica does better)
         // and the last replica that did not answer.
@@ -306,13 +342,14 @@ impl Upstreams {
             if attempt > 0 {
                 telemetry::proxy_failovers(service.name()).increment(1);
             }
-            let mut upstream = self
-                .client
-                .request(
-                    parts.method.clone(),
-                    format!("{}{path_and_query}", replica.url),
-                )
-                .timeout(remaining);
+            let url = format!("{}{path_and_query}", replica.url);
+            let mut upstream = if streamed {
+                self.streaming_client.request(parts.method.clone(), url)
+            } else {
+                self.client
+                    .request(parts.method.clone(), url)
+                    .timeout(remaining)
+            };
             for name in FORWARDED_REQUEST_HEADERS {
                 if let Some(value) = parts.headers.get(name) {
                     upstream = upstream.header(name, value);
@@ -321,7 +358,7 @@ impl Upstreams {
             if !body.is_empty() {
                 upstream = upstream.body(body.clone());
             }
-            let failure = match self.send(upstream).await {
+            let failure = match self.send(upstream, streamed, remaining).await {
                 Ok(answer) => {
                     replica.succeeded();
                     return answer;
@@ -333,6 +370,7 @@ impl Upstreams {
                 // A request with no connection was never sent; a timeout may have been.
                 Failure::Unreachable(err) => (!err.is_connect(), reason(err)),
                 Failure::ServerError(answer) => (true, answer.status().to_string()),
+                Failure::TimedOut => (true, "timed out".to_string()),
             };
             tracing::warn!(
                 service = service.name(),
@@ -344,8 +382,13 @@ impl Upstreams {
             match failure {
                 Failure::ServerError(answer) => last_answer = Some(answer),
                 Failure::Unreachable(err) => last_unreachable = Some((*replica, err)),
+                // Answered below as a 504 when no other replica does better.
+                Failure::TimedOut => {}
             }
-            if sent && !parts.method.is_idempotent() {
+            // Only a read is asked again: a write (POST, PUT, DELETE) the replica received may
+            // have been done there, and the next one would do it a second time (or answer
+            // for a saved search it never had).
+            if sent && !parts.method.is_safe() {
                 break;
             }
         }
@@ -360,17 +403,45 @@ impl Upstreams {
         }
     }
 
-    /// Sends one attempt; a 5xx or a broken body is a failure.
-    async fn send(&self, upstream: reqwest::RequestBuilder) -> Result<Response, Failure> {
-        let answer = upstream.send().await.map_err(Failure::Unreachable)?;
+    /// Sends one attempt; a 5xx or a broken body is a failure. A streamed answer that is not
+    /// a 5xx is given as it arrives: a failure in its body then cuts the connection to the
+    /// browser (it cannot move to another replica once begun).
+    async fn send(
+        &self,
+        upstream: reqwest::RequestBuilder,
+        streamed: bool,
+        remaining: Duration,
+    ) -> Result<Response, Failure> {
+        let answer = if streamed {
+            tokio::time::timeout(remaining, upstream.send())
+                .await
+                .map_err(|_| Failure::TimedOut)?
+        } else {
+            upstream.send().await
+        }
+        .map_err(Failure::Unreachable)?;
         let status = answer.status();
         let mut headers = axum::http::HeaderMap::new();
-        for name in FORWARDED_RESPONSE_HEADERS {
+        for name in &FORWARDED_RESPONSE_HEADERS {
             if let Some(value) = answer.headers().get(name) {
                 headers.insert(name, value.clone());
             }
         }
-        let bytes = answer.bytes().await.map_err(Failure::Unreachable)?;
+        if streamed && !status.is_server_error() {
+            let chunks = futures::stream::try_unfold(answer, |mut answer| async move {
+                Ok::<_, reqwest::Error>(answer.chunk().await?.map(|chunk| (chunk, answer)))
+            });
+            return Ok((status, headers, Body::from_stream(chunks)).into_response());
+        }
+        let bytes = if streamed {
+            // A 5xx's body is a short error, read whole within the time left.
+            tokio::time::timeout(remaining, answer.bytes())
+                .await
+                .map_err(|_| Failure::TimedOut)?
+        } else {
+            answer.bytes().await
+        }
+        .map_err(Failure::Unreachable)?;
         let response = (status, headers, Body::from(bytes)).into_response();
         if status.is_server_error() {
             Err(Failure::ServerError(response))
@@ -432,6 +503,18 @@ mod tests {
             Some(Service::Indexer)
         );
         assert_eq!(service_for("/api/regions"), Some(Service::Indexer));
+        for path in [
+            "/api/aggregate",
+            "/api/daily",
+            "/api/export",
+            "/api/saved-searches",
+            "/api/saved-searches/7",
+        ] {
+            assert_eq!(service_for(path), Some(Service::Indexer), "{path}");
+        }
+        assert!(is_streamed("/api/export"));
+        assert!(!is_streamed("/api/exports"));
+        assert!(!is_streamed("/api/search"));
         assert_eq!(
             service_for("/api/forecast/Dakar"),
             Some(Service::Forecaster)
