@@ -12,6 +12,32 @@ fn get(url: &str) -> (u16, String) {
     http_get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// The status line and headers of a GET (the body left unread), lower-cased.
+fn head(url: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (address, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break head.to_ascii_lowercase();
+        }
+        head.push_str(&line);
+    }
+}
+
 fn json(url: &str) -> (u16, Value) {
     let (status, body) = get(url);
     let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"));
@@ -68,6 +94,39 @@ fn windsock_ui_proxies_every_api_to_its_service_and_survives_one_going_away() {
         let (direct_status, _) = json(&format!("{upstream}{path}"));
         assert_eq!((status, direct_status), (200, 200), "{path}: {through_ui}");
     }
+    // The indexer's analysis routes come through too, the export streamed (chunked, not
+    // read whole first) with the headers that name the file and say how much matched.
+    let (status, aggregate) = json(&format!(
+        "{front}/api/aggregate?q=kind:observation&from=now-5m&metric=avg(temperature_c)"
+    ));
+    assert_eq!(status, 200, "{aggregate}");
+    assert_eq!(aggregate["metric"], "avg(temperature_c)", "{aggregate}");
+    let export = format!("{front}/api/export?q=kind:observation&from=now-5m&format=ndjson");
+    let export_head = head(&export);
+    assert!(export_head.starts_with("http/1.1 200"), "{export_head}");
+    for header in [
+        "content-type: application/x-ndjson",
+        "content-disposition: attachment; filename=",
+        "x-windsock-export-total: ",
+        "x-windsock-export-truncated: false",
+        "transfer-encoding: chunked",
+    ] {
+        assert!(export_head.contains(header), "{header}: {export_head}");
+    }
+    let (status, lines) = get(&export);
+    assert_eq!(status, 200, "{lines}");
+    let events: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(!events.is_empty(), "the export through the UI is empty");
+    assert!(
+        events.iter().all(|event| event["kind"] == "observation"),
+        "{lines}"
+    );
+    let (status, saved) = json(&format!("{front}/api/saved-searches"));
+    assert_eq!(status, 200, "{saved}");
+
     let (status, error) = json(&format!("{front}/api/search?q=temperature_c:%5B30%20TO"));
     assert_eq!(status, 400);
     let (_, direct) = json(&format!("{upstream}/api/search?q=temperature_c:%5B30%20TO"));
