@@ -129,8 +129,8 @@ impl Shared {
         )
     }
 
-    /// Writes every changed region file; returns once they are durable. On failure the
-    /// regions stay marked as changed, so the next call writes them again.
+    /// Writes the rows changed since the last call in one transaction; returns once it is
+    /// committed. On failure the rows are taken back, so the next call writes them again.
     pub async fn persist(&self) -> Result<(), StoreError> {
         let _guard = self.persisting.lock().await;
         let writes = self.store.lock().take_writes();

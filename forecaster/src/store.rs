@@ -1,17 +1,48 @@
 //! Each region's observed temperatures and model ledger, in memory and on disk.
 //!
-//! One JSON file per region under `<data_dir>/forecaster/`, replaced atomically (written
-//! beside, synced, renamed), so a crash leaves either the old or the new file. Observations
-//! are kept raw, keyed by (instant, source): a message delivered twice (a replay followed by
-//! the group's own delivery, a redelivery after a restart) counts once.
+//! On disk: one SQLite database, `<data_dir>/forecaster/forecaster.db` (WAL,
+//! `synchronous = NORMAL`, like the alerter's store), with one row per observation and one
+//! per region's ledger. A flush writes only what changed since the last one (new
+//! observations, changed ledgers, rows past the retention deleted) in one transaction, so
+//! its cost follows the batch, not the regions' history. Observations are kept raw, keyed
+//! by (region, instant, source): a message delivered twice (a replay followed by the
+//! group's own delivery, a redelivery after a restart) counts once.
+//!
+//! The previous layout (one JSON file per region in the same directory) is imported at
+//! open, in one transaction, and its files removed.
 
 use crate::calibration::Ledger;
 use crate::series::{regularize, RegularSeries, HOUR};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-const FILE_VERSION: u32 = 1;
+const DB_FILE: &str = "forecaster.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS observations (
+    region TEXT NOT NULL,
+    observed_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (region, observed_ms, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledgers (
+    region TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+";
+
+/// A changed temperature for an already stored (instant, source) replaces it, as in memory.
+const UPSERT_OBSERVATION: &str = "INSERT INTO observations (region, observed_ms, source, value)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (region, observed_ms, source) DO UPDATE SET value = excluded.value";
+const UPSERT_LEDGER: &str = "INSERT INTO ledgers (region, body) VALUES (?1, ?2)
+     ON CONFLICT (region) DO UPDATE SET body = excluded.body";
+const PRUNE: &str = "DELETE FROM observations WHERE region = ?1 AND observed_ms < ?2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,10 +56,22 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sqlite_error(path: &Path) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
     }
@@ -57,6 +100,7 @@ impl RegionState {
     }
 }
 
+/// A region file of the previous layout, read only to import it.
 #[derive(Serialize, Deserialize)]
 struct RegionFile {
     version: u32,
@@ -66,49 +110,63 @@ struct RegionFile {
     ledger: Ledger,
 }
 
-/// Every region's state, and which regions changed since the last flush.
+/// What changed since the last flush.
+#[derive(Debug, Default)]
+struct Changes {
+    /// New or changed observations: (region, observed at ms, source) → temperature.
+    observations: BTreeMap<(String, i64, String), f64>,
+    /// Regions whose ledger changed.
+    ledgers: BTreeSet<String>,
+    /// Per region, the oldest instant kept: rows before it are deleted.
+    prunes: BTreeMap<String, i64>,
+}
+
+/// Every region's state, and what changed since the last flush.
 #[derive(Debug)]
 pub struct Store {
-    dir: PathBuf,
+    db_path: PathBuf,
+    db: Arc<Mutex<Connection>>,
     regions: BTreeMap<String, RegionState>,
-    dirty: BTreeSet<String>,
+    changes: Changes,
     /// Observations older than this many hours before a region's newest are dropped.
     retention_hours: i64,
 }
 
-/// Files to write: (region, final path, contents).
-pub type PendingWrites = Vec<(String, PathBuf, Vec<u8>)>;
+/// The rows to write, taken by [`Store::take_writes`]; write them with [`write_all`].
+#[derive(Debug)]
+pub struct PendingWrites {
+    db_path: PathBuf,
+    db: Arc<Mutex<Connection>>,
+    observations: Vec<((String, i64, String), f64)>,
+    /// (region, ledger as JSON).
+    ledgers: Vec<(String, String)>,
+    prunes: Vec<(String, i64)>,
+}
+
+impl PendingWrites {
+    pub fn is_empty(&self) -> bool {
+        self.observations.is_empty() && self.ledgers.is_empty() && self.prunes.is_empty()
+    }
+}
 
 impl Store {
-    /// Opens (creating) the directory and loads every region file in it.
+    /// Opens (creating) the directory and its database, imports the region files of the
+    /// previous layout if any, and loads every region.
     pub fn open(dir: &Path, retention_hours: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let mut regions = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-            let path = entry.map_err(io_error(dir))?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(io_error(&path))?;
-            let file: RegionFile =
-                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                    path: path.clone(),
-                    source,
-                })?;
-            let state = RegionState {
-                observations: file
-                    .observations
-                    .into_iter()
-                    .map(|(ms, source, v)| ((ms, source), v))
-                    .collect(),
-                ledger: file.ledger,
-            };
-            regions.insert(file.region, state);
-        }
+        let db_path = dir.join(DB_FILE);
+        let mut db = Connection::open(&db_path).map_err(sqlite_error(&db_path))?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| db.execute_batch(SCHEMA))
+            .map_err(sqlite_error(&db_path))?;
+        import_region_files(dir, &db_path, &mut db)?;
+        let regions = load(&db_path, &db)?;
         Ok(Store {
-            dir: dir.to_path_buf(),
+            db_path,
+            db: Arc::new(Mutex::new(db)),
             regions,
-            dirty: BTreeSet::new(),
+            changes: Changes::default(),
             retention_hours: retention_hours as i64,
         })
     }
@@ -139,6 +197,10 @@ impl Store {
             return false;
         }
         state.observations.insert(key, temperature_c);
+        self.changes.observations.insert(
+            (region.to_string(), observed_at_ms, source.to_string()),
+            temperature_c,
+        );
         // Drop what is older than the retention, measured from the region's newest.
         if let Some(((newest, _), _)) = state.observations.last_key_value() {
             let oldest_kept = newest - self.retention_hours * HOUR * 1000;
@@ -148,9 +210,14 @@ impl Store {
                 .is_some_and(|((ms, _), _)| *ms < oldest_kept)
             {
                 state.observations = state.observations.split_off(&(oldest_kept, String::new()));
+                let prune = self
+                    .changes
+                    .prunes
+                    .entry(region.to_string())
+                    .or_insert(oldest_kept);
+                *prune = (*prune).max(oldest_kept);
             }
         }
-        self.dirty.insert(region.to_string());
         true
     }
 
@@ -158,84 +225,199 @@ impl Store {
     pub fn set_ledger(&mut self, region: &str, ledger: Ledger) {
         if let Some(state) = self.regions.get_mut(region) {
             state.ledger = ledger;
-            self.dirty.insert(region.to_string());
+            self.changes.ledgers.insert(region.to_string());
         }
     }
 
-    /// Marks regions as changed again (their write failed).
+    /// Takes back writes that failed, so the next flush writes them again. A row changed
+    /// since they were taken keeps its newer value.
     pub fn mark_unflushed(&mut self, writes: &PendingWrites) {
-        self.dirty
-            .extend(writes.iter().map(|(name, _, _)| name.clone()));
+        for (key, value) in &writes.observations {
+            self.changes
+                .observations
+                .entry(key.clone())
+                .or_insert(*value);
+        }
+        // The ledger is serialized again at the next flush: its newest version.
+        self.changes
+            .ledgers
+            .extend(writes.ledgers.iter().map(|(region, _)| region.clone()));
+        for (region, oldest_kept) in &writes.prunes {
+            let prune = self
+                .changes
+                .prunes
+                .entry(region.clone())
+                .or_insert(*oldest_kept);
+            *prune = (*prune).max(*oldest_kept);
+        }
     }
 
     pub fn has_unflushed(&self) -> bool {
-        !self.dirty.is_empty()
+        let changes = &self.changes;
+        !(changes.observations.is_empty()
+            && changes.ledgers.is_empty()
+            && changes.prunes.is_empty())
     }
 
-    /// Serializes the regions changed since the last call; write them with [`write_all`].
+    /// The rows changed since the last call; write them with [`write_all`].
     pub fn take_writes(&mut self) -> PendingWrites {
-        let dirty = std::mem::take(&mut self.dirty);
-        dirty
+        let changes = std::mem::take(&mut self.changes);
+        let ledgers = changes
+            .ledgers
             .into_iter()
-            .filter_map(|name| {
-                let state = self.regions.get(&name)?;
-                let file = RegionFile {
-                    version: FILE_VERSION,
-                    region: name.clone(),
-                    observations: state
-                        .observations
-                        .iter()
-                        .map(|((ms, source), v)| (*ms, source.clone(), *v))
-                        .collect(),
-                    ledger: state.ledger.clone(),
-                };
-                let bytes = serde_json::to_vec(&file).expect("region state always serializes");
-                let path = self.dir.join(file_name(&name));
-                Some((name, path, bytes))
+            .filter_map(|region| {
+                let state = self.regions.get(&region)?;
+                let body =
+                    serde_json::to_string(&state.ledger).expect("a ledger always serializes");
+                Some((region, body))
             })
-            .collect()
-    }
-}
-
-/// Writes each file atomically: to a temporary beside it, synced, then renamed over it.
-pub fn write_all(writes: &PendingWrites) -> Result<(), StoreError> {
-    use std::io::Write;
-    for (_, path, bytes) in writes {
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        file.write_all(bytes).map_err(io_error(&tmp))?;
-        file.sync_all().map_err(io_error(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_error(path))?;
-    }
-    if let Some(dir) = writes.first().and_then(|(_, p, _)| p.parent()) {
-        // Make the renames themselves durable.
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
+            .collect();
+        PendingWrites {
+            db_path: self.db_path.clone(),
+            db: self.db.clone(),
+            observations: changes.observations.into_iter().collect(),
+            ledgers,
+            prunes: changes.prunes.into_iter().collect(),
         }
     }
-    Ok(())
 }
 
-/// A file name for a region: readable ASCII plus a hash, so `Thiès` and `Thies` differ.
-fn file_name(region: &str) -> String {
-    let readable: String = region
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
+/// Writes the rows in one transaction (one commit, whatever the number of regions).
+pub fn write_all(writes: &PendingWrites) -> Result<(), StoreError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut db = writes.db.lock();
+    let write = |db: &mut Connection| -> rusqlite::Result<()> {
+        let tx = db.transaction()?;
+        {
+            let mut upsert = tx.prepare_cached(UPSERT_OBSERVATION)?;
+            for ((region, ms, source), value) in &writes.observations {
+                upsert.execute(params![region, ms, source, value])?;
             }
-        })
-        .take(60)
-        .collect();
-    let hash = &windsock_core::event::stable_id(&[region])[..8];
-    format!("{readable}-{hash}.json")
+            let mut ledger = tx.prepare_cached(UPSERT_LEDGER)?;
+            for (region, body) in &writes.ledgers {
+                ledger.execute(params![region, body])?;
+            }
+            // After the inserts: a row written again after a failure may be past the
+            // retention by now.
+            let mut prune = tx.prepare_cached(PRUNE)?;
+            for (region, oldest_kept) in &writes.prunes {
+                prune.execute(params![region, oldest_kept])?;
+            }
+        }
+        tx.commit()
+    };
+    write(&mut db).map_err(sqlite_error(&writes.db_path))
+}
+
+/// Reads every region's rows.
+fn load(db_path: &Path, db: &Connection) -> Result<BTreeMap<String, RegionState>, StoreError> {
+    let mut regions: BTreeMap<String, RegionState> = BTreeMap::new();
+    let read =
+        |regions: &mut BTreeMap<String, RegionState>| -> rusqlite::Result<Vec<(String, String)>> {
+            let mut rows =
+                db.prepare("SELECT region, observed_ms, source, value FROM observations")?;
+            let mut rows = rows.query([])?;
+            while let Some(row) = rows.next()? {
+                let region: String = row.get(0)?;
+                regions
+                    .entry(region)
+                    .or_default()
+                    .observations
+                    .insert((row.get(1)?, row.get(2)?), row.get(3)?);
+            }
+            let mut ledgers = db.prepare("SELECT region, body FROM ledgers")?;
+            let ledgers = ledgers
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ledgers)
+        };
+    let ledgers = read(&mut regions).map_err(sqlite_error(db_path))?;
+    for (region, body) in ledgers {
+        let ledger = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+            path: db_path.to_path_buf(),
+            source,
+        })?;
+        // A ledger without observations (all past the retention) still makes the region known.
+        regions.entry(region).or_default().ledger = ledger;
+    }
+    Ok(regions)
+}
+
+/// Imports the region files of the previous layout (one JSON file per region) in one
+/// transaction, then removes them. A file that does not parse is an error naming it, and
+/// nothing is imported.
+fn import_region_files(dir: &Path, db_path: &Path, db: &mut Connection) -> Result<(), StoreError> {
+    let mut files = Vec::new();
+    let mut leftovers = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let path = entry.map_err(io_error(dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".json.tmp") {
+            // A write of the previous layout cut short: its file holds the last complete one.
+            leftovers.push(path);
+            continue;
+        }
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(io_error(&path))?;
+        let file: RegionFile =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+        files.push((path, file));
+    }
+    if !files.is_empty() {
+        let import = |db: &mut Connection| -> rusqlite::Result<()> {
+            let tx = db.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(UPSERT_OBSERVATION)?;
+                let mut ledger = tx.prepare_cached(UPSERT_LEDGER)?;
+                for (_, file) in &files {
+                    for (ms, source, value) in &file.observations {
+                        upsert.execute(params![file.region, ms, source, value])?;
+                    }
+                    let body =
+                        serde_json::to_string(&file.ledger).expect("a ledger always serializes");
+                    ledger.execute(params![file.region, body])?;
+                }
+            }
+            tx.commit()
+        };
+        import(db).map_err(sqlite_error(db_path))?;
+        tracing::info!(
+            files = files.len(),
+            database = %db_path.display(),
+            "imported the forecaster's region files into its database and removed them"
+        );
+    }
+    // Only once the import is committed: a crash before this imports them again, harmlessly.
+    for path in files.into_iter().map(|(path, _)| path).chain(leftovers) {
+        std::fs::remove_file(&path).map_err(io_error(&path))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibration::PastForecast;
+
+    fn a_ledger(origin: i64) -> Ledger {
+        let mut ledger = Ledger::default();
+        ledger.record(PastForecast {
+            origin,
+            model: crate::models::ModelKind::SeasonalNaive,
+            points: vec![20.5, 21.0],
+        });
+        ledger
+    }
 
     #[test]
     fn state_survives_a_reopen_and_duplicates_count_once() {
@@ -259,11 +441,6 @@ mod tests {
         let thies = reopened.region("Thiès").unwrap();
         assert_eq!(thies.observation_count(), 3);
         assert_eq!(thies.hourly().values, vec![22.0]);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "no temporary files left: {names:?}");
     }
 
     #[test]
@@ -279,19 +456,70 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_writes_only_the_changes_and_prunes_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 2).unwrap();
+        for h in 0..3 {
+            store.add("Dakar", h * HOUR * 1000, "simulated", h as f64);
+        }
+        store.add("Thiès", 0, "simulated", 1.0);
+        write_all(&store.take_writes()).unwrap();
+        store.add("Dakar", 3 * HOUR * 1000, "simulated", 3.0);
+        let writes = store.take_writes();
+        assert_eq!(writes.observations.len(), 1, "only the new row");
+        assert_eq!(writes.prunes, vec![("Dakar".to_string(), HOUR * 1000)]);
+        write_all(&writes).unwrap();
+        assert!(store.take_writes().is_empty());
+
+        let reopened = Store::open(dir.path(), 2).unwrap();
+        assert_eq!(
+            reopened.region("Dakar").unwrap().hourly().values,
+            vec![1.0, 2.0, 3.0]
+        );
+        assert_eq!(reopened.region("Thiès").unwrap().observation_count(), 1);
+    }
+
+    #[test]
+    fn a_changed_ledger_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), 48).unwrap();
+        store.add("Kaolack", 0, "simulated", 30.0);
+        let ledger = a_ledger(7);
+        store.set_ledger("Kaolack", ledger.clone());
+        write_all(&store.take_writes()).unwrap();
+        assert_eq!(
+            Store::open(dir.path(), 48)
+                .unwrap()
+                .region("Kaolack")
+                .unwrap()
+                .ledger,
+            ledger
+        );
+    }
+
+    #[test]
     fn a_failed_write_is_written_again_next_time() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), 48).unwrap();
         store.add("Fatick", 0, "simulated", 30.0);
         let writes = store.take_writes();
-        // A non-empty directory where the file goes makes the rename fail.
-        let (_, path, _) = &writes[0];
-        std::fs::create_dir_all(path.join("blocker")).unwrap();
-        assert!(write_all(&writes).is_err());
+        // A read-only connection makes the transaction fail, as a full disk would.
+        store
+            .db
+            .lock()
+            .pragma_update(None, "query_only", true)
+            .unwrap();
+        let err = write_all(&writes).unwrap_err();
+        assert!(err.to_string().contains(DB_FILE), "{err}");
         store.mark_unflushed(&writes);
-        std::fs::remove_dir_all(path).unwrap();
+        assert!(store.has_unflushed());
+        store
+            .db
+            .lock()
+            .pragma_update(None, "query_only", false)
+            .unwrap();
         let again = store.take_writes();
-        assert_eq!(again.len(), 1);
+        assert_eq!(again.observations.len(), 1);
         write_all(&again).unwrap();
         assert_eq!(
             Store::open(dir.path(), 48)
@@ -300,6 +528,46 @@ mod tests {
                 .unwrap()
                 .observation_count(),
             1
+        );
+    }
+
+    #[test]
+    fn region_files_of_the_previous_layout_are_imported_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = a_ledger(3);
+        let file = RegionFile {
+            version: 1,
+            region: "Thiès".into(),
+            observations: vec![
+                (0, "simulated".into(), 20.0),
+                (1_800_000, "simulated".into(), 22.0),
+            ],
+            ledger: ledger.clone(),
+        };
+        std::fs::write(
+            dir.path().join("Thi_s-0123abcd.json"),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("Thi_s-0123abcd.json.tmp"), b"{cut sh").unwrap();
+        let store = Store::open(dir.path(), 48).unwrap();
+        let thies = store.region("Thiès").unwrap();
+        assert_eq!(thies.observation_count(), 2);
+        assert_eq!(thies.ledger, ledger);
+        drop(store);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.contains(".json"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert_eq!(
+            Store::open(dir.path(), 48)
+                .unwrap()
+                .region("Thiès")
+                .unwrap()
+                .observation_count(),
+            2
         );
     }
 
