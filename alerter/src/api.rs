@@ -35,7 +35,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -819,25 +818,7 @@ struct NewSilence {
 }
 
 fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = shared
-        .config
-        .http
-        .api_token
-        .as_ref()
-        .filter(|t| !t.is_empty())
-    else {
-        return Ok(());
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    windsock_core::http::authorize(&shared.config.http, headers)
 }
 
 /// The body's rejections, in the alerter's words: its own limit, and what to send.

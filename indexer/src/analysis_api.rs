@@ -22,7 +22,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Instant;
-use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 use windsock_core::http::{ApiError, Body, ErrorBody, Params};
 
@@ -479,25 +478,7 @@ pub struct SavedSearchesResponse {
 
 /// `Authorization: Bearer <token>` when `http.api_token` is set (as the alerter's silences).
 fn authorize(service: &SearchService, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(token) = service
-        .shared_config()
-        .http
-        .api_token
-        .as_ref()
-        .filter(|t| !t.is_empty())
-    else {
-        return Ok(());
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    windsock_core::http::authorize(&service.shared_config().http, headers)
 }
 
 fn saved_error(err: SavedError) -> ApiError {

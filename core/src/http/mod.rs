@@ -1,11 +1,13 @@
 //! What every service serves besides its own API: `/healthz` and `/metrics`; the hardening
 //! every router gets ([`harden`]); and serving.
 
+mod auth;
 mod error;
 pub mod openapi;
 mod params;
 mod retry_after;
 
+pub use auth::authorize;
 pub use error::{ApiError, ErrorBody};
 pub use params::{Body, Params};
 pub use retry_after::{retry_after, MAX_RETRY_AFTER};
