@@ -1,11 +1,10 @@
 //! The alerter's durable state in `<data_dir>/alerter/alerter.db` (SQLite, WAL,
-//! `synchronous = NORMAL`): alert occurrences, their history, silences, rule memory (one row
+//! `synchronous = FULL`): alert occurrences, their history, silences, rule memory (one row
 //! per rule and region, written only when it changed), and the outbox.
 //!
-//! A commit is in the WAL, in the OS's cache, when it returns: a crash of the process
-//! (kill -9) loses nothing; a power loss may lose the last commits, whose bus offsets were
-//! acked after them, so their messages are read and decided again, and a Slack message
-//! whose delivery was recorded only there may be sent twice.
+//! A commit is synced to disk when it returns (one fsync a batch, not a row): the batch's bus
+//! offsets are acked after it, so neither a crash of the process nor a power loss can lose
+//! what the bus no longer holds for us.
 //!
 //! One evaluation's decisions (state changes, history, the Slack messages they call for and
 //! the rules' memory) are committed in one transaction before anything leaves the process;
@@ -302,10 +301,10 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let db = Connection::open(dir.join("alerter.db"))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL: in WAL mode a commit is in the log when it returns (a crash of the process
-        // loses nothing) and the log is synced at checkpoints; a power loss may lose the
-        // last commits, which the bus then delivers again (see the module's note).
-        db.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: the log is synced at each commit. Offsets are acked after a commit, so a
+        // commit only in the OS's cache (NORMAL) could be lost by a power cut with its
+        // messages already gone from the bus. One fsync per batch keeps that cheap.
+        db.pragma_update(None, "synchronous", "FULL")?;
         db.execute_batch(SCHEMA)?;
         db.execute_batch(crate::acknowledge::SCHEMA)?;
         db.execute_batch(crate::rule_store::SCHEMA)?;

@@ -1,7 +1,8 @@
 //! Each region's observed temperatures and model ledger, in memory and on disk.
 //!
 //! On disk: one SQLite database, `<data_dir>/forecaster/forecaster.db` (WAL,
-//! `synchronous = NORMAL`, like the alerter's store), with one row per observation and one
+//! `synchronous = FULL`, like the alerter's store: one fsync a flush, before the bus offsets
+//! are acked), with one row per observation and one
 //! per region's ledger. A flush writes only what changed since the last one (new
 //! observations, changed ledgers, rows past the retention deleted) in one transaction, so
 //! its cost follows the batch, not the regions' history. Observations are kept raw, keyed
@@ -157,7 +158,7 @@ impl Store {
         let db_path = dir.join(DB_FILE);
         let mut db = Connection::open(&db_path).map_err(sqlite_error(&db_path))?;
         db.pragma_update(None, "journal_mode", "WAL")
-            .and_then(|()| db.pragma_update(None, "synchronous", "NORMAL"))
+            .and_then(|()| db.pragma_update(None, "synchronous", "FULL"))
             .and_then(|()| db.execute_batch(SCHEMA))
             .map_err(sqlite_error(&db_path))?;
         import_region_files(dir, &db_path, &mut db)?;
