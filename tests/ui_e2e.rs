@@ -14,7 +14,7 @@ mod support;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::browser::{encode, eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
+use support::browser::{self, encode, eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
 use windsock_testkit::{http_get, WindsockProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
@@ -138,22 +138,7 @@ fn the_ui_searches_filters_charts_alerts_and_escapes_in_a_real_browser() {
     );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let browser = runtime
-        .block_on(Browser::start())
-        .expect("chromedriver and a headless Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(drive(&browser, &base))
-    }));
-    runtime.block_on(browser.quit());
-    if let Err(panic) = outcome {
-        eprintln!("windsock's log:\n{}", windsock.logs());
-        std::panic::resume_unwind(panic);
-    }
-    assert!(
-        windsock.stop(Duration::from_secs(30)),
-        "unclean stop:\n{}",
-        windsock.logs()
-    );
+    browser::session(&runtime, &mut windsock, async |b| drive(b, &base).await);
 }
 
 /// The API viewer draws the document the process serves, and the search page stops paging
@@ -201,26 +186,11 @@ fn the_api_viewer_and_paging_up_to_the_result_window_in_a_real_browser() {
     the_fields_the_ui_reads_are_documented(&document);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let browser = runtime
-        .block_on(Browser::start())
-        .expect("chromedriver and a headless Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(async {
-            api_viewer(&browser, &base).await;
-            paging_stops_at_the_window(&browser, &base, WINDOW).await;
-            facets_show_all(&browser, &base).await;
-        })
-    }));
-    runtime.block_on(browser.quit());
-    if let Err(panic) = outcome {
-        eprintln!("windsock's log:\n{}", windsock.logs());
-        std::panic::resume_unwind(panic);
-    }
-    assert!(
-        windsock.stop(Duration::from_secs(30)),
-        "unclean stop:\n{}",
-        windsock.logs()
-    );
+    browser::session(&runtime, &mut windsock, async |b| {
+        api_viewer(b, &base).await;
+        paging_stops_at_the_window(b, &base, WINDOW).await;
+        facets_show_all(b, &base).await;
+    });
 }
 
 /// Every field the scripts in `ui/assets` read, by the route whose answer holds it: a path of

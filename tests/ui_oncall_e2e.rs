@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::browser::{encode, eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
+use support::browser::{self, encode, eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
 use windsock_testkit::{http_get, WindsockProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
@@ -195,22 +195,9 @@ fn on_call_pages_show_what_is_wrong_and_act_on_an_alert_in_a_real_browser() {
         )
     });
 
-    let browser = runtime
-        .block_on(Browser::start())
-        .expect("chromedriver and a headless Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(drive(&browser, &base, &alert_id, &payload))
-    }));
-    runtime.block_on(browser.quit());
-    if let Err(panic) = outcome {
-        eprintln!("windsock's log:\n{}", windsock.logs());
-        std::panic::resume_unwind(panic);
-    }
-    assert!(
-        windsock.stop(Duration::from_secs(30)),
-        "unclean stop:\n{}",
-        windsock.logs()
-    );
+    browser::session(&runtime, &mut windsock, async |b| {
+        drive(b, &base, &alert_id, &payload).await
+    });
 }
 
 async fn drive(b: &Browser, base: &str, alert_id: &str, payload: &Value) {

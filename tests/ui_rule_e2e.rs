@@ -12,7 +12,7 @@ mod support;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
-use support::browser::{eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
+use support::browser::{self, eventually, get_json, Browser, CHROMEDRIVER, CHROMIUM};
 use windsock_testkit::WindsockProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
@@ -44,22 +44,7 @@ fn the_search_page_creates_a_query_rule() {
     );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let browser = runtime
-        .block_on(Browser::start())
-        .expect("chromedriver and a headless Chromium session");
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(drive(&browser, &base))
-    }));
-    runtime.block_on(browser.quit());
-    if let Err(panic) = outcome {
-        eprintln!("windsock's log:\n{}", windsock.logs());
-        std::panic::resume_unwind(panic);
-    }
-    assert!(
-        windsock.stop(Duration::from_secs(30)),
-        "unclean stop:\n{}",
-        windsock.logs()
-    );
+    browser::session(&runtime, &mut windsock, async |b| drive(b, &base).await);
 }
 
 async fn drive(b: &Browser, base: &str) {

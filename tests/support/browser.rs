@@ -340,6 +340,32 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// One browser session against a running windsock, as every Chromium test runs it: `drive`
+/// gets a fresh headless session; the browser quits whatever happens; a failure prints
+/// windsock's log before failing the test; and windsock must then stop cleanly.
+pub fn session(
+    runtime: &tokio::runtime::Runtime,
+    windsock: &mut windsock_testkit::WindsockProcess,
+    drive: impl AsyncFnOnce(&Browser),
+) {
+    let browser = runtime
+        .block_on(Browser::start())
+        .expect("chromedriver and a headless Chromium session");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(drive(&browser))
+    }));
+    runtime.block_on(browser.quit());
+    if let Err(panic) = outcome {
+        eprintln!("windsock's log:\n{}", windsock.logs());
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        windsock.stop(Duration::from_secs(30)),
+        "unclean stop:\n{}",
+        windsock.logs()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
