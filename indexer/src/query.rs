@@ -126,7 +126,7 @@ fn parse_checked(index: &EventIndex, q: &str) -> Result<Box<dyn Query>, QueryErr
     let ast = query_grammar::parse_query(q).map_err(|_| syntax_error(q))?;
     let mut parser = QueryParser::for_index(&index.index, vec![index.fields.message]);
     parser.set_conjunction_by_default();
-    let ast = rewrite(index, q, lift_negations(ast))?;
+    let ast = rewrite(index, q, windsock_query::lift_negations(ast))?;
     if !has_attribute_range(&ast) {
         return parser
             .build_query_from_user_input_ast(ast)
@@ -220,28 +220,6 @@ impl Builder<'_> {
             },
         })
     }
-}
-
-/// `a AND NOT b` parses as `+a +(-b)`, and tantivy's `(-b)` alone matches nothing; lifting
-/// the exclusion into its parent (`+a -b`) gives what the words say.
-fn lift_negations(ast: UserInputAst) -> UserInputAst {
-    let UserInputAst::Clause(children) = ast else {
-        return ast;
-    };
-    let mut lifted = Vec::with_capacity(children.len());
-    for (occur, child) in children {
-        match lift_negations(child) {
-            UserInputAst::Clause(inner)
-                if occur == Some(Occur::Must)
-                    && !inner.is_empty()
-                    && inner.iter().all(|(o, _)| *o == Some(Occur::MustNot)) =>
-            {
-                lifted.extend(inner)
-            }
-            child => lifted.push((occur, child)),
-        }
-    }
-    UserInputAst::Clause(lifted)
 }
 
 /// The query as the index can answer it: each leaf through [`rewrite_leaf`].

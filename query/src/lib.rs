@@ -428,9 +428,10 @@ fn check_openings(q: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// `a AND NOT b` parses as `+a +(-b)`; the indexer lifts the exclusion into its parent
-/// (`+a -b`), and so does this.
-fn lift_negations(ast: UserInputAst) -> UserInputAst {
+/// `a AND NOT b` parses as `+a +(-b)`, and a clause of exclusions alone matches nothing;
+/// lifting the exclusion into its parent (`+a -b`) gives what the words say. The indexer
+/// calls this same function before building its tantivy query, so both read a query alike.
+pub fn lift_negations(ast: UserInputAst) -> UserInputAst {
     let UserInputAst::Clause(children) = ast else {
         return ast;
     };
