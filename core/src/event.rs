@@ -531,7 +531,7 @@ pub struct ForecastPoint {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
     pub region: String,
-    /// The model in use: `mstl_ets`, `seasonal_naive`, `persistence`.
+    /// The model in use: `mstl_ets`, `regression`, `combined`, `seasonal_naive`, `persistence`.
     pub model: String,
     #[serde(deserialize_with = "rfc3339")]
     pub generated_at: DateTime<Utc>,

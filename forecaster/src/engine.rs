@@ -274,10 +274,8 @@ fn training_window(series: &RegularSeries, end: i64, len: usize) -> &[f64] {
 /// Forecasts from past origins (the newest a whole calibration horizon back, so its actuals
 /// are all in), as the models would have made them then.
 ///
-/// A stateless `/predict` backfills 12 origins per request, and a start-up every region:
-/// with a daily season, MSTL + ETS forecasts of every origin share one search of the ETS
-/// model on the window ending at the newest origin ([`models::mstl_ets_past_origins`]), the
-/// fits of different origins in parallel on rayon's pool (one thread per core).
+/// A stateless `/predict` backfills 12 origins per request, and a start-up every region: the
+/// fits of different origins run in parallel on rayon's pool (one thread per core).
 fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
     let newest = series.end() - setup.calibration_horizon as i64;
     let missing: Vec<(i64, ModelKind)> = (0..setup.backfill_origins)
@@ -288,45 +286,20 @@ fn backfill(series: &RegularSeries, ledger: &mut Ledger, setup: &Setup) {
         .flat_map(|origin| ModelKind::ALL.map(|kind| (origin, kind)))
         .filter(|(origin, kind)| !ledger.has(*origin, *kind))
         .collect();
-    let mut forecasts = Vec::new();
-    if let Some(season) = setup.season {
-        let window = training_window(series, newest, setup.train_len);
-        let window_start = newest - window.len() as i64;
-        let origins: Vec<i64> = missing
-            .iter()
-            .filter(|(_, kind)| *kind == ModelKind::MstlEts)
-            .map(|(origin, _)| *origin)
-            .collect();
-        let ends: Vec<usize> = origins
-            .iter()
-            .map(|origin| (origin - window_start) as usize)
-            .collect();
-        let shared =
-            models::mstl_ets_past_origins(window, season, &ends, setup.calibration_horizon);
-        for (origin, points) in origins.into_iter().zip(shared) {
-            if let Some(points) = points {
-                forecasts.push(PastForecast {
-                    origin,
-                    model: ModelKind::MstlEts,
-                    points,
-                });
-            }
-        }
-    }
-    let shared_done = setup.season.is_some();
-    forecasts.extend(missing.into_iter().filter_map(|(origin, model)| {
-        if shared_done && model == ModelKind::MstlEts {
-            return None;
-        }
-        let train = training_window(series, origin, setup.train_len);
-        let points =
-            models::forecast(model, train, setup.season, setup.calibration_horizon).ok()?;
-        Some(PastForecast {
-            origin,
-            model,
-            points,
+    use rayon::prelude::*;
+    let forecasts: Vec<PastForecast> = missing
+        .into_par_iter()
+        .filter_map(|(origin, model)| {
+            let train = training_window(series, origin, setup.train_len);
+            let points =
+                models::forecast(model, train, setup.season, setup.calibration_horizon).ok()?;
+            Some(PastForecast {
+                origin,
+                model,
+                points,
+            })
         })
-    }));
+        .collect();
     for forecast in forecasts {
         ledger.record(forecast);
     }

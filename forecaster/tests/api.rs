@@ -105,7 +105,8 @@ async fn predict_answers_like_the_prophet_service_in_json_and_csv() {
     }
     assert_eq!(body["frequency"], "1h");
     assert!(
-        ["mstl_ets", "seasonal_naive", "persistence"].contains(&body["model"].as_str().unwrap())
+        ["mstl_ets", "seasonal_naive", "persistence", "regression", "combined"]
+            .contains(&body["model"].as_str().unwrap())
     );
 
     let (status, csv) = call(
@@ -555,7 +556,7 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
     let mae = forecast["backtest_mae"].as_object().unwrap();
     assert_eq!(
         mae.len(),
-        4,
+        5,
         "every model and their combination is scored: {mae:?}"
     );
     let model = forecast["model"].as_str().unwrap();
@@ -570,7 +571,7 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
         backtest["origins"], 5,
         "every 6 hours over 2 days, each with 24 h of actuals"
     );
-    for model in ["mstl_ets", "seasonal_naive", "persistence"] {
+    for model in ["mstl_ets", "seasonal_naive", "persistence", "regression"] {
         let scores = &backtest["models"][model];
         assert_eq!(scores["points"], 5 * 24, "{model}");
         assert!(

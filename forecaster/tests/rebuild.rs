@@ -64,7 +64,7 @@ async fn state_is_rebuilt_from_the_bus_after_the_data_directory_is_wiped() {
         .all(|p| p.lower < p.temperature_c && p.temperature_c < p.upper));
     assert_eq!(
         forecast.backtest_mae.len(),
-        4,
+        5,
         "{:?}",
         forecast.backtest_mae
     );
