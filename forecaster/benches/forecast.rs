@@ -54,6 +54,10 @@ fn datasets() -> Vec<Dataset> {
             name: "sf_normals",
             path: shared.join("sf-temps-2010-hourly.csv"),
         },
+        Dataset {
+            name: "miami",
+            path: Path::new(MANIFEST).join("benches/data/miami-fl-tmy2-hourly.csv"),
+        },
     ]
 }
 

@@ -2,7 +2,7 @@
 //! choose and calibrate. The same procedure serves the scheduled refits, `/predict` and the
 //! backtests, so what the backtests measure is what the service does.
 
-use crate::calibration::{Calibration, Ledger, PastForecast, Scorer, ScoresByModel};
+use crate::calibration::{Calibration, HourScale, Ledger, PastForecast, Scorer, ScoresByModel};
 use crate::models::{self, ModelError, ModelKind};
 use crate::series::RegularSeries;
 use std::collections::BTreeMap;
@@ -26,15 +26,20 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Hourly data as the bus history holds it.
+    /// Hourly data as the bus history holds it. A region's start-up backfill takes past
+    /// origins 12 h apart, as `/predict` does, as many as the calibration window holds (at
+    /// most `/predict`'s 24); the refits that follow add one origin an hour.
     pub fn hourly(train_len: usize, calibration_horizon: usize, calibration_days: usize) -> Self {
+        let spacing = 12;
+        let window = calibration_days * 24;
         Setup {
             season: Some(24),
             train_len,
             calibration_horizon,
-            calibration_window: calibration_days as i64 * 24,
-            backfill_origins: 12,
-            backfill_spacing: 6,
+            calibration_window: window as i64,
+            backfill_origins: (window.saturating_sub(calibration_horizon) / spacing + 1)
+                .min(crate::predict::PREDICT_BACKFILL_ORIGINS),
+            backfill_spacing: spacing,
         }
     }
 
@@ -47,6 +52,8 @@ impl Setup {
 /// One model's forecast from the latest origin, with its calibration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelForecast {
+    /// The series step of the first point.
+    pub origin: i64,
     pub points: Vec<f64>,
     pub calibration: Calibration,
     /// Mean absolute error over the ledger's scored forecasts, if there are any.
@@ -59,7 +66,7 @@ impl ModelForecast {
         let point = self.points[step];
         let width = self
             .calibration
-            .half_width(step, level)
+            .half_width(self.origin, step, level)
             .unwrap_or(f64::INFINITY);
         self.calibration.clip(point, point - width, point + width)
     }
@@ -156,7 +163,7 @@ pub fn refit(
             origin,
             setup.calibration_horizon,
         );
-        let mut calibration = errors.calibration();
+        let mut calibration = errors.calibration(hour_scale(train, origin, setup));
         if calibration.calibrated_steps() == 0 {
             calibration = Calibration::from_series_changes(train, setup.calibration_horizon);
         }
@@ -164,6 +171,7 @@ pub fn refit(
         models.insert(
             kind,
             ModelForecast {
+                origin,
                 points,
                 calibration: calibration.within_range_of(train),
                 backtest_mae: errors.mae(),
@@ -232,11 +240,12 @@ fn combine(
         origin,
         setup.calibration_horizon,
     );
-    let calibration = errors.calibration();
+    let calibration = errors.calibration(hour_scale(train, origin, setup));
     if calibration.calibrated_steps() == 0 {
         return None;
     }
     Some(ModelForecast {
+        origin,
         points,
         calibration: calibration.within_range_of(train),
         backtest_mae: errors.mae(),
@@ -264,6 +273,15 @@ fn choose(models: &BTreeMap<ModelKind, ModelForecast>) -> Option<ModelKind> {
         .into_iter()
         .find(|k| models.contains_key(k))
     })
+}
+
+/// How much each hour of the day varies in `train` (the steps before `origin`), to scale the
+/// intervals by: see [`HourScale`].
+fn hour_scale(train: &[f64], origin: i64, setup: &Setup) -> HourScale {
+    setup
+        .season
+        .map(|p| HourScale::of_changes(train, origin - train.len() as i64, p))
+        .unwrap_or_default()
 }
 
 fn training_window(series: &RegularSeries, end: i64, len: usize) -> &[f64] {
@@ -384,8 +402,9 @@ mod tests {
         let refit1 = refit(&series, &mut ledger, &setup, 48).unwrap();
         assert_eq!(refit1.origin, 240);
         assert_eq!(refit1.chosen().points.len(), 48);
-        // 12 backfilled origins plus the current one, three models each.
-        assert_eq!(ledger.len(), 13 * 3);
+        // 13 backfilled origins 12 h apart (what 7 days of calibration hold before the last
+        // horizon) plus the current one; three models each, as the regression needs ten days.
+        assert_eq!(ledger.len(), 14 * 3);
         assert!(refit1.models.values().all(|m| m.backtest_mae.is_some()));
         let mstl = &refit1.models[&ModelKind::MstlEts];
         assert!(mstl.calibration.calibrated_steps() == 24);
@@ -396,7 +415,13 @@ mod tests {
 
         let refit2 = refit(&cycle(24 * 10 + 1), &mut ledger, &setup, 24).unwrap();
         assert_eq!(refit2.origin, 241);
-        assert_eq!(ledger.len(), 14 * 3, "no second backfill");
+        assert_eq!(
+            ledger.len(),
+            14 * 3,
+            "no second backfill: the new origin added, the oldest out of the window pruned"
+        );
+        assert!(!ledger.has(240 - 24 - 12 * 12, ModelKind::MstlEts));
+        assert!(ledger.has(241, ModelKind::MstlEts));
     }
 
     #[test]
@@ -420,6 +445,7 @@ mod tests {
     #[test]
     fn the_lowest_backtest_mae_serves_and_the_default_has_no_edge() {
         let model = |mae: Option<f64>| ModelForecast {
+            origin: 0,
             points: vec![0.0],
             calibration: Calibration::default(),
             backtest_mae: mae,

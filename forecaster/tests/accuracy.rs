@@ -68,10 +68,21 @@ const GREENSBORO: &str = concat!(
     "/benches/data/greensboro-nc-tmy3-hourly.csv"
 );
 
-/// Greensboro NC, a climate the models were not tuned on (in the repository, so always there).
+/// Miami FL: held out while the models and their calibration were chosen.
+const MIAMI: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/benches/data/miami-fl-tmy2-hourly.csv"
+);
+
+/// Greensboro NC, a humid subtropical climate with a wide daily range (in the repository, so
+/// always there).
 fn greensboro() -> Vec<(chrono::DateTime<chrono::Utc>, f64)> {
-    std::fs::read_to_string(GREENSBORO)
-        .expect("the Greensboro series is in the repository")
+    read_series(GREENSBORO)
+}
+
+fn read_series(path: &str) -> Vec<(chrono::DateTime<chrono::Utc>, f64)> {
+    std::fs::read_to_string(path)
+        .expect("the series is in the repository")
         .lines()
         .skip(1)
         .map(|line| {
@@ -124,32 +135,34 @@ fn the_served_model_never_has_a_worse_backtest_than_another() {
 }
 
 #[test]
-fn on_held_out_weather_predict_beats_seasonal_naive_and_its_95_percent_intervals_cover() {
-    let points = greensboro();
-    let mut served = Scorer::default();
-    let mut naive = Scorer::default();
-    for origin in origins(points.len()) {
-        let refit = predict_at(&points, origin);
-        let model = refit.chosen();
-        for step in 0..24 {
-            let actual = points[origin + step].1;
-            let (lower, upper) = model.interval(step, 0.95);
-            served.add(actual, model.points[step], lower, upper);
-            naive.add(actual, points[origin - 24 + step].1, lower, upper);
+fn on_two_other_climates_predict_beats_seasonal_naive_and_its_95_percent_intervals_cover() {
+    for (name, path) in [("greensboro", GREENSBORO), ("miami", MIAMI)] {
+        let points = read_series(path);
+        let mut served = Scorer::default();
+        let mut naive = Scorer::default();
+        for origin in origins(points.len()) {
+            let refit = predict_at(&points, origin);
+            let model = refit.chosen();
+            for step in 0..24 {
+                let actual = points[origin + step].1;
+                let (lower, upper) = model.interval(step, 0.95);
+                served.add(actual, model.points[step], lower, upper);
+                naive.add(actual, points[origin - 24 + step].1, lower, upper);
+            }
         }
+        let (served, naive) = (served.scores().unwrap(), naive.scores().unwrap());
+        eprintln!("{name}: served {served:?}\n{name}: seasonal naive {naive:?}");
+        assert!(
+            served.mae < naive.mae,
+            "{name}: MAE {:.3} vs seasonal naive {:.3}",
+            served.mae,
+            naive.mae
+        );
+        // The bench's target is 93-97%; these 30 origins measured 95-96% when this was written.
+        assert!(
+            (0.92..=0.98).contains(&served.coverage),
+            "{name}: 95% intervals covered {:.1}%",
+            served.coverage * 100.0
+        );
     }
-    let (served, naive) = (served.scores().unwrap(), naive.scores().unwrap());
-    eprintln!("served {served:?}\nseasonal naive {naive:?}");
-    assert!(
-        served.mae < naive.mae,
-        "MAE {:.3} vs seasonal naive {:.3}",
-        served.mae,
-        naive.mae
-    );
-    // The bench's target is 93-97%; 30 origins of one year measured 92.5% here.
-    assert!(
-        (0.90..=0.98).contains(&served.coverage),
-        "95% intervals covered {:.1}%",
-        served.coverage * 100.0
-    );
 }

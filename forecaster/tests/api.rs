@@ -104,10 +104,14 @@ async fn predict_answers_like_the_prophet_service_in_json_and_csv() {
         assert!((-40.0..40.0).contains(&t), "a plausible temperature: {p}");
     }
     assert_eq!(body["frequency"], "1h");
-    assert!(
-        ["mstl_ets", "seasonal_naive", "persistence", "regression", "combined"]
-            .contains(&body["model"].as_str().unwrap())
-    );
+    assert!([
+        "mstl_ets",
+        "seasonal_naive",
+        "persistence",
+        "regression",
+        "combined"
+    ]
+    .contains(&body["model"].as_str().unwrap()));
 
     let (status, csv) = call(
         &router,
