@@ -68,7 +68,7 @@ const GREENSBORO: &str = concat!(
     "/benches/data/greensboro-nc-tmy3-hourly.csv"
 );
 
-/// Miami FL: held out while the models and their calibration were chosen.
+/// Miami FL, tropical with a small daily range (added after the models were chosen).
 const MIAMI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/benches/data/miami-fl-tmy2-hourly.csv"
