@@ -451,10 +451,19 @@ fn refit_all(series: &RegularSeries, regions: usize) {
         .expect("a warm-up refit");
         (region, ledger)
     };
+    let cold_start = Instant::now();
     let prepared: Vec<(RegularSeries, Ledger)> = {
         use rayon::prelude::*;
         (0..distinct).into_par_iter().map(warm).collect()
     };
+    let cold = cold_start.elapsed();
+    println!(
+        "\nfirst refit after a start (empty ledger: backfills {} past origins) of {distinct} regions on {} threads: {:.2} s, {:.1} s per 10,000 regions",
+        setup.backfill_origins,
+        rayon::current_num_threads(),
+        cold.as_secs_f64(),
+        cold.as_secs_f64() * 10_000.0 / distinct as f64
+    );
     let next = AtomicUsize::new(0);
     let start = Instant::now();
     let mut per_region: Vec<Duration> = std::thread::scope(|scope| {

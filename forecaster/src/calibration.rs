@@ -549,7 +549,11 @@ mod tests {
         // hours by ±1.
         let values: Vec<f64> = (0..24 * 14)
             .map(|i: usize| {
-                let sign = if (i / 24).is_multiple_of(2) { 1.0 } else { -1.0 };
+                let sign = if (i / 24).is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
                 sign * if i % 24 == 14 { 2.0 } else { 0.5 }
             })
             .collect();
