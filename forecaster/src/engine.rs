@@ -199,8 +199,8 @@ pub fn refit(
 }
 
 /// [`ModelKind::Combined`] from the forecasts of [`ModelKind::COMBINED`], each weighted by
-/// the inverse of its backtest MAE, scored on the same past origins; `None` when one of them
-/// has no forecast or no backtest yet.
+/// the inverse of its backtest MAE, scored on the same past origins; `None` when fewer than
+/// two of them have a forecast and a backtest.
 fn combine(
     models: &BTreeMap<ModelKind, ModelForecast>,
     ledger: &Ledger,
@@ -210,20 +210,25 @@ fn combine(
     setup: &Setup,
     train: &[f64],
 ) -> Option<ModelForecast> {
-    let parts: Vec<(&ModelForecast, f64)> = ModelKind::COMBINED
+    // Whichever of them forecast and have a backtest (the regression needs ten days of
+    // history): two make a combination.
+    let parts: Vec<(ModelKind, &ModelForecast, f64)> = ModelKind::COMBINED
         .iter()
-        .map(|kind| {
+        .filter_map(|kind| {
             let model = models.get(kind)?;
             // A perfect backtest would take all the weight: the floor keeps the division finite.
-            Some((model, 1.0 / model.backtest_mae?.max(1e-9)))
+            Some((*kind, model, 1.0 / model.backtest_mae?.max(1e-9)))
         })
-        .collect::<Option<_>>()?;
-    let total: f64 = parts.iter().map(|(_, w)| w).sum();
-    let weights: Vec<(ModelKind, f64)> = ModelKind::COMBINED
-        .iter()
-        .zip(&parts)
-        .map(|(kind, (_, w))| (*kind, w / total))
         .collect();
+    if parts.len() < 2 {
+        return None;
+    }
+    let total: f64 = parts.iter().map(|(_, _, w)| w).sum();
+    let weights: Vec<(ModelKind, f64)> = parts
+        .iter()
+        .map(|(kind, _, w)| (*kind, w / total))
+        .collect();
+    let parts: Vec<(&ModelForecast, f64)> = parts.iter().map(|(_, m, w)| (*m, *w)).collect();
     let len = parts.iter().map(|(m, _)| m.points.len()).min()?;
     let points = (0..len)
         .map(|h| {
@@ -406,6 +411,11 @@ mod tests {
         // horizon) plus the current one; three models each, as the regression needs ten days.
         assert_eq!(ledger.len(), 14 * 3);
         assert!(refit1.models.values().all(|m| m.backtest_mae.is_some()));
+        assert!(!refit1.models.contains_key(&ModelKind::Regression));
+        assert!(
+            refit1.models.contains_key(&ModelKind::Combined),
+            "MSTL + ETS and seasonal naive combine without the regression"
+        );
         let mstl = &refit1.models[&ModelKind::MstlEts];
         assert!(mstl.calibration.calibrated_steps() == 24);
         let (lo, hi) = mstl.interval(0, 0.95);

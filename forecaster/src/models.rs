@@ -1,7 +1,7 @@
-//! The models: MSTL + AutoETS trend (the default), two baselines that are always
-//! computed beside it (persistence and seasonal naive), and the combination of the default
-//! with seasonal naive, weighted by their backtest errors (made by the engine, which holds
-//! the errors).
+//! The models: MSTL + ETS level (the default), a regression per step ahead, two baselines
+//! that are always computed beside them (persistence and seasonal naive), and the combination
+//! of the default, the regression and seasonal naive, weighted by their backtest errors (made
+//! by the engine, which holds the errors).
 
 use augurs::ets::model::{
     self as ets, ErrorComponent, ModelType, SeasonalComponent, TrendComponent, Unfit,
@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
-    /// MSTL decomposition with the daily season, AutoETS on the deseasonalised trend.
+    /// MSTL decomposition with the daily season, simple exponential smoothing (ETS(A,N,N)) of
+    /// the deseasonalised rest.
     MstlEts,
     /// The value at the same step one season earlier (same hour yesterday).
     SeasonalNaive,
@@ -28,10 +29,10 @@ pub enum ModelKind {
     /// window): how fast today's departure from the usual day fades, learned rather than
     /// assumed.
     Regression,
-    /// MSTL + ETS and seasonal naive averaged, each weighted by the inverse of its own
-    /// backtest MAE: combining forecasts whose errors differ is the most reliable gain in the
-    /// forecasting literature (the M4 competition's best entries combine). Served only when
-    /// its own backtest MAE is the lowest.
+    /// MSTL + ETS, the regression and seasonal naive averaged, each weighted by the inverse
+    /// of its own backtest MAE: combining forecasts whose errors differ is the most reliable
+    /// gain in the forecasting literature (the M4 competition's best entries combine). Served
+    /// only when its own backtest MAE is the lowest.
     Combined,
 }
 
@@ -44,8 +45,9 @@ impl ModelKind {
         ModelKind::Regression,
     ];
 
-    /// What [`ModelKind::Combined`] combines.
-    /// (Adding persistence measured worse on Greensboro in the bench: MAE 2.62 against 2.51.)
+    /// What [`ModelKind::Combined`] combines. Adding persistence made the combination worse
+    /// on every real series of the bench (MAE 1.075 against 1.062 °C at Sand Point, 2.365
+    /// against 2.263 at Greensboro, 1.545 against 1.443 at Miami).
     pub const COMBINED: [ModelKind; 3] = [
         ModelKind::MstlEts,
         ModelKind::SeasonalNaive,
