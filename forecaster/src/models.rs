@@ -173,6 +173,7 @@ fn mstl_ets(y: &[f64], season: Option<usize>, horizon: usize) -> Result<Vec<f64>
             .map_err(|e| fit_error(e.to_string()))?
             .point);
     };
+    let y = &y[y.len().saturating_sub(DECOMPOSED_SEASONS * p)..];
     let values: Vec<f32> = y.iter().map(|v| *v as f32).collect();
     let (seasonal, deseasonalised) = decompose(&values, p).map_err(fit_error)?;
     let recent = &deseasonalised[deseasonalised.len().saturating_sub(LEVEL_WINDOW)..];
@@ -275,6 +276,10 @@ fn with_last_season(trend: &[f64], seasonal: &[f64], season: usize) -> Vec<f64> 
         .map(|(h, t)| t + last_season[h % season])
         .collect()
 }
+
+/// The most recent seasons (days) MSTL decomposes: in the bench, two weeks gave the same
+/// forecasts as four (MAE within 0.001 °C on each series) for half the decomposition's time.
+const DECOMPOSED_SEASONS: usize = 14;
 
 /// The most recent deseasonalised steps the level is fitted on. The level of hourly
 /// temperatures follows the last hours (its smoothing weight is high), so older steps hardly
