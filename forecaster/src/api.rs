@@ -201,6 +201,12 @@ pub struct ForecastCalibration {
     pub calibrated_steps: usize,
     /// Errors each calibrated step's quantile is taken from.
     pub samples: usize,
+    /// What the interval's width is multiplied by at each UTC hour of the day (index 0 is
+    /// 00:00-01:00 UTC): how much more that hour's temperature changes from one day to the
+    /// next than the average hour's, from 0.5 to 2. Empty when widths do not depend on the
+    /// hour (too little history, or no calibration from backtests yet).
+    #[schema(max_items = 24)]
+    pub width_by_utc_hour: Vec<f64>,
 }
 
 /// A rolling-origin backtest of every model on a region's stored history: origins every 6
@@ -361,6 +367,7 @@ async fn get_forecast(
             method: model.calibration.method,
             calibrated_steps: model.calibration.calibrated_steps(),
             samples: model.calibration.samples(),
+            width_by_utc_hour: model.calibration.hour_scales().to_vec(),
         },
         history_hours: latest.history_hours,
     }))

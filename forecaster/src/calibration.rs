@@ -262,6 +262,11 @@ impl HourScale {
         HourScale { scale }
     }
 
+    /// The scales by step modulo the season (empty when they are all 1).
+    pub fn by_phase(&self) -> &[f64] {
+        &self.scale
+    }
+
     /// The scale at series step `at`.
     pub fn at(&self, at: i64) -> f64 {
         if self.scale.is_empty() {
@@ -348,6 +353,12 @@ impl Calibration {
     /// Steps that have their own pool; later steps are extrapolated.
     pub fn calibrated_steps(&self) -> usize {
         self.pools.len()
+    }
+
+    /// The width multipliers by series step modulo the season (for a region's hourly series,
+    /// by UTC hour); empty when widths do not depend on the hour.
+    pub fn hour_scales(&self) -> &[f64] {
+        self.hour_scale.by_phase()
     }
 
     /// How many errors the pools hold (each error counted once per pool it is in).

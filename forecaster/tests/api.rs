@@ -566,6 +566,21 @@ async fn a_running_forecaster_serves_forecasts_and_backtests_of_its_regions() {
     let model = forecast["model"].as_str().unwrap();
     assert!(mae.contains_key(model));
     assert_eq!(forecast["calibration"]["method"], "conformal");
+    let by_hour: Vec<f64> = forecast["calibration"]["width_by_utc_hour"]
+        .as_array()
+        .expect("widths by hour")
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert_eq!(by_hour.len(), 24);
+    assert!(
+        by_hour.iter().all(|w| (0.5..=2.0).contains(w)),
+        "{by_hour:?}"
+    );
+    assert!(
+        by_hour.iter().any(|w| (w - 1.0).abs() > 0.01),
+        "real weather changes more at some hours than at others: {by_hour:?}"
+    );
     assert_eq!(forecast["history_hours"], 32 * 24);
 
     let (status, backtest) = get(&router, "/api/forecast/Dakar/backtest?days=2").await;
