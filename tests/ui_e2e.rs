@@ -508,6 +508,12 @@ const UI_READS: &[(&str, &str, &[&str])] = &[
             "schedule",
             "rounds_completed",
             "next_round",
+            "backfill_progress.state",
+            "backfill_progress.regions_done",
+            "backfill_progress.regions_total",
+            "backfill_progress.published",
+            "backfill_progress.observations",
+            "backfill_progress.rate_per_second",
             "backfill.skipped",
             "backfill.published",
             "backfill.observations",
@@ -1338,6 +1344,13 @@ async fn health_page(b: &Browser, base: &str) {
     b.wait(
         "the last collection round",
         "return document.querySelectorAll('#main .kv dt').length > 3",
+    )
+    .await;
+    // The second run has nothing left to backfill: the line says so, in words.
+    b.wait(
+        "the backfill's progress",
+        "const dt = [...document.querySelectorAll('#main .kv dt')].find((d) => d.textContent === 'Backfill progress'); \
+         return dt && /^(finished: \\d+ of \\d+ regions|skipped)/.test(dt.nextElementSibling.textContent)",
     )
     .await;
     b.screenshot("health").await;

@@ -84,6 +84,7 @@ function collectorStatus(status) {
     ["Took", round && round.started && round.finished ? `${Date.parse(round.finished) - Date.parse(round.started)} ms` : "–"],
     ["Outcomes", outcomes],
     ["Next round", when(status.next_round)],
+    ["Backfill progress", backfillProgressText(status.backfill_progress)],
     ["Backfill", backfillText(status.backfill)],
   ]);
   const regions = round && Array.isArray(round.regions) ? round.regions : [];
@@ -102,6 +103,14 @@ function collectorStatus(status) {
             h("td", { class: "num" }, r.latency_ms === undefined ? "–" : `${r.latency_ms} ms`),
             h("td", { class: "msg" }, [r.http_status ? `HTTP ${r.http_status}` : null, r.error].filter(Boolean).join(": "))))))))
       : null);
+}
+
+/** Where the backfill on start is, while it runs beside the live rounds and after. */
+function backfillProgressText(progress) {
+  if (!progress || !progress.state) return "–";
+  if (progress.state === "pending" || progress.state === "skipped") return progress.state;
+  const rate = progress.rate_per_second ? `, at most ${number(progress.rate_per_second)} requests/s` : "";
+  return `${progress.state}: ${number(progress.regions_done)} of ${number(progress.regions_total)} regions, ${number(progress.published)} of ${number(progress.observations)} observations published${rate}`;
 }
 
 function backfillText(backfill) {
