@@ -21,7 +21,7 @@ export const INTERVALS = [["auto", "Auto"], ["1m", "1 minute"], ["1h", "1 hour"]
 const INTERVAL_MS = { "1m": 60e3, "1h": 3600e3, "1d": 86400e3 };
 /** The most extra columns a search shows (each a field of the hits). */
 export const MAX_COLUMNS = 8;
-/** The indexer's bound on buckets (`indexer::api::MAX_BUCKETS`): an interval that would give
+/** The indexer's bound on buckets (`windsock_indexer::search::MAX_BUCKETS`; `tests/ui_bounds.rs` holds them equal): an interval that would give
  * more over the range is offered disabled, saying why, rather than answered with a 400. */
 export const MAX_BUCKETS = 2000;
 
