@@ -2,7 +2,9 @@
 //! choose and calibrate. The same procedure serves the scheduled refits, `/predict` and the
 //! backtests, so what the backtests measure is what the service does.
 
-use crate::calibration::{Calibration, HourScale, Ledger, PastForecast, Scorer, ScoresByModel};
+use crate::calibration::{
+    Calibration, HourScale, Ledger, PastForecast, Scorer, ScoresByModel, StepErrors,
+};
 use crate::models::{self, ModelError, ModelKind};
 use crate::series::RegularSeries;
 use std::collections::BTreeMap;
@@ -154,16 +156,19 @@ pub fn refit(
     }
     ledger.prune(window_start);
 
+    let past = PastWindow {
+        ledger,
+        series,
+        window_start,
+        origin,
+        steps: setup.calibration_horizon,
+    };
+    // One scale for every model: it comes from the training window, not from a model.
+    let hour_scale = hour_scale(train, origin, setup);
     let mut models = BTreeMap::new();
     for (kind, mut points) in forecasts {
-        let errors = ledger.errors(
-            kind,
-            series,
-            window_start,
-            origin,
-            setup.calibration_horizon,
-        );
-        let mut calibration = errors.calibration(hour_scale(train, origin, setup));
+        let errors = past.errors(kind);
+        let mut calibration = errors.calibration(hour_scale.clone());
         if calibration.calibrated_steps() == 0 {
             calibration = Calibration::from_series_changes(train, setup.calibration_horizon);
         }
@@ -178,7 +183,7 @@ pub fn refit(
             },
         );
     }
-    if let Some(combined) = combine(&models, ledger, series, window_start, origin, setup, train) {
+    if let Some(combined) = combine(&models, &past, hour_scale, train) {
         models.insert(ModelKind::Combined, combined);
     }
     let chosen = choose(&models).ok_or_else(|| {
@@ -198,16 +203,45 @@ pub fn refit(
     })
 }
 
+/// The scored past of a refit: the ledger's forecasts from origins in `[window_start, origin)`
+/// against the actuals of `series`, up to `steps` ahead.
+struct PastWindow<'a> {
+    ledger: &'a Ledger,
+    series: &'a RegularSeries,
+    window_start: i64,
+    origin: i64,
+    steps: usize,
+}
+
+impl PastWindow<'_> {
+    fn errors(&self, kind: ModelKind) -> StepErrors {
+        self.ledger.errors(
+            kind,
+            self.series,
+            self.window_start,
+            self.origin,
+            self.steps,
+        )
+    }
+
+    fn combined_errors(&self, weights: &[(ModelKind, f64)]) -> StepErrors {
+        self.ledger.combined_errors(
+            weights,
+            self.series,
+            self.window_start,
+            self.origin,
+            self.steps,
+        )
+    }
+}
+
 /// [`ModelKind::Combined`] from the forecasts of [`ModelKind::COMBINED`], each weighted by
 /// the inverse of its backtest MAE, scored on the same past origins; `None` when fewer than
 /// two of them have a forecast and a backtest.
 fn combine(
     models: &BTreeMap<ModelKind, ModelForecast>,
-    ledger: &Ledger,
-    series: &RegularSeries,
-    window_start: i64,
-    origin: i64,
-    setup: &Setup,
+    past: &PastWindow,
+    hour_scale: HourScale,
     train: &[f64],
 ) -> Option<ModelForecast> {
     // Whichever of them forecast and have a backtest (the regression needs ten days of
@@ -228,29 +262,22 @@ fn combine(
         .iter()
         .map(|(kind, _, w)| (*kind, w / total))
         .collect();
-    let parts: Vec<(&ModelForecast, f64)> = parts.iter().map(|(_, m, w)| (*m, *w)).collect();
-    let len = parts.iter().map(|(m, _)| m.points.len()).min()?;
+    let len = parts.iter().map(|(_, m, _)| m.points.len()).min()?;
     let points = (0..len)
         .map(|h| {
             parts
                 .iter()
-                .map(|(m, w)| w / total * m.points[h])
+                .map(|(_, m, w)| w / total * m.points[h])
                 .sum::<f64>()
         })
         .collect();
-    let errors = ledger.combined_errors(
-        &weights,
-        series,
-        window_start,
-        origin,
-        setup.calibration_horizon,
-    );
-    let calibration = errors.calibration(hour_scale(train, origin, setup));
+    let errors = past.combined_errors(&weights);
+    let calibration = errors.calibration(hour_scale);
     if calibration.calibrated_steps() == 0 {
         return None;
     }
     Some(ModelForecast {
-        origin,
+        origin: past.origin,
         points,
         calibration: calibration.within_range_of(train),
         backtest_mae: errors.mae(),

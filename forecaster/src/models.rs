@@ -177,7 +177,7 @@ fn mstl_ets(y: &[f64], season: Option<usize>, horizon: usize) -> Result<Vec<f64>
     let values: Vec<f32> = y.iter().map(|v| *v as f32).collect();
     let (seasonal, deseasonalised) = decompose(&values, p).map_err(fit_error)?;
     let recent = &deseasonalised[deseasonalised.len().saturating_sub(LEVEL_WINDOW)..];
-    let trend = fit_trend(recent)
+    let trend = fit_level(recent)
         .map_err(fit_error)?
         .predict(horizon, None)
         .map_err(|e| fit_error(e.to_string()))?;
@@ -295,7 +295,7 @@ const LEVEL_WINDOW: usize = 168;
 /// drift extrapolated is mostly noise) and cost ten times the fit. Multiplicative errors suit
 /// only positive data of a growing scale, which temperatures are not; and augurs' ETS has no
 /// usable 24-step season, so the season comes from MSTL.
-fn fit_trend(deseasonalised: &[f64]) -> Result<ets::Model, String> {
+fn fit_level(deseasonalised: &[f64]) -> Result<ets::Model, String> {
     let simple = ModelType {
         error: ErrorComponent::Additive,
         trend: TrendComponent::None,
