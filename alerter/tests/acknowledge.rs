@@ -12,25 +12,6 @@ use windsock_core::clock::ManualClock;
 
 const TOKEN: &str = "let-me-in";
 
-async fn send(
-    h: &Harness,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = h.http.request(method, format!("{}{path}", h.api));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// Readings of 45 °C every 10 s for `seconds`, one evaluation per 10 s.
 async fn hot_for(h: &Harness, seconds: u64, temperature: f64) {
     for _ in 0..seconds / 10 {
@@ -67,30 +48,34 @@ async fn an_acknowledged_alert_is_not_reminded_about_until_that_is_withdrawn() {
     // The token is needed, and the body is checked.
     let path = format!("/api/alerts/{id}/acknowledge");
     let body = json!({"by": "awa", "comment": "looking at the sensor"});
-    let (status, answer) = send(&h, reqwest::Method::POST, &path, None, Some(body.clone())).await;
+    let (status, answer) = h
+        .send(reqwest::Method::POST, &path, None, Some(body.clone()))
+        .await;
     assert_eq!(status, 401, "{answer}");
-    let (status, answer) = send(
-        &h,
-        reqwest::Method::POST,
-        &path,
-        Some(TOKEN),
-        Some(json!({"by": " ", "comment": "x".repeat(1001)})),
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(TOKEN),
+            Some(json!({"by": " ", "comment": "x".repeat(1001)})),
+        )
+        .await;
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(error.contains("`by`") && error.contains("1000"), "{error}");
-    let (status, answer) = send(
-        &h,
-        reqwest::Method::POST,
-        "/api/alerts/nope/acknowledge",
-        Some(TOKEN),
-        Some(body.clone()),
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            reqwest::Method::POST,
+            "/api/alerts/nope/acknowledge",
+            Some(TOKEN),
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 404, "{answer}");
 
-    let (status, acked) = send(&h, reqwest::Method::POST, &path, Some(TOKEN), Some(body)).await;
+    let (status, acked) = h
+        .send(reqwest::Method::POST, &path, Some(TOKEN), Some(body))
+        .await;
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["acknowledged_by"], "awa");
     assert_eq!(acked["acknowledged_at"], "2026-11-25T12:00:00Z");
@@ -143,23 +128,23 @@ async fn an_acknowledged_alert_is_not_reminded_about_until_that_is_withdrawn() {
     assert_eq!(buttons[1]["url"], page["silence_url"], "{buttons}");
 
     // Withdrawn: the next reminder is due at once (the last message is long past).
-    let (status, answer) = send(
-        &h,
-        reqwest::Method::DELETE,
-        &format!("{path}?by=moussa"),
-        None,
-        None,
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?by=moussa"),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, 401, "{answer}");
-    let (status, withdrawn) = send(
-        &h,
-        reqwest::Method::DELETE,
-        &format!("{path}?by=moussa"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let (status, withdrawn) = h
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?by=moussa"),
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{withdrawn}");
     assert_eq!(withdrawn["acknowledged_by"], Value::Null);
     hot_for(&h, 10, 45.0).await;
@@ -174,14 +159,14 @@ async fn an_acknowledged_alert_is_not_reminded_about_until_that_is_withdrawn() {
     );
 
     // Acknowledged again, it is still acknowledged after a restart.
-    let (status, _) = send(
-        &h,
-        reqwest::Method::POST,
-        &path,
-        Some(TOKEN),
-        Some(json!({"by": "awa"})),
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(TOKEN),
+            Some(json!({"by": "awa"})),
+        )
+        .await;
     assert_eq!(status, 200);
     let clock = h.clock.clone();
     h.stop().await;
@@ -208,20 +193,22 @@ async fn an_acknowledged_alert_is_not_reminded_about_until_that_is_withdrawn() {
         slack.delivered().len() == 3
     })
     .await;
-    let (status, answer) = send(
-        &h,
-        reqwest::Method::POST,
-        &path,
-        Some(TOKEN),
-        Some(json!({"by": "awa"})),
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            reqwest::Method::POST,
+            &path,
+            Some(TOKEN),
+            Some(json!({"by": "awa"})),
+        )
+        .await;
     assert_eq!(status, 409, "{answer}");
     assert!(
         answer["error"].as_str().unwrap().contains("resolved"),
         "{answer}"
     );
-    let (status, answer) = send(&h, reqwest::Method::DELETE, &path, Some(TOKEN), None).await;
+    let (status, answer) = h
+        .send(reqwest::Method::DELETE, &path, Some(TOKEN), None)
+        .await;
     assert_eq!(status, 409, "{answer}");
     let resolved = h.get(&format!("/api/alerts/{id}")).await;
     assert_eq!(resolved["alert"]["state"], "resolved");

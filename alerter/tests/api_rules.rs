@@ -18,25 +18,6 @@ use windsock_core::event::{Event, Level, LogEvent};
 const TOKEN: &str = "let-me-in";
 const SECOND: Duration = Duration::from_secs(1);
 
-async fn send(
-    h: &Harness,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = h.http.request(method, format!("{}{path}", h.api));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn failed_fetch(at: DateTime<Utc>) -> Event {
     let mut fields = serde_json::Map::new();
     fields.insert("status".into(), json!("failed"));
@@ -99,21 +80,25 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
     let h = Harness::start(config, ManualClock::new(t0())).await;
     let rule = failing_rule("api_fetch_failing");
 
-    let (status, _) = send(&h, Method::POST, "/api/rules", None, Some(rule.clone())).await;
+    let (status, _) = h
+        .send(Method::POST, "/api/rules", None, Some(rule.clone()))
+        .await;
     assert_eq!(status, 401, "no token");
-    let (status, _) = send(
-        &h,
-        Method::POST,
-        "/api/rules",
-        Some("wrong"),
-        Some(rule.clone()),
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            Method::POST,
+            "/api/rules",
+            Some("wrong"),
+            Some(rule.clone()),
+        )
+        .await;
     assert_eq!(status, 401, "a wrong token");
 
     let mut broken = rule.clone();
     broken["query"] = json!("service:collector AND (fields.status:failed");
-    let (status, answer) = send(&h, Method::POST, "/api/rules", Some(TOKEN), Some(broken)).await;
+    let (status, answer) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(broken))
+        .await;
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(
@@ -123,14 +108,18 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
     let mut unbounded = rule.clone();
     unbounded.as_object_mut().unwrap().remove("above");
     unbounded["window"] = json!("3d");
-    let (status, answer) = send(&h, Method::POST, "/api/rules", Some(TOKEN), Some(unbounded)).await;
+    let (status, answer) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(unbounded))
+        .await;
     assert_eq!(status, 400, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(error.contains("rule.window"), "{error}");
     assert!(error.contains("`above` or `below`"), "{error}");
     let mut threshold = rule.clone();
     threshold["kind"] = json!("threshold");
-    let (status, answer) = send(&h, Method::POST, "/api/rules", Some(TOKEN), Some(threshold)).await;
+    let (status, answer) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(threshold))
+        .await;
     assert_eq!(status, 400, "{answer}");
     assert!(answer["error"]
         .as_str()
@@ -138,22 +127,21 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
         .contains("only query rules"));
     let mut named_hot = rule.clone();
     named_hot["name"] = json!("hot");
-    let (status, answer) = send(&h, Method::POST, "/api/rules", Some(TOKEN), Some(named_hot)).await;
+    let (status, answer) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(named_hot))
+        .await;
     assert_eq!(status, 409, "the file's rule has that name: {answer}");
 
-    let (status, created) = send(
-        &h,
-        Method::POST,
-        "/api/rules",
-        Some(TOKEN),
-        Some(rule.clone()),
-    )
-    .await;
+    let (status, created) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(rule.clone()))
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["origin"], "api");
     assert_eq!(created["kind"], "query");
     assert_eq!(created["config"]["window"], "1m");
-    let (status, _) = send(&h, Method::POST, "/api/rules", Some(TOKEN), Some(rule)).await;
+    let (status, _) = h
+        .send(Method::POST, "/api/rules", Some(TOKEN), Some(rule))
+        .await;
     assert_eq!(status, 409, "names are unique");
     assert_eq!(
         listed(&h).await,
@@ -163,20 +151,22 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
         ]
     );
 
-    let (status, answer) = send(&h, Method::DELETE, "/api/rules/hot", Some(TOKEN), None).await;
+    let (status, answer) = h
+        .send(Method::DELETE, "/api/rules/hot", Some(TOKEN), None)
+        .await;
     assert_eq!(status, 409, "{answer}");
     assert!(answer["error"]
         .as_str()
         .unwrap()
         .contains("configuration file"));
-    let (status, _) = send(
-        &h,
-        Method::PUT,
-        "/api/rules/hot",
-        Some(TOKEN),
-        Some(failing_rule("hot")),
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            Method::PUT,
+            "/api/rules/hot",
+            Some(TOKEN),
+            Some(failing_rule("hot")),
+        )
+        .await;
     assert_eq!(status, 409, "the file's rule is not replaced either");
 
     // Three matching logs are not more than 3; the fourth is.
@@ -195,14 +185,14 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
         slack.headers()
     );
 
-    let (status, deleted) = send(
-        &h,
-        Method::DELETE,
-        "/api/rules/api_fetch_failing",
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let (status, deleted) = h
+        .send(
+            Method::DELETE,
+            "/api/rules/api_fetch_failing",
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{deleted}");
     assert_eq!(deleted["name"], "api_fetch_failing");
     assert_eq!(listed(&h).await, [("hot".to_string(), "file".to_string())]);
@@ -224,14 +214,14 @@ async fn a_rule_created_through_the_api_pages_until_it_is_deleted() {
     h.advance(SECOND).await;
     h.advance(SECOND).await;
     assert_eq!(slack.delivered().len(), 2, "a deleted rule pages no more");
-    let (status, _) = send(
-        &h,
-        Method::DELETE,
-        "/api/rules/api_fetch_failing",
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            Method::DELETE,
+            "/api/rules/api_fetch_failing",
+            Some(TOKEN),
+            None,
+        )
+        .await;
     assert_eq!(status, 404);
     h.stop().await;
 }
@@ -247,47 +237,47 @@ async fn api_rules_are_replaced_and_survive_a_restart() {
     );
     config.http.api_token = Some(windsock_core::Secret::new(TOKEN));
     let h = Harness::start(config.clone(), ManualClock::new(t0())).await;
-    let (status, answer) = send(
-        &h,
-        Method::POST,
-        "/api/rules",
-        Some(TOKEN),
-        Some(failing_rule("api_kept")),
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            Method::POST,
+            "/api/rules",
+            Some(TOKEN),
+            Some(failing_rule("api_kept")),
+        )
+        .await;
     assert_eq!(status, 201, "{answer}");
     let mut renamed = failing_rule("api_other");
     renamed["above"] = json!(10);
-    let (status, _) = send(
-        &h,
-        Method::PUT,
-        "/api/rules/api_kept",
-        Some(TOKEN),
-        Some(renamed),
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            Method::PUT,
+            "/api/rules/api_kept",
+            Some(TOKEN),
+            Some(renamed),
+        )
+        .await;
     assert_eq!(status, 400, "a rule is not renamed");
     let mut replaced = failing_rule("api_kept");
     replaced["above"] = json!(10);
     replaced["group_by"] = json!("region");
-    let (status, answer) = send(
-        &h,
-        Method::PUT,
-        "/api/rules/api_kept",
-        Some(TOKEN),
-        Some(replaced),
-    )
-    .await;
+    let (status, answer) = h
+        .send(
+            Method::PUT,
+            "/api/rules/api_kept",
+            Some(TOKEN),
+            Some(replaced),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["config"]["above"], 10);
-    let (status, _) = send(
-        &h,
-        Method::PUT,
-        "/api/rules/api_missing",
-        Some(TOKEN),
-        Some(failing_rule("api_missing")),
-    )
-    .await;
+    let (status, _) = h
+        .send(
+            Method::PUT,
+            "/api/rules/api_missing",
+            Some(TOKEN),
+            Some(failing_rule("api_missing")),
+        )
+        .await;
     assert_eq!(status, 404);
     h.stop().await;
 
