@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use windsock_testkit::WindsockProcess;
+use std::time::Duration;
+use windsock_testkit::{wait_until, WindsockProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
 const SECRET_PATH: &str = "T0001/B0002/kill9SECRETwebhook";
@@ -40,23 +40,6 @@ async fn webhook(
             (StatusCode::OK, "ok")
         }
         Err(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
-    }
-}
-
-fn wait_for(
-    what: &str,
-    within: Duration,
-    mut check: impl FnMut() -> bool,
-    logs: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; logs:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -127,7 +110,7 @@ late_after = "3s"
     windsock.start().unwrap();
 
     // The decision is committed before the POST: once the POST is in, kill -9.
-    wait_for(
+    wait_until(
         "the first POST",
         Duration::from_secs(60),
         || slack.lock().unwrap().posts >= 1,
@@ -138,7 +121,7 @@ late_after = "3s"
 
     slack.lock().unwrap().hang = false;
     windsock.start().unwrap();
-    wait_for(
+    wait_until(
         "the message after the restart",
         Duration::from_secs(60),
         || !headers(&slack).is_empty(),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use windsock_testkit::{http_get, WindsockProcess};
+use windsock_testkit::{http_get, wait_until, WindsockProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
 
@@ -73,23 +73,6 @@ async fn webhook(
             (StatusCode::OK, "ok")
         }
         Err(_) => (StatusCode::BAD_REQUEST, "invalid_payload"),
-    }
-}
-
-fn wait_for(
-    what: &str,
-    within: Duration,
-    mut check: impl FnMut() -> bool,
-    windsock: &WindsockProcess,
-) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; logs:\n{}",
-            windsock.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -218,11 +201,11 @@ name = "pipeline_health"
     windsock.start().unwrap();
     let base = windsock.base_url();
 
-    wait_for(
+    wait_until(
         "the first observations indexed",
         Duration::from_secs(30),
         || observations(&base, "Louga").len() >= 2,
-        &windsock,
+        || windsock.logs(),
     );
 
     // The disk fills.
@@ -232,14 +215,14 @@ name = "pipeline_health"
     println!("filled the tmpfs with {written} bytes");
 
     // The indexer holds what it cannot commit and says so; the process keeps serving.
-    wait_for(
+    wait_until(
         "the indexer's disk_full",
         Duration::from_secs(30),
         || {
             http_get(&format!("{base}/metrics"))
                 .is_ok_and(|(_, m)| m.contains("windsock_disk_full{service=\"indexer\"} 1"))
         },
-        &windsock,
+        || windsock.logs(),
     );
     let full_at = chrono::Utc::now();
     let (status, _) = http_get(&format!("{base}/healthz")).expect("/healthz answers");
@@ -248,7 +231,7 @@ name = "pipeline_health"
     assert!(!during.is_empty(), "search keeps serving what is committed");
 
     // Dakar goes silent while the disk is full: its late-data alert reaches Slack.
-    wait_for(
+    wait_until(
         "Dakar's late-data alert on Slack",
         Duration::from_secs(40),
         || {
@@ -256,7 +239,7 @@ name = "pipeline_health"
                 .iter()
                 .any(|(_, text)| text.contains("late_data") && text.contains("Dakar"))
         },
-        &windsock,
+        || windsock.logs(),
     );
     let (arrived, _) = headers(&slack)
         .into_iter()
@@ -271,7 +254,7 @@ name = "pipeline_health"
         deliveries["outbox_durable"]
     );
     // And the pipeline alerts about itself.
-    wait_for(
+    wait_until(
         "the disk_full alert on Slack",
         Duration::from_secs(30),
         || {
@@ -279,7 +262,7 @@ name = "pipeline_health"
                 .iter()
                 .any(|(_, text)| text.contains("disk_full"))
         },
-        &windsock,
+        || windsock.logs(),
     );
     assert!(
         windsock.is_running(),
@@ -292,25 +275,25 @@ name = "pipeline_health"
     // Space returns: everything held is indexed, once.
     std::fs::remove_file(&filler).unwrap();
     let freed_at = chrono::Utc::now();
-    wait_for(
+    wait_until(
         "the indexer committing again",
         Duration::from_secs(60),
         || {
             http_get(&format!("{base}/metrics"))
                 .is_ok_and(|(_, m)| m.contains("windsock_disk_full{service=\"indexer\"} 0"))
         },
-        &windsock,
+        || windsock.logs(),
     );
     let fresh = |seen: &[String]| {
         seen.iter()
             .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .any(|t| t > freed_at + chrono::Duration::seconds(1))
     };
-    wait_for(
+    wait_until(
         "new events searchable again",
         Duration::from_secs(30),
         || REPORTING.iter().all(|r| fresh(&observations(&base, r))),
-        &windsock,
+        || windsock.logs(),
     );
     let mut after: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for region in REPORTING {

@@ -25,7 +25,7 @@ use windsock_core::bus::{publish_event, KafkaBus};
 use windsock_core::config::{BusConfig, BusKind, Config};
 use windsock_core::event::Event;
 use windsock_testkit::tansu::Tansu;
-use windsock_testkit::WindsockProcess;
+use windsock_testkit::{wait_until, WindsockProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_windsock");
 const SILENT: &str = "Dakar";
@@ -65,23 +65,6 @@ async fn webhook(State(slack): State<Arc<Mutex<Vec<Notice>>>>, body: String) -> 
         header,
     });
     StatusCode::OK
-}
-
-fn wait_for(
-    what: &str,
-    within: Duration,
-    mut check: impl FnMut() -> bool,
-    logs: impl Fn() -> String,
-) {
-    let deadline = Instant::now() + within;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; logs:\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `text` without its terminal colours.
@@ -219,7 +202,7 @@ late_after = "3s"
         )
     };
 
-    wait_for(
+    wait_until(
         "Dakar's late-data alert to reach Slack",
         Duration::from_secs(40),
         || !dakar(&slack.lock().unwrap(), "FIRING").is_empty(),
@@ -248,7 +231,7 @@ late_after = "3s"
     let [first, second] = alerters;
     let alerters = [first, second, replacement];
 
-    wait_for(
+    wait_until(
         "another alerter to resolve Dakar's alert",
         Duration::from_secs(40),
         || !dakar(&slack.lock().unwrap(), "RESOLVED").is_empty(),

@@ -169,6 +169,26 @@ impl Drop for WindsockProcess {
     }
 }
 
+/// Polls `check` every 50 ms until it holds; past `within`, fails the test saying what was
+/// awaited, with `logs()` (the processes' output) to see why. A hang guard, not a timed
+/// assertion.
+pub fn wait_until(
+    what: &str,
+    within: Duration,
+    mut check: impl FnMut() -> bool,
+    logs: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; logs:\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A bare HTTP/1.1 GET over std (no client library, no runtime), for readiness polling and
 /// simple assertions: the status code and the body (chunked bodies are decoded).
 pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
